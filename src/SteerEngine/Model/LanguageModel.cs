@@ -1,0 +1,56 @@
+using SteerEngine.Tokenization;
+
+namespace SteerEngine.Model;
+
+/// <summary>
+/// A model directory loaded for use: the transformer, its tokenizer and its chat template. This is
+/// what research scripts open first: <c>using var lm = LanguageModel.Load("/models/Llama-3.1-8B-Instruct");</c>
+/// </summary>
+public sealed class LanguageModel : IDisposable
+{
+    /// <summary>Fixed so that prompts (and so results) do not change with the day a job runs.</summary>
+    public const string DefaultDateString = "26 Jul 2024";
+
+    LanguageModel(string directory, Transformer transformer, TextTokenizer tokenizer, ChatTemplate template)
+    {
+        Directory = directory;
+        Transformer = transformer;
+        Tokenizer = tokenizer;
+        Template = template;
+    }
+
+    public string Directory { get; }
+    public Transformer Transformer { get; }
+    public TextTokenizer Tokenizer { get; }
+    public ChatTemplate Template { get; }
+    public ModelConfig Config => Transformer.Config;
+
+    public static LanguageModel Load(string directory, Action<string>? warn = null)
+    {
+        if (!System.IO.Directory.Exists(directory)) throw new DirectoryNotFoundException($"{directory}: model directory not found");
+        TextTokenizer tokenizer = TextTokenizer.Load(directory);
+        Transformer transformer = Transformer.Load(directory);
+        if (tokenizer.VocabSize > transformer.Config.VocabSize)
+        {
+            transformer.Dispose();
+            throw new ModelFormatException($"{Path.Combine(directory, "tokenizer.json")}: tokenizer has {tokenizer.VocabSize} tokens but config.json vocab_size is {transformer.Config.VocabSize}");
+        }
+        string family = transformer.Config.Arch == ModelArch.Qwen3 ? "qwen3" : "llama3";
+        return new LanguageModel(directory, transformer, tokenizer, ChatTemplate.ForModel(tokenizer, family, warn));
+    }
+
+    /// <summary>The chat-formatted prompt for one user turn, ending with the assistant header.</summary>
+    public string FormatChat(string user, string? system = null, bool addGenerationPrompt = true)
+    {
+        var messages = new List<ChatMessage>();
+        if (system is not null) messages.Add(new ChatMessage("system", system));
+        messages.Add(new ChatMessage("user", user));
+        return Template.Render(messages, addGenerationPrompt, new Dictionary<string, object?> { ["date_string"] = DefaultDateString });
+    }
+
+    /// <summary>Prompt token ids: through the chat template (which writes BOS itself), or raw text with BOS.</summary>
+    public int[] EncodePrompt(string user, string? system = null, bool chat = true) =>
+        chat ? Tokenizer.Encode(FormatChat(user, system), addBos: false) : Tokenizer.Encode(user, addBos: true);
+
+    public void Dispose() => Transformer.Dispose();
+}

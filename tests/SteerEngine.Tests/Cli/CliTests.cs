@@ -1,0 +1,81 @@
+using SteerEngine.Tests.Support;
+
+namespace SteerEngine.Tests.Cli;
+
+/// <summary>The `steer` command run in-process: user errors are one line on stderr and exit code 1.</summary>
+[TestFixture, NonParallelizable]
+public class CliTests
+{
+    static (int Code, string Out, string Err) Steer(params string[] args)
+    {
+        var (oldOut, oldErr) = (Console.Out, Console.Error);
+        var (o, e) = (new StringWriter(), new StringWriter());
+        Console.SetOut(o);
+        Console.SetError(e);
+        try
+        {
+            int code = SteerEngine.Cli.Program.Main(args);
+            return (code, o.ToString(), e.ToString());
+        }
+        finally
+        {
+            Console.SetOut(oldOut);
+            Console.SetError(oldErr);
+        }
+    }
+
+    [Test]
+    public void Model_init_with_an_unknown_shape_fails_with_one_line()
+    {
+        var (code, _, err) = Steer("model", "init", "--shape", "huge", "--out", TestModels.TempDir("cli"));
+        Assert.That(code, Is.EqualTo(1));
+        Assert.That(err.Trim(), Does.StartWith("error: unknown model shape 'huge'").And.Not.Contain("\n"));
+    }
+
+    [Test]
+    public void Generate_on_a_missing_model_directory_names_it()
+    {
+        var (code, _, err) = Steer("generate", "--model", "/nonexistent/model", "--prompt", "hi");
+        Assert.That(code, Is.EqualTo(1));
+        Assert.That(err, Does.Contain("/nonexistent/model"));
+    }
+
+    [Test]
+    public void Generate_greedy_is_deterministic_and_steering_changes_it()
+    {
+        string model = TestModels.Get("tiny");
+        string dir = TestModels.TempDir("cli");
+        string vector = Path.Combine(dir, "v.npy");
+        SteerEngine.Steering.VectorFile.Write(vector, SteerEngine.Steering.SteeringVector.Direction(Compare.RandomVector(new Random(1), 128, 20f)));
+
+        var a = Steer("generate", "--model", model, "--prompt", "Hello", "--max-new-tokens", "8");
+        var b = Steer("generate", "--model", model, "--prompt", "Hello", "--max-new-tokens", "8");
+        var s = Steer("generate", "--model", model, "--prompt", "Hello", "--max-new-tokens", "8", "--vector", vector, "--layer", "2", "--multiplier", "4");
+        Assert.That(a.Code, Is.EqualTo(0), a.Err);
+        Assert.That(s.Code, Is.EqualTo(0), s.Err);
+        Assert.That(b.Out, Is.EqualTo(a.Out));
+        Assert.That(s.Out, Is.Not.EqualTo(a.Out));
+    }
+
+    [Test]
+    public void Generate_with_a_vector_of_the_wrong_size_fails_clearly()
+    {
+        string dir = TestModels.TempDir("cli");
+        string vector = Path.Combine(dir, "small.npy");
+        SteerEngine.Steering.VectorFile.Write(vector, SteerEngine.Steering.SteeringVector.Direction(new float[10]));
+        var (code, _, err) = Steer("generate", "--model", TestModels.Get("tiny"), "--prompt", "Hi", "--vector", vector, "--layer", "1");
+        Assert.That(code, Is.EqualTo(1));
+        Assert.That(err, Does.Contain("10 elements").And.Contain("128"));
+    }
+
+    [Test]
+    public void Demo_json_reports_one_rate_per_multiplier()
+    {
+        var (code, output, err) = Steer("demo", "--model", TestModels.Get("tiny"), "--multipliers", "0,30", "--max-new-tokens", "6", "--json");
+        Assert.That(code, Is.EqualTo(0), err);
+        var doc = System.Text.Json.JsonDocument.Parse(output);
+        var rates = doc.RootElement.GetProperty("trait_rate").EnumerateArray().Select(x => x.GetDouble()).ToArray();
+        Assert.That(rates, Has.Length.EqualTo(2));
+        Assert.That(rates[1], Is.GreaterThan(rates[0]));
+    }
+}
