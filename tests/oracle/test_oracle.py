@@ -277,7 +277,7 @@ class ModelTestsBase:
         p = 5
         base_logits, base_hidden, logits, hidden = self.check_steered("response", p, layer=0)
         # causal: nothing before the last prompt position can see the steering, at any depth
-        self.assertTrue(torch.allclose(hidden[:, :p - 1], base_hidden[:, :p - 1], rtol=0, atol=0))
+        self.assertTrue(torch.equal(hidden[:, :p - 1], base_hidden[:, :p - 1]))
         self.assertTrue(torch.equal(logits[:p - 1], base_logits[:p - 1]))
         self.assertFalse(torch.equal(logits[p - 1], base_logits[p - 1]))
 
@@ -301,7 +301,8 @@ class ModelTestsBase:
         vec = self.vector(5)
         _, hidden = self.run_seq(self.m64, steering=[{"layer": last, "multiplier": 3.0, "positions": "all", "vector": vec}])
         handle.remove()
-        pre_norm = captured[0] + 3.0 * torch.tensor(vec, dtype=torch.float64)  # hook order: ours ran first
+        # registered before the steering hook, so it saw the unsteered block output
+        pre_norm = captured[0] + 3.0 * torch.tensor(vec, dtype=torch.float64)
         want = self.m64.model.norm(pre_norm)
         self.assertLess(rel_err(hidden[self.L], want), 1e-14)
 
