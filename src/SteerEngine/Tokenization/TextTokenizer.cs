@@ -112,6 +112,9 @@ public sealed class TextTokenizer
                 continue;
             }
             ReadOnlySpan<char> part = text.AsSpan(segment.Offset, segment.Length);
+            // Qwen's NFC normalizer. A process running with InvariantGlobalization (as this
+            // repository builds) has no normalization tables and leaves text as it is; text that is
+            // already NFC, as nearly all is, encodes the same either way.
             if (_normalizeNfc)
                 part = part.ToString().Normalize(NormalizationForm.FormC);
             pieces.Clear();

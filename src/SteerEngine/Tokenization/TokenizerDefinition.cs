@@ -139,8 +139,9 @@ internal sealed class TokenizerDefinition
     {
         if (split.TryGetProperty("invert", out JsonElement inv) && inv.ValueKind == JsonValueKind.True)
             throw Bad(path, "pre_tokenizer Split with invert=true is not supported");
-        if (split.TryGetProperty("behavior", out JsonElement behavior) && behavior.GetString() != "Isolated")
-            throw Bad(path, $"pre_tokenizer Split behavior \"{behavior.GetString()}\" is not supported (expected \"Isolated\")");
+        if (split.TryGetProperty("behavior", out JsonElement behavior)
+            && (behavior.ValueKind != JsonValueKind.String || behavior.GetString() != "Isolated"))
+            throw Bad(path, $"pre_tokenizer Split behavior {behavior.GetRawText()} is not supported (expected \"Isolated\")");
         if (split.TryGetProperty("pattern", out JsonElement pattern) && pattern.ValueKind == JsonValueKind.Object
             && pattern.TryGetProperty("Regex", out JsonElement regex) && regex.ValueKind == JsonValueKind.String)
             return regex.GetString()!;
