@@ -91,7 +91,7 @@ public static class GenerateCommand
                         select new GenerationRequest(ids, spec.MaxNewTokens, spec.Sampling,
                             c.Vector is null ? null : [new SteeringAdd(c.Layer, c.Vector.Vector.ForBlock(c.Layer), c.Multiplier, spec.Positions)],
                             SplitMix64.Hash(spec.Seed ^ SplitMix64.Hash((ulong)s)), lm.Tokenizer.EosTokenIds)
-                        { StopStrings = spec.StopStrings, Tag = (c, s) }).ToList();
+                        { StopStrings = spec.StopStrings, Tag = new QuickTag(c.Layer, c.Multiplier, c.Vector, s) }).ToList();
         var generator = new Generator(lm.Transformer, lm.Tokenizer, spec.Scheduler);
         if (requests.Count == 1)
         {
@@ -109,12 +109,14 @@ public static class GenerateCommand
         }
         foreach (GenerationResult r in generator.Generate(requests))
         {
-            var ((layer, multiplier, vector), sample) = ((int, float, SweepVector?), int))r.Tag!;
-            string label = vector is null ? $"sample {sample}" : $"{vector.Name} L{layer} ×{multiplier:0.###} sample {sample}";
+            var t = (QuickTag)r.Tag!;
+            string label = t.Vector is null ? $"sample {t.Sample}" : $"{t.Vector.Name} L{t.Layer} ×{t.Multiplier:0.###} sample {t.Sample}";
             Console.WriteLine($"[{label}] {r.Text}");
         }
         return 0;
     }
+
+    sealed record QuickTag(int Layer, float Multiplier, SweepVector? Vector, int Sample);
 
     static int RunJob(LanguageModel lm, GenerateJobSpec spec, string outPath, bool resume)
     {
