@@ -1,3 +1,4 @@
+using NUnit.Framework;
 using System.Diagnostics;
 using System.Text.Json;
 using SteerEngine.Steering;

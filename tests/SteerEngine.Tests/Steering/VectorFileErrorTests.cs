@@ -1,3 +1,4 @@
+using NUnit.Framework;
 using System.Buffers.Binary;
 using System.IO.Compression;
 using System.Text;

@@ -1,3 +1,4 @@
+using NUnit.Framework;
 using System.IO.Compression;
 using SteerEngine.Model;
 using SteerEngine.Steering;
