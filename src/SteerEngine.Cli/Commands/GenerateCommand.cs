@@ -38,12 +38,15 @@ public static class GenerateCommand
         var output = new Option<string?>("--out") { Description = "JSONL output (job mode)" };
         var resume = new Option<bool>("--resume") { Description = "continue an interrupted job: keep its records, generate the rest" };
         var shard = new Option<string>("--shard") { Description = "k/n: this process does items i with i mod n = k", DefaultValueFactory = _ => "0/1" };
+        var monitor = new Option<string[]>("--monitor") { Description = "vector file whose per-token projection each record carries (repeatable)" };
+        var monitorLayers = new Option<string?>("--monitor-layers") { Description = "blocks to monitor at (default: --layers)" };
+        var logprobs = new Option<bool>("--logprobs") { Description = "write each generated token's log-prob" };
         var maxBatch = new Option<int>("--max-batch") { Description = "sequences decoded together", DefaultValueFactory = _ => 64 };
 
         var command = new Command("generate", "generate text, optionally steered; with --prompts/--out, a resumable sweep job")
         {
             model, prompt, prompts, promptField, idField, system, raw, vectors, layers, multipliers, positions, samples, maxNew,
-            temperature, topP, topK, minP, repetition, stop, seed, output, resume, shard, maxBatch,
+            temperature, topP, topK, minP, repetition, stop, seed, output, resume, shard, maxBatch, monitor, monitorLayers, logprobs,
         };
         command.SetAction(p => CliErrors.Run(() =>
         {
@@ -52,13 +55,21 @@ public static class GenerateCommand
             var sampling = new SamplingOptions(p.GetValue(temperature), p.GetValue(topP), p.GetValue(topK), p.GetValue(minP), p.GetValue(repetition));
             sampling.Validate();
             var sweepVectors = (p.GetValue(vectors) ?? []).Select(SweepVector.FromFile).ToList();
+            int[] steerLayers = p.GetValue(layers) is string l ? SweepValues.Layers(l) : [];
+            int[] watchLayers = p.GetValue(monitorLayers) is string ml ? SweepValues.Layers(ml) : steerLayers;
+            var monitors = (from monitorFile in p.GetValue(monitor) ?? []
+                            let v = SweepVector.FromFile(monitorFile)
+                            from layerIndex in watchLayers.Length > 0 ? watchLayers : throw new ArgumentException("--monitor needs --monitor-layers or --layers")
+                            select new ProjectionMonitor($"{v.Name}@{layerIndex}", layerIndex, v.Vector.ForBlock(layerIndex))).ToList();
             var spec = new GenerateJobSpec
             {
                 Prompts = p.GetValue(prompts) is string file
                     ? PromptSource.Read(file, p.GetValue(promptField)!, p.GetValue(idField)!)
                     : [new JobPrompt("0", p.GetValue(prompt)!)],
                 Vectors = sweepVectors,
-                Layers = p.GetValue(layers) is string l ? SweepValues.Layers(l) : [],
+                Layers = steerLayers,
+                Monitors = monitors,
+                Logprobs = p.GetValue(logprobs),
                 Multipliers = SweepValues.Multipliers(p.GetValue(multipliers)!),
                 Positions = SteeringPositionsExtensions.Parse(p.GetValue(positions)!),
                 SystemPrompt = p.GetValue(system),

@@ -19,13 +19,23 @@ public sealed record GenerationRequest(
     public bool Logprobs { get; init; }
     /// <summary>Anything the caller wants back with the result (a job's record key, say).</summary>
     public object? Tag { get; init; }
+    /// <summary>Directions to monitor: each generated token gets (h·v)/‖v‖ at each monitor's layer.</summary>
+    public IReadOnlyList<ProjectionMonitor>? Monitors { get; init; }
 }
+
+/// <summary>
+/// Per-token monitoring of a direction at the output of block <see cref="Layer"/> (hidden-states entry
+/// Layer+1). Token i's value is taken from the hidden state that predicted it: position P−1+i.
+/// </summary>
+public sealed record ProjectionMonitor(string Name, int Layer, float[] Vector);
 
 public sealed record GenerationResult(int[] Tokens, string FinishReason)
 {
     public int Index { get; init; }
     public int PromptTokens { get; init; }
     public float[]? TokenLogprobs { get; init; }
+    /// <summary>Per monitor (request order), one projection per generated token.</summary>
+    public float[][]? Projections { get; init; }
     /// <summary>The decoded response (special tokens skipped, cut at a stop string) when the generator has a tokenizer.</summary>
     public string? Text { get; init; }
     public object? Tag { get; init; }
@@ -66,6 +76,7 @@ public sealed class Generator(Transformer model, TextTokenizer? tokenizer = null
         public readonly List<int> Output = [];
         public readonly List<float> Logprobs = [];
         public HashSet<int>? History;
+        public List<float>[]? Projections;
         public bool Decoding => Prefilled == Request.PromptTokens.Length;
     }
 
@@ -104,7 +115,8 @@ public sealed class Generator(Transformer model, TextTokenizer? tokenizer = null
                 budget -= n;
             }
 
-            float[][] logits = model.Forward(batch.Select(b => b.Part).ToList());
+            var sink = batch.Any(b => b.Seq.Projections is not null) ? new MonitorSink(batch.Select(b => b.Seq).ToList()) : null;
+            float[][] logits = model.Forward(batch.Select(b => b.Part).ToList(), sink);
             TokensProcessed += batch.Sum(b => b.Part.Tokens.Length);
             for (int b = 0; b < batch.Count; b++)
             {
@@ -128,6 +140,16 @@ public sealed class Generator(Transformer model, TextTokenizer? tokenizer = null
             return new GenerationResult([], "length") { Index = index, PromptTokens = r.PromptTokens.Length, Text = "", Tag = r.Tag };
         var s = new Sequence(index, r, model.NewCache(r.PromptTokens.Length + r.MaxNewTokens), steering);
         if (r.Sampling.RepetitionPenalty != 1f) s.History = [.. r.PromptTokens];
+        if (r.Monitors is { Count: > 0 } monitors)
+        {
+            foreach (ProjectionMonitor m in monitors)
+            {
+                if (m.Layer < 0 || m.Layer >= model.Config.NumLayers) throw new ArgumentException($"monitor '{m.Name}': layer {m.Layer} is out of range 0..{model.Config.NumLayers - 1}");
+                if (m.Vector.Length != model.Config.HiddenSize) throw new ArgumentException($"monitor '{m.Name}': vector has {m.Vector.Length} elements, hidden size is {model.Config.HiddenSize}");
+                if (!(System.Numerics.Tensors.TensorPrimitives.Norm(m.Vector) > 0)) throw new ArgumentException($"monitor '{m.Name}': vector is zero or not finite");
+            }
+            s.Projections = monitors.Select(_ => new List<float>()).ToArray();
+        }
         active.Add(s);
         return null;
     }
@@ -165,8 +187,32 @@ public sealed class Generator(Transformer model, TextTokenizer? tokenizer = null
             Index = s.Index,
             PromptTokens = r.PromptTokens.Length,
             TokenLogprobs = r.Logprobs ? s.Logprobs.ToArray() : null,
+            Projections = s.Projections?.Select(p => p.Take(s.Output.Count).ToArray()).ToArray(),
             Text = text ?? tokenizer?.Decode(s.Output.ToArray(), skipSpecialTokens: true),
             Tag = r.Tag,
         };
+    }
+
+    /// <summary>Computes monitored projections from the residual stream as the forward pass goes by.</summary>
+    sealed class MonitorSink(List<Sequence> segments) : Capture.IHiddenStateSink
+    {
+        public void Record(int entry, ReadOnlySpan<float> states, Capture.BatchLayout layout)
+        {
+            int hidden = states.Length / layout.Rows;
+            for (int r = 0; r < layout.Rows; r++)
+            {
+                Sequence s = segments[layout.SequenceOfRow[r]];
+                if (s.Projections is null || layout.PositionOfRow[r] < s.Request.PromptTokens.Length - 1) continue;
+                var monitors = s.Request.Monitors!;
+                for (int m = 0; m < monitors.Count; m++)
+                {
+                    if (monitors[m].Layer + 1 != entry) continue;
+                    float[] v = monitors[m].Vector;
+                    ReadOnlySpan<float> h = states.Slice(r * hidden, hidden);
+                    float norm = System.Numerics.Tensors.TensorPrimitives.Norm(v);
+                    s.Projections[m].Add(System.Numerics.Tensors.TensorPrimitives.Dot(h, v) / norm);
+                }
+            }
+        }
     }
 }

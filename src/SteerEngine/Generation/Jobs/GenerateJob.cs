@@ -35,6 +35,10 @@ public sealed record GenerateJobSpec
     public ulong Seed { get; init; }
     public Shard Shard { get; init; } = Shard.All;
     public SchedulerOptions Scheduler { get; init; } = new();
+    /// <summary>Directions whose per-token projections each record carries, under "projections".</summary>
+    public IReadOnlyList<ProjectionMonitor> Monitors { get; init; } = [];
+    /// <summary>Write each generated token's log-prob ("token_logprobs").</summary>
+    public bool Logprobs { get; init; }
 }
 
 public sealed record JobProgress(long Done, long Total, long Skipped, long GeneratedTokens, TimeSpan Elapsed);
@@ -73,7 +77,11 @@ public static class GenerateJob
         var requests = todo.Select(item => new GenerationRequest(
             Encode(item.Prompt), spec.MaxNewTokens, spec.Sampling,
             item.Vector is null ? null : [new SteeringAdd(item.Layer!.Value, item.Vector.Vector.ForBlock(item.Layer.Value), item.Multiplier, spec.Positions)],
-            item.Seed, lm.Tokenizer.EosTokenIds) { StopStrings = spec.StopStrings, Tag = item });
+            item.Seed, lm.Tokenizer.EosTokenIds)
+        {
+            StopStrings = spec.StopStrings, Tag = item, Logprobs = spec.Logprobs,
+            Monitors = spec.Monitors.Count > 0 ? spec.Monitors : null,
+        });
 
         var generator = new Generator(lm.Transformer, lm.Tokenizer, spec.Scheduler);
         var clock = Stopwatch.StartNew();
@@ -159,6 +167,23 @@ public static class GenerateJob
         w.WriteString("model", model);
         w.WriteString("shard", spec.Shard.ToString());
         w.WriteNumber("item", item.Index);
+        if (r.TokenLogprobs is { } lp)
+        {
+            w.WriteStartArray("token_logprobs");
+            foreach (float x in lp) w.WriteNumberValue(x);
+            w.WriteEndArray();
+        }
+        if (r.Projections is { } projections)
+        {
+            w.WriteStartObject("projections");
+            for (int m = 0; m < projections.Length; m++)
+            {
+                w.WriteStartArray(spec.Monitors[m].Name);
+                foreach (float x in projections[m]) w.WriteNumberValue(x);
+                w.WriteEndArray();
+            }
+            w.WriteEndObject();
+        }
     });
 
     /// <summary>
