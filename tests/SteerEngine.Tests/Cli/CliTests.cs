@@ -78,4 +78,39 @@ public class CliTests
         Assert.That(rates, Has.Length.EqualTo(2));
         Assert.That(rates[1], Is.GreaterThan(rates[0]));
     }
+
+    [Test]
+    public void Score_writes_logprobs_per_input_id_and_names_a_broken_line()
+    {
+        string dir = TestModels.TempDir("score");
+        string input = Path.Combine(dir, "in.jsonl");
+        File.WriteAllLines(input, ["{\"id\": \"a\", \"prompt\": \"Hello\", \"completion\": \" world\"}", "{\"id\": \"b\", \"prompt_ids\": [128000, 5], \"completion_ids\": [7, 8, 9]}"]);
+        string output = Path.Combine(dir, "out.jsonl");
+        var (code, _, err) = Steer("score", "--model", TestModels.Get("tiny"), "--input", input, "--out", output);
+        Assert.That(code, Is.EqualTo(0), err);
+        var lines = File.ReadAllLines(output).Select(l => System.Text.Json.JsonDocument.Parse(l).RootElement).ToList();
+        Assert.That(lines.Select(l => l.GetProperty("id").GetString()), Is.EqualTo(new[] { "a", "b" }));
+        Assert.That(lines[1].GetProperty("n_tokens").GetInt32(), Is.EqualTo(3));
+        double sum = lines[1].GetProperty("sum_logprob").GetDouble();
+        Assert.That(lines[1].GetProperty("perplexity").GetDouble(), Is.EqualTo(Math.Exp(-sum / 3)).Within(1e-6));
+
+        File.AppendAllText(input, "{\"id\": \"c\", \"prompt\": 5}\n");
+        var broken = Steer("score", "--model", TestModels.Get("tiny"), "--input", input, "--out", output, "--resume");
+        Assert.That(broken.Code, Is.EqualTo(1));
+        Assert.That(broken.Err, Does.Contain("in.jsonl:3"));
+        Assert.That(File.ReadAllLines(output), Has.Length.EqualTo(2), "records already written are kept");
+    }
+
+    [Test]
+    public void Generate_with_steering_gives_each_question_its_answers()
+    {
+        using var lm = SteerEngine.Model.LanguageModel.Load(TestModels.Get("tiny"));
+        float[] v = Compare.RandomVector(new Random(2), 128, 2f);
+        var answers = SteerEngine.Generation.SteeredGeneration.GenerateWithSteering(lm, ["One?", "Two?", "Three?"], v, layer: 2, strength: 3f,
+            answersPerQuestion: 2, maxNewTokens: 4, temperature: 1f);
+        Assert.That(answers, Has.Count.EqualTo(3));
+        Assert.That(answers.All(a => a.Count == 2), Is.True);
+        var baseline = SteerEngine.Generation.SteeredGeneration.GenerateBaseline(lm, ["One?", "Two?", "Three?"], answersPerQuestion: 2, maxNewTokens: 4, temperature: 1f);
+        Assert.That(baseline.SelectMany(a => a), Is.Not.EqualTo(answers.SelectMany(a => a)));
+    }
 }
