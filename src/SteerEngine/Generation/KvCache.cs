@@ -3,6 +3,7 @@ namespace SteerEngine.Generation;
 /// <summary>
 /// One sequence's keys and values for every layer, f32, growing as tokens are appended.
 /// Rows 0..Length-1 are committed; a forward pass writes rows Length..Length+n-1 and then commits them.
+/// The arrays live on the pinned heap so native attention kernels can read them by pointer.
 /// </summary>
 public sealed class KvCache
 {
@@ -19,8 +20,8 @@ public sealed class KvCache
         _values = new float[layers][];
         for (int l = 0; l < layers; l++)
         {
-            _keys[l] = new float[_capacity * kvDim];
-            _values[l] = new float[_capacity * kvDim];
+            _keys[l] = GC.AllocateUninitializedArray<float>(_capacity * kvDim, pinned: true);
+            _values[l] = GC.AllocateUninitializedArray<float>(_capacity * kvDim, pinned: true);
         }
     }
 
@@ -32,10 +33,17 @@ public sealed class KvCache
         int capacity = Math.Max(tokens, _capacity * 2);
         for (int l = 0; l < _keys.Length; l++)
         {
-            Array.Resize(ref _keys[l], capacity * _kvDim);
-            Array.Resize(ref _values[l], capacity * _kvDim);
+            _keys[l] = Grow(_keys[l], capacity * _kvDim, Length * _kvDim);
+            _values[l] = Grow(_values[l], capacity * _kvDim, Length * _kvDim);
         }
         _capacity = capacity;
+    }
+
+    static float[] Grow(float[] old, int size, int used)
+    {
+        float[] grown = GC.AllocateUninitializedArray<float>(size, pinned: true);
+        old.AsSpan(0, used).CopyTo(grown);
+        return grown;
     }
 
     /// <summary>Keys of layer <paramref name="layer"/>, rows 0..<paramref name="rows"/>-1. (rows, nkv*hd)</summary>
