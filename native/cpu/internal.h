@@ -28,6 +28,9 @@
 #define STEER_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define STEER_MAX(a, b) ((a) > (b) ? (a) : (b))
 
+/* Monotonic wall clock in seconds (probe.c). */
+double steer_seconds(void);
+
 /* Current ISA level (dispatch.c). */
 int steer_isa_current(void);
 

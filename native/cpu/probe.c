@@ -11,14 +11,14 @@
 
 #if defined(_WIN32)
 #include <windows.h>
-static double now_seconds(void) {
+double steer_seconds(void) {
     LARGE_INTEGER f, c;
     QueryPerformanceFrequency(&f);
     QueryPerformanceCounter(&c);
     return (double)c.QuadPart / (double)f.QuadPart;
 }
 #else
-static double now_seconds(void) {
+double steer_seconds(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec + ts.tv_nsec * 1e-9;
@@ -96,9 +96,9 @@ double steer_probe_read_bandwidth(int64_t bytes, int iters) {
     steer_parallel_for(threads, read_task, &j);
     j.fill = 0;
     steer_parallel_for(threads, read_task, &j); /* warm-up pass */
-    double t0 = now_seconds();
+    double t0 = steer_seconds();
     for (int i = 0; i < iters; i++) steer_parallel_for(threads, read_task, &j);
-    double t = now_seconds() - t0;
+    double t = steer_seconds() - t0;
     steer_aligned_free(j.buffer);
     return (double)j.bytes * iters / t * 1e-9;
 }
@@ -117,8 +117,10 @@ typedef struct peak_job {
 /* 12 independent accumulator chains hide the FMA latency on every current core. */
 STEER_TARGET_AVX512 static float fma_avx512(int64_t iters, double* flops) {
     __m512 a = _mm512_set1_ps(0.999f), b = _mm512_set1_ps(1e-7f);
-    __m512 c0 = _mm512_set1_ps(0.1f), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0, c8 = c0, c9 = c0,
-           c10 = c0, c11 = c0;
+    /* Distinct starting values: identical chains would be merged by the compiler. */
+    __m512 c0 = _mm512_set1_ps(0.10f), c1 = _mm512_set1_ps(0.11f), c2 = _mm512_set1_ps(0.12f), c3 = _mm512_set1_ps(0.13f),
+           c4 = _mm512_set1_ps(0.14f), c5 = _mm512_set1_ps(0.15f), c6 = _mm512_set1_ps(0.16f), c7 = _mm512_set1_ps(0.17f),
+           c8 = _mm512_set1_ps(0.18f), c9 = _mm512_set1_ps(0.19f), c10 = _mm512_set1_ps(0.20f), c11 = _mm512_set1_ps(0.21f);
     for (int64_t i = 0; i < iters; i++) {
         c0 = _mm512_fmadd_ps(c0, a, b); c1 = _mm512_fmadd_ps(c1, a, b); c2 = _mm512_fmadd_ps(c2, a, b);
         c3 = _mm512_fmadd_ps(c3, a, b); c4 = _mm512_fmadd_ps(c4, a, b); c5 = _mm512_fmadd_ps(c5, a, b);
@@ -134,7 +136,9 @@ STEER_TARGET_AVX512 static float fma_avx512(int64_t iters, double* flops) {
 
 STEER_TARGET_AVX2 static float fma_avx2(int64_t iters, double* flops) {
     __m256 a = _mm256_set1_ps(0.999f), b = _mm256_set1_ps(1e-7f);
-    __m256 c0 = _mm256_set1_ps(0.1f), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0, c8 = c0, c9 = c0;
+    __m256 c0 = _mm256_set1_ps(0.10f), c1 = _mm256_set1_ps(0.11f), c2 = _mm256_set1_ps(0.12f), c3 = _mm256_set1_ps(0.13f),
+           c4 = _mm256_set1_ps(0.14f), c5 = _mm256_set1_ps(0.15f), c6 = _mm256_set1_ps(0.16f), c7 = _mm256_set1_ps(0.17f),
+           c8 = _mm256_set1_ps(0.18f), c9 = _mm256_set1_ps(0.19f);
     for (int64_t i = 0; i < iters; i++) {
         c0 = _mm256_fmadd_ps(c0, a, b); c1 = _mm256_fmadd_ps(c1, a, b); c2 = _mm256_fmadd_ps(c2, a, b);
         c3 = _mm256_fmadd_ps(c3, a, b); c4 = _mm256_fmadd_ps(c4, a, b); c5 = _mm256_fmadd_ps(c5, a, b);
@@ -152,8 +156,9 @@ STEER_TARGET_AVX2 static float fma_avx2(int64_t iters, double* flops) {
 
 STEER_TARGET_AVX512_BF16 static float dot_bf16(int64_t iters, double* flops) {
     __m512bh a = (__m512bh)_mm512_set1_epi32(0x3f803f80), b = (__m512bh)_mm512_set1_epi32(0x33803380);
-    __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0, c8 = c0, c9 = c0,
-           c10 = c0, c11 = c0;
+    __m512 c0 = _mm512_set1_ps(0.10f), c1 = _mm512_set1_ps(0.11f), c2 = _mm512_set1_ps(0.12f), c3 = _mm512_set1_ps(0.13f),
+           c4 = _mm512_set1_ps(0.14f), c5 = _mm512_set1_ps(0.15f), c6 = _mm512_set1_ps(0.16f), c7 = _mm512_set1_ps(0.17f),
+           c8 = _mm512_set1_ps(0.18f), c9 = _mm512_set1_ps(0.19f), c10 = _mm512_set1_ps(0.20f), c11 = _mm512_set1_ps(0.21f);
     for (int64_t i = 0; i < iters; i++) {
         c0 = _mm512_dpbf16_ps(c0, a, b); c1 = _mm512_dpbf16_ps(c1, a, b); c2 = _mm512_dpbf16_ps(c2, a, b);
         c3 = _mm512_dpbf16_ps(c3, a, b); c4 = _mm512_dpbf16_ps(c4, a, b); c5 = _mm512_dpbf16_ps(c5, a, b);
@@ -169,7 +174,7 @@ STEER_TARGET_AVX512_BF16 static float dot_bf16(int64_t iters, double* flops) {
 #endif
 
 static float fma_portable(int64_t iters, double* flops) {
-    float c[8] = {0.1f, 0.1f, 0.1f, 0.1f, 0.1f, 0.1f, 0.1f, 0.1f};
+    float c[8] = {0.10f, 0.11f, 0.12f, 0.13f, 0.14f, 0.15f, 0.16f, 0.17f};
     for (int64_t i = 0; i < iters; i++)
         for (int l = 0; l < 8; l++) c[l] = c[l] * 0.999f + 1e-7f;
     *flops = (double)iters * 8 * 2;
@@ -202,9 +207,9 @@ static double peak(int bf16) {
     steer_parallel_for(threads, peak_task, &j); /* warm-up: clocks up, threads awake */
     double best = 0;
     for (int rep = 0; rep < 3; rep++) {
-        double t0 = now_seconds();
+        double t0 = steer_seconds();
         steer_parallel_for(threads, peak_task, &j);
-        double t = now_seconds() - t0, flops = 0;
+        double t = steer_seconds() - t0, flops = 0;
         for (int i = 0; i < threads; i++) flops += j.flops[i];
         if (flops / t > best) best = flops / t;
     }

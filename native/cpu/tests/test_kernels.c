@@ -303,7 +303,12 @@ int main(void) {
             const char* name = isa_name(isa);
             int before = failures;
             memset(worst_seen, 0, sizeof worst_seen);
-            test_gemm(name);
+            /* Both compute paths: vdpbf16ps / in-register widening, and pre-widened blocks. */
+            for (int mode = STEER_GEMM_DOT; mode <= (isa >= STEER_ISA_AVX512 ? STEER_GEMM_WIDE : STEER_GEMM_DOT); mode++) {
+                steer_cpu_set_gemm_mode(mode);
+                test_gemm(mode == STEER_GEMM_WIDE ? "wide" : name);
+            }
+            steer_cpu_set_gemm_mode(STEER_GEMM_AUTO);
             test_rmsnorm(name);
             test_rope(name);
             test_swiglu(name);
