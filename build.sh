@@ -55,8 +55,27 @@ case "${1:-build}" in
   build) setup; log "built: out/steer/steer" ;;
   test)
     setup
-    log "tests"
-    dotnet test SteerEngine.sln -c "$CONFIG" --no-build -nologo --logger "console;verbosity=normal" --results-directory out/test-results --logger "trx;LogFileName=results.trx"
+    failed=0
+    if /usr/bin/python3 -c "import torch" 2>/dev/null; then
+      log "oracle self-test (PyTorch)"
+      /usr/bin/python3 -m unittest discover -s tests/oracle -p 'test_*.py' || failed=1
+    fi
+    if [ -f out/native-cpu/CTestTestfile.cmake ]; then
+      log "native kernel tests"
+      ctest --test-dir out/native-cpu --output-on-failure || failed=1
+    fi
+    log "dotnet tests"
+    rm -rf out/test-results
+    dotnet test SteerEngine.sln -c "$CONFIG" --no-build -nologo --results-directory out/test-results \
+      --logger "console;verbosity=minimal" --logger "trx;LogFileName=results.trx" || failed=1
+    trx=out/test-results/results.trx
+    if [ -f "$trx" ]; then
+      counters=$(grep -o '<Counters [^>]*' "$trx")
+      get() { echo "$counters" | grep -o "$1=\"[0-9]*\"" | grep -o '[0-9]*'; }
+      total=$(get total); passed=$(get passed); failedn=$(get failed); skipped=$((total - $(get executed)))
+      echo "dotnet: $passed passed, $failedn failed, $skipped skipped"
+    fi
+    exit $failed
     ;;
   demo) setup; shift; out/steer/steer demo "$@" ;;
   *) echo "usage: ./build.sh [build|test|demo]" >&2; exit 2 ;;

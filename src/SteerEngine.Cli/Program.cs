@@ -10,6 +10,8 @@ public static class Program
         var root = new RootCommand("steer: activation-steering inference engine (Llama 3.x, Qwen3)");
         root.Subcommands.Add(ModelCommand.Create());
         root.Subcommands.Add(GenerateCommand.Create());
+        root.Subcommands.Add(ScoreCommand.Create());
+        root.Subcommands.Add(MergeCommand.Create());
         root.Subcommands.Add(DemoCommand.Create());
         return root.Parse(args).Invoke();
     }

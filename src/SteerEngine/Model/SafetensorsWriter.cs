@@ -173,7 +173,7 @@ public static class SafetensorsWriter
     }
 
     /// <summary>Writes <paramref name="path"/>.tmp, syncs it to disk, then renames it over <paramref name="path"/>.</summary>
-    static void WriteAtomically(string path, Action<FileStream> write)
+    internal static void WriteAtomically(string path, Action<FileStream> write)
     {
         string temporary = path + ".tmp";
         try

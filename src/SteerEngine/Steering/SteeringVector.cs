@@ -39,6 +39,13 @@ public sealed class SteeringVector
         return _rows[layer + 1];
     }
 
+    /// <summary>Throws unless the rows have the model's hidden size; the message names <see cref="Source"/>.</summary>
+    public void CheckHidden(int hidden)
+    {
+        if (Hidden != hidden)
+            throw new ArgumentException($"{Source}: steering vector has {Hidden} elements, the model's hidden size is {hidden}");
+    }
+
     /// <summary>The raw rows, (Rows, H).</summary>
     public float[] Row(int i) => _rows[i];
 }

@@ -8,7 +8,7 @@ public static class Repo
     static string FindRoot()
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-            if (File.Exists(Path.Combine(dir.FullName, "SteerEngine.sln"))) return dir.FullName;
+            if (File.Exists(System.IO.Path.Combine(dir.FullName, "SteerEngine.sln"))) return dir.FullName;
         throw new InvalidOperationException("could not find the repository root (SteerEngine.sln) above " + AppContext.BaseDirectory);
     }
 
