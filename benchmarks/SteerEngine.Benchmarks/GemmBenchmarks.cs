@@ -20,15 +20,23 @@ public unsafe class GemmBenchmarks : IDisposable
     {
         public Config()
         {
-            AddColumn(new ThroughputColumn("GFLOP/s", c => 2.0 * ThroughputColumn.Param(c, nameof(Rows)) * ThroughputColumn.Param(c, nameof(In)) * ThroughputColumn.Param(c, nameof(Out))));
-            AddColumn(new ThroughputColumn("GB/s", c => 2.0 * ThroughputColumn.Param(c, nameof(In)) * ThroughputColumn.Param(c, nameof(Out))));
+            AddColumn(new ThroughputColumn("GFLOP/s", c => 2.0 * ThroughputColumn.Param(c, nameof(Rows)) * Elements(c)));
+            AddColumn(new ThroughputColumn("GB/s", c => 2.0 * Elements(c)));
         }
     }
+
+    static double Elements(BenchmarkDotNet.Running.BenchmarkCase c)
+    {
+        int inDim = ThroughputColumn.Param(c, nameof(In));
+        return (double)inDim * OutFor(inDim);
+    }
+
+    static int OutFor(int inDim) => inDim == 2048 ? 8192 : 2048;
 
     [Params(1, 16, 64, 512)] public int Rows;
     [Params(2048, 8192)] public int In;
     [Params("native", "managed")] public string Impl = "native";
-    public int Out => In == 2048 ? 8192 : 2048;
+    public int Out => OutFor(In);
 
     ICpuKernels _kernels = null!;
     PackedMatrix _w = null!;

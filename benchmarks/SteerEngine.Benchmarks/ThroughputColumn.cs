@@ -31,5 +31,6 @@ public sealed class ThroughputColumn(string name, Func<BenchmarkCase, double> wo
         return (work(benchmarkCase) / seconds * 1e-9).ToString("F1");
     }
 
-    public static int Param(BenchmarkCase c, string name) => Convert.ToInt32(c.Parameters[name]);
+    public static int Param(BenchmarkCase c, string name) =>
+        c.Parameters[name] is { } value ? Convert.ToInt32(value) : throw new ArgumentException($"benchmark has no parameter {name}");
 }
