@@ -1,0 +1,604 @@
+/* y(m, n) = x(m, k) · Wᵀ with W packed bf16 (pack.c), x rounded to bf16 once per call and
+ * f32 accumulation.
+ *
+ * Work split: a task is a group of NP panels (NP·16 output columns) × a chunk of rows. Within a
+ * task, k is blocked in KC pairs and the rows in micro-tiles of MR; a micro-kernel keeps
+ * MR × NP accumulator registers. For small m the group's panels are read once from memory, as
+ * NP contiguous streams with software prefetch (the m = 1 GEMV is bandwidth-bound); for large m
+ * the group's KC-block stays in L1/L2 while all row tiles pass over it (compute-bound).
+ *
+ * ISA paths, all on the same packed layout:
+ *   AVX512_BF16  vdpbf16ps, x pairs broadcast, MR = 6, NP = 4
+ *   AVX-512F     bf16 widened to f32 by shift/mask, FMA, MR = 4, NP = 4
+ *   AVX2 + FMA   the same at 256 bits, MR = 4, one panel at a time
+ *   scalar       plain C
+ */
+#include <stdlib.h>
+
+#include "internal.h"
+
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+#define STEER_HAVE_X86 1
+#endif
+
+#define KC 128              /* pairs per k block */
+#define PREFETCH_BYTES 1024 /* software prefetch distance along each panel stream */
+
+typedef struct gemm_job {
+    const void* x;       /* (m, 2·pairs): bf16 for the BF16 path, bf16-rounded f32 otherwise */
+    const uint16_t* w;   /* packed (panels, pairs, 32) */
+    float* y;            /* (m, n) */
+    int m, n, pairs, panels;
+    int np;              /* panels per task */
+    int groups;          /* tasks along n */
+    int row_chunk;       /* rows per task */
+    int path;            /* enum gemm_path */
+} gemm_job;
+
+/* ---- x → bf16, interleaved by row tile ------------------------------------------------ */
+
+/* x is rounded to bf16 once per call and laid out by row tile of MR rows so that a
+ * micro-kernel's broadcasts read one contiguous run per k pair (rows of x lie a multiple of
+ * 4 KB apart for the model's widths; read in place they would alias in L1):
+ *   bf16 path:   uint32 pair (tile t, pair j, row rr) at (t · pairs + j) · MR + rr
+ *   f32 paths:   float (tile t, column i, row rr)    at (t · 2·pairs + i) · MR + rr
+ * Rows of the last tile past m are zero. */
+typedef struct convert_job {
+    const float* x;  /* (m, k) */
+    void* out;
+    int m, k, pairs, widen, mr, tiles_per_task;
+} convert_job;
+
+STEER_INLINE void convert_row(const convert_job* j, int r, uint16_t* h /* (2·pairs) scratch */) {
+    int kp = 2 * j->pairs, t = r / j->mr, rr = r % j->mr;
+    if (j->widen) {
+        float* o = (float*)j->out + (size_t)t * kp * j->mr + rr;
+        for (int i = 0; i < kp; i++) o[(size_t)i * j->mr] = steer_bf16_to_f32(h[i]);
+    } else {
+        uint32_t* o = (uint32_t*)j->out + (size_t)t * j->pairs * j->mr + rr;
+        for (int p = 0; p < j->pairs; p++) o[(size_t)p * j->mr] = (uint32_t)h[2 * p] | (uint32_t)h[2 * p + 1] << 16;
+    }
+}
+
+static void convert_rows_scalar(const convert_job* j, int r0, int r1, uint16_t* h) {
+    for (int r = r0; r < r1; r++) {
+        const float* xr = j->x + (size_t)r * j->k;
+        for (int i = 0; i < 2 * j->pairs; i++) h[i] = r < j->m && i < j->k ? steer_f32_to_bf16(xr[i]) : 0;
+        convert_row(j, r, h);
+    }
+}
+
+#ifdef STEER_HAVE_X86
+STEER_TARGET_AVX512 static void convert_rows_avx512(const convert_job* j, int r0, int r1, uint16_t* h) {
+    const __m512i round = _mm512_set1_epi32(0x7fff), one = _mm512_set1_epi32(1), quiet = _mm512_set1_epi32(0x40);
+    for (int r = r0; r < r1; r++) {
+        if (r >= j->m) {
+            memset(h, 0, sizeof(uint16_t) * 2 * j->pairs);
+            convert_row(j, r, h);
+            continue;
+        }
+        const float* xr = j->x + (size_t)r * j->k;
+        int i = 0;
+        for (; i + 16 <= j->k; i += 16) {
+            __m512 f = _mm512_loadu_ps(xr + i);
+            __m512i bits = _mm512_castps_si512(f), kept = _mm512_srli_epi32(bits, 16);
+            __m512i rounded = _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(bits, round), _mm512_and_si512(kept, one)), 16);
+            __mmask16 nan = _mm512_cmp_ps_mask(f, f, _CMP_UNORD_Q);
+            _mm256_storeu_si256((__m256i*)(h + i), _mm512_cvtepi32_epi16(_mm512_mask_or_epi32(rounded, nan, kept, quiet)));
+        }
+        for (; i < 2 * j->pairs; i++) h[i] = i < j->k ? steer_f32_to_bf16(xr[i]) : 0;
+        convert_row(j, r, h);
+    }
+}
+#endif
+
+static void convert_task(void* ctx, int task, int thread) {
+    const convert_job* j = (const convert_job*)ctx;
+    int r0 = task * j->tiles_per_task * j->mr;
+    int r1 = STEER_MIN((j->m + j->mr - 1) / j->mr * j->mr, r0 + j->tiles_per_task * j->mr);
+    uint16_t* h = (uint16_t*)steer_thread_scratch(thread, sizeof(uint16_t) * 2 * (size_t)j->pairs);
+#ifdef STEER_HAVE_X86
+    if (steer_isa_current() >= STEER_ISA_AVX512) { convert_rows_avx512(j, r0, r1, h); return; }
+#endif
+    convert_rows_scalar(j, r0, r1, h);
+}
+
+static void* convert_x(const float* x, int m, int k, int pairs, int widen, int mr) {
+    int tiles = (m + mr - 1) / mr;
+    size_t bytes = (size_t)tiles * mr * 2 * pairs * (widen ? 4 : 2);
+    convert_job j = {x, steer_call_scratch(bytes), m, k, pairs, widen, mr, 0};
+    int tasks = (size_t)m * k < (1 << 16) ? 1 : STEER_MIN(tiles, 4 * steer_pool_threads());
+    j.tiles_per_task = (tiles + tasks - 1) / tasks;
+    steer_parallel_for((tiles + j.tiles_per_task - 1) / j.tiles_per_task, convert_task, &j);
+    return j.out;
+}
+
+/* ---- output tiles -------------------------------------------------------------------- */
+
+/* Columns of panel p that exist in y: 16, or fewer in the last panel. */
+STEER_INLINE int panel_cols(int ncols, int p) { return STEER_MAX(0, STEER_MIN(16, ncols - 16 * p)); }
+
+/* ---- AVX512_BF16 ---------------------------------------------------------------------- */
+
+#ifdef STEER_HAVE_X86
+#define BF16_MR 6
+#define BF16_NP 4
+
+STEER_INLINE STEER_TARGET_AVX512_BF16 void kernel_bf16(
+    const int MR, const int NP, const uint32_t* x /* (kc, MR) pairs of the row tile */,
+    const uint16_t* w /* NP panels, stride ws elements */, size_t ws, int kc,
+    float* y /* (MR, ldy) */, int ldy, int ncols, int accumulate, int prefetch) {
+    __m512 c[BF16_MR][BF16_NP];
+    for (int r = 0; r < MR; r++)
+        for (int p = 0; p < NP; p++) c[r][p] = _mm512_setzero_ps();
+    for (int j = 0; j < kc; j++) {
+        __m512i b[BF16_NP];
+        for (int p = 0; p < NP; p++) {
+            b[p] = _mm512_load_si512((const void*)(w + p * ws + (size_t)j * 32));
+            if (prefetch) _mm_prefetch((const char*)(w + p * ws + (size_t)j * 32) + PREFETCH_BYTES, _MM_HINT_T0);
+        }
+        for (int r = 0; r < MR; r++) {
+            __m512i a = _mm512_set1_epi32((int)x[(size_t)j * BF16_MR + r]);
+            for (int p = 0; p < NP; p++) c[r][p] = _mm512_dpbf16_ps(c[r][p], (__m512bh)a, (__m512bh)b[p]);
+        }
+    }
+    for (int r = 0; r < MR; r++)
+        for (int p = 0; p < NP; p++) {
+            int cols = panel_cols(ncols, p);
+            if (cols == 0) continue;
+            __mmask16 mask = (__mmask16)(cols == 16 ? 0xffff : (1u << cols) - 1);
+            float* yp = y + (size_t)r * ldy + 16 * p;
+            __m512 v = c[r][p];
+            if (accumulate) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, yp));
+            _mm512_mask_storeu_ps(yp, mask, v);
+        }
+}
+
+/* The prefetch flag is a constant in every instantiation: a run-time branch in the loop makes
+ * GCC spill the weight registers. */
+#define BF16_CALL(MR_, NP_) \
+    (pf ? kernel_bf16(MR_, NP_, xp, wp, ws, kc, yp, n, ncols, kb > 0, 1) \
+        : kernel_bf16(MR_, NP_, xp, wp, ws, kc, yp, n, ncols, kb > 0, 0))
+#define BF16_ROWS(NP_)                                  \
+    switch (mr) {                                       \
+    case 6: BF16_CALL(6, NP_); break;                   \
+    case 5: BF16_CALL(5, NP_); break;                   \
+    case 4: BF16_CALL(4, NP_); break;                   \
+    case 3: BF16_CALL(3, NP_); break;                   \
+    case 2: BF16_CALL(2, NP_); break;                   \
+    default: BF16_CALL(1, NP_); break;                  \
+    }
+
+STEER_TARGET_AVX512_BF16 static void task_bf16(const gemm_job* job, int p0, int np, int r0, int r1) {
+    int pairs = job->pairs, n = job->n;
+    size_t ws = (size_t)pairs * 32;
+    int ncols = n - 16 * p0;
+    for (int kb = 0; kb < pairs; kb += KC) {
+        int kc = STEER_MIN(KC, pairs - kb);
+        const uint16_t* wp = job->w + (size_t)p0 * ws + (size_t)kb * 32;
+        for (int r = r0; r < r1; r += BF16_MR) {
+            int mr = STEER_MIN(BF16_MR, r1 - r), pf = r == r0;
+            const uint32_t* xp = (const uint32_t*)job->x + ((size_t)(r / BF16_MR) * pairs + kb) * BF16_MR;
+            float* yp = job->y + (size_t)r * n + 16 * p0;
+            switch (np) {
+            case 4: BF16_ROWS(4) break;
+            case 3: BF16_ROWS(3) break;
+            case 2: BF16_ROWS(2) break;
+            default: BF16_ROWS(1) break;
+            }
+        }
+    }
+}
+
+/* ---- AVX-512F ------------------------------------------------------------------------- */
+
+#define F32_MR 4
+#define F32_NP 4
+
+STEER_INLINE STEER_TARGET_AVX512 void kernel_avx512(
+    const int MR, const int NP, const float* x /* (2·kc, MR) bf16-exact f32 of the row tile */,
+    const uint16_t* w, size_t ws, int kc, float* y, int ldy, int ncols, int accumulate, int prefetch) {
+    __m512 c[F32_MR][F32_NP];
+    const __m512i high = _mm512_set1_epi32((int)0xffff0000u);
+    for (int r = 0; r < MR; r++)
+        for (int p = 0; p < NP; p++) c[r][p] = _mm512_setzero_ps();
+    for (int j = 0; j < kc; j++) {
+        __m512 even[F32_NP], odd[F32_NP];
+        for (int p = 0; p < NP; p++) {
+            __m512i b = _mm512_load_si512((const void*)(w + p * ws + (size_t)j * 32));
+            if (prefetch) _mm_prefetch((const char*)(w + p * ws + (size_t)j * 32) + PREFETCH_BYTES, _MM_HINT_T0);
+            even[p] = _mm512_castsi512_ps(_mm512_slli_epi32(b, 16));
+            odd[p] = _mm512_castsi512_ps(_mm512_and_si512(b, high));
+        }
+        for (int r = 0; r < MR; r++) {
+            __m512 x0 = _mm512_set1_ps(x[(size_t)2 * j * F32_MR + r]), x1 = _mm512_set1_ps(x[(size_t)(2 * j + 1) * F32_MR + r]);
+            for (int p = 0; p < NP; p++) c[r][p] = _mm512_fmadd_ps(x1, odd[p], _mm512_fmadd_ps(x0, even[p], c[r][p]));
+        }
+    }
+    for (int r = 0; r < MR; r++)
+        for (int p = 0; p < NP; p++) {
+            int cols = panel_cols(ncols, p);
+            if (cols == 0) continue;
+            __mmask16 mask = (__mmask16)(cols == 16 ? 0xffff : (1u << cols) - 1);
+            float* yp = y + (size_t)r * ldy + 16 * p;
+            __m512 v = c[r][p];
+            if (accumulate) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, yp));
+            _mm512_mask_storeu_ps(yp, mask, v);
+        }
+}
+
+#define F32_CALL(MR_, NP_) \
+    (pf ? kernel_avx512(MR_, NP_, xp, wp, ws, kc, yp, n, ncols, kb > 0, 1) \
+        : kernel_avx512(MR_, NP_, xp, wp, ws, kc, yp, n, ncols, kb > 0, 0))
+#define F32_ROWS(NP_)                                   \
+    switch (mr) {                                       \
+    case 4: F32_CALL(4, NP_); break;                    \
+    case 3: F32_CALL(3, NP_); break;                    \
+    case 2: F32_CALL(2, NP_); break;                    \
+    default: F32_CALL(1, NP_); break;                   \
+    }
+
+STEER_TARGET_AVX512 static void task_avx512(const gemm_job* job, int p0, int np, int r0, int r1) {
+    int pairs = job->pairs, n = job->n;
+    size_t ws = (size_t)pairs * 32;
+    int ncols = n - 16 * p0;
+    for (int kb = 0; kb < pairs; kb += KC) {
+        int kc = STEER_MIN(KC, pairs - kb);
+        const uint16_t* wp = job->w + (size_t)p0 * ws + (size_t)kb * 32;
+        for (int r = r0; r < r1; r += F32_MR) {
+            int mr = STEER_MIN(F32_MR, r1 - r), pf = r == r0;
+            const float* xp = (const float*)job->x + ((size_t)(r / F32_MR) * 2 * pairs + 2 * kb) * F32_MR;
+            float* yp = job->y + (size_t)r * n + 16 * p0;
+            switch (np) {
+            case 4: F32_ROWS(4) break;
+            case 3: F32_ROWS(3) break;
+            case 2: F32_ROWS(2) break;
+            default: F32_ROWS(1) break;
+            }
+        }
+    }
+}
+
+/* ---- AVX2 + FMA ----------------------------------------------------------------------- */
+
+#define AVX2_MR 4
+
+/* One panel: 16 columns as two 8-lane halves. */
+STEER_INLINE STEER_TARGET_AVX2 void kernel_avx2(
+    const int MR, const float* x /* (2·kc, AVX2_MR) */, const uint16_t* w, int kc, float* y, int ldy, int cols, int accumulate, int prefetch) {
+    __m256 c[AVX2_MR][2];
+    const __m256i high = _mm256_set1_epi32((int)0xffff0000u);
+    for (int r = 0; r < MR; r++) c[r][0] = c[r][1] = _mm256_setzero_ps();
+    for (int j = 0; j < kc; j++) {
+        if (prefetch) _mm_prefetch((const char*)(w + (size_t)j * 32) + PREFETCH_BYTES, _MM_HINT_T0);
+        for (int h = 0; h < 2; h++) {
+            __m256i b = _mm256_load_si256((const __m256i*)(w + (size_t)j * 32 + 16 * h));
+            __m256 even = _mm256_castsi256_ps(_mm256_slli_epi32(b, 16)), odd = _mm256_castsi256_ps(_mm256_and_si256(b, high));
+            for (int r = 0; r < MR; r++) {
+                __m256 x0 = _mm256_broadcast_ss(x + (size_t)2 * j * AVX2_MR + r), x1 = _mm256_broadcast_ss(x + (size_t)(2 * j + 1) * AVX2_MR + r);
+                c[r][h] = _mm256_fmadd_ps(x1, odd, _mm256_fmadd_ps(x0, even, c[r][h]));
+            }
+        }
+    }
+    for (int r = 0; r < MR; r++) {
+        float* yp = y + (size_t)r * ldy;
+        if (cols == 16) {
+            __m256 lo = c[r][0], hi = c[r][1];
+            if (accumulate) { lo = _mm256_add_ps(lo, _mm256_loadu_ps(yp)); hi = _mm256_add_ps(hi, _mm256_loadu_ps(yp + 8)); }
+            _mm256_storeu_ps(yp, lo);
+            _mm256_storeu_ps(yp + 8, hi);
+        } else {
+            float t[16];
+            _mm256_storeu_ps(t, c[r][0]);
+            _mm256_storeu_ps(t + 8, c[r][1]);
+            for (int i = 0; i < cols; i++) yp[i] = accumulate ? yp[i] + t[i] : t[i];
+        }
+    }
+}
+
+STEER_TARGET_AVX2 static void task_avx2(const gemm_job* job, int p0, int np, int r0, int r1) {
+    int pairs = job->pairs, n = job->n;
+    size_t ws = (size_t)pairs * 32;
+    for (int p = p0; p < p0 + np; p++) {
+        int cols = panel_cols(n, p);
+        for (int kb = 0; kb < pairs; kb += KC) {
+            int kc = STEER_MIN(KC, pairs - kb);
+            const uint16_t* wp = job->w + (size_t)p * ws + (size_t)kb * 32;
+            for (int r = r0; r < r1; r += AVX2_MR) {
+                int mr = STEER_MIN(AVX2_MR, r1 - r), pf = r == r0;
+                const float* xp = (const float*)job->x + ((size_t)(r / AVX2_MR) * 2 * pairs + 2 * kb) * AVX2_MR;
+                float* yp = job->y + (size_t)r * n + 16 * p;
+                switch (mr) {
+                case 4: kernel_avx2(4, xp, wp, kc, yp, n, cols, kb > 0, pf); break;
+                case 3: kernel_avx2(3, xp, wp, kc, yp, n, cols, kb > 0, pf); break;
+                case 2: kernel_avx2(2, xp, wp, kc, yp, n, cols, kb > 0, pf); break;
+                default: kernel_avx2(1, xp, wp, kc, yp, n, cols, kb > 0, pf); break;
+                }
+            }
+        }
+    }
+}
+/* ---- AVX-512F on pre-widened weights (compute-bound m) ---------------------------------
+ * Each task widens its KC_WIDE-pair block of NP panels to f32 once, into per-thread scratch
+ * laid out (NP, 2·kc, 16), and every row tile then runs a plain f32 FMA micro-kernel over it.
+ * On cores where vdpbf16ps issues at half the f32 FMA rate this is the faster compute path;
+ * steer_gemm_bf16 calibrates once which of the two to use. */
+
+#define WIDE_MR 8
+#define WIDE_NP 3
+#define KC_WIDE 64
+
+STEER_INLINE STEER_TARGET_AVX512 void kernel_wide(
+    const int MR, const int NP, const float* x /* (2·kc, WIDE_MR) */, const float* w /* (NP, 2·kc, 16) */,
+    int kc2, float* y, int ldy, int ncols, int accumulate) {
+    __m512 c[WIDE_MR][WIDE_NP];
+    for (int r = 0; r < MR; r++)
+        for (int p = 0; p < NP; p++) c[r][p] = _mm512_setzero_ps();
+    for (int i = 0; i < kc2; i++) {
+        __m512 b[WIDE_NP];
+        for (int p = 0; p < NP; p++) b[p] = _mm512_load_ps(w + ((size_t)p * kc2 + i) * 16);
+        for (int r = 0; r < MR; r++) {
+            __m512 a = _mm512_set1_ps(x[(size_t)i * WIDE_MR + r]);
+            for (int p = 0; p < NP; p++) c[r][p] = _mm512_fmadd_ps(a, b[p], c[r][p]);
+        }
+    }
+    for (int r = 0; r < MR; r++)
+        for (int p = 0; p < NP; p++) {
+            int cols = panel_cols(ncols, p);
+            if (cols == 0) continue;
+            __mmask16 mask = (__mmask16)(cols == 16 ? 0xffff : (1u << cols) - 1);
+            float* yp = y + (size_t)r * ldy + 16 * p;
+            __m512 v = c[r][p];
+            if (accumulate) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, yp));
+            _mm512_mask_storeu_ps(yp, mask, v);
+        }
+}
+
+#if defined(__GNUC__)
+/* The full 8 × 3 tile in inline assembly: GCC's register allocator spills one of the three
+ * weight vectors of the intrinsic version to the stack on every k. 24 accumulators, 3 weight
+ * vectors and one broadcast fill the 32 zmm registers. */
+#define WIDE_FMA3(r, c0, c1, c2)               \
+    "vbroadcastss " #r "*4(%[x]), %%zmm3\n\t"  \
+    "vfmadd231ps %%zmm0, %%zmm3, %%" #c0 "\n\t" \
+    "vfmadd231ps %%zmm1, %%zmm3, %%" #c1 "\n\t" \
+    "vfmadd231ps %%zmm2, %%zmm3, %%" #c2 "\n\t"
+#define WIDE_STORE3(i, c0, c1, c2)                        \
+    "vmovaps %%" #c0 ", " #i "*192(%[out])\n\t"           \
+    "vmovaps %%" #c1 ", " #i "*192+64(%[out])\n\t"        \
+    "vmovaps %%" #c2 ", " #i "*192+128(%[out])\n\t"
+
+STEER_TARGET_AVX512 static void kernel_wide_8x3(const float* x, const float* w, int kc2, float* y, int ldy, int accumulate) {
+    __attribute__((aligned(64))) float out[8 * 48];
+    size_t ws = (size_t)kc2 * 64;
+    long count = kc2;
+    __asm__ volatile(
+        "vpxord %%zmm8, %%zmm8, %%zmm8\n\t"
+        "vmovaps %%zmm8, %%zmm9\n\t" "vmovaps %%zmm8, %%zmm10\n\t" "vmovaps %%zmm8, %%zmm11\n\t"
+        "vmovaps %%zmm8, %%zmm12\n\t" "vmovaps %%zmm8, %%zmm13\n\t" "vmovaps %%zmm8, %%zmm14\n\t"
+        "vmovaps %%zmm8, %%zmm15\n\t" "vmovaps %%zmm8, %%zmm16\n\t" "vmovaps %%zmm8, %%zmm17\n\t"
+        "vmovaps %%zmm8, %%zmm18\n\t" "vmovaps %%zmm8, %%zmm19\n\t" "vmovaps %%zmm8, %%zmm20\n\t"
+        "vmovaps %%zmm8, %%zmm21\n\t" "vmovaps %%zmm8, %%zmm22\n\t" "vmovaps %%zmm8, %%zmm23\n\t"
+        "vmovaps %%zmm8, %%zmm24\n\t" "vmovaps %%zmm8, %%zmm25\n\t" "vmovaps %%zmm8, %%zmm26\n\t"
+        "vmovaps %%zmm8, %%zmm27\n\t" "vmovaps %%zmm8, %%zmm28\n\t" "vmovaps %%zmm8, %%zmm29\n\t"
+        "vmovaps %%zmm8, %%zmm30\n\t" "vmovaps %%zmm8, %%zmm31\n\t"
+        "1:\n\t"
+        "vmovaps (%[w]), %%zmm0\n\t"
+        "vmovaps (%[w],%[ws]), %%zmm1\n\t"
+        "vmovaps (%[w],%[ws],2), %%zmm2\n\t"
+        WIDE_FMA3(0, zmm8, zmm9, zmm10) WIDE_FMA3(1, zmm11, zmm12, zmm13) WIDE_FMA3(2, zmm14, zmm15, zmm16)
+        WIDE_FMA3(3, zmm17, zmm18, zmm19) WIDE_FMA3(4, zmm20, zmm21, zmm22) WIDE_FMA3(5, zmm23, zmm24, zmm25)
+        WIDE_FMA3(6, zmm26, zmm27, zmm28) WIDE_FMA3(7, zmm29, zmm30, zmm31)
+        "add $64, %[w]\n\t"
+        "add $32, %[x]\n\t"
+        "dec %[count]\n\t"
+        "jnz 1b\n\t"
+        WIDE_STORE3(0, zmm8, zmm9, zmm10) WIDE_STORE3(1, zmm11, zmm12, zmm13) WIDE_STORE3(2, zmm14, zmm15, zmm16)
+        WIDE_STORE3(3, zmm17, zmm18, zmm19) WIDE_STORE3(4, zmm20, zmm21, zmm22) WIDE_STORE3(5, zmm23, zmm24, zmm25)
+        WIDE_STORE3(6, zmm26, zmm27, zmm28) WIDE_STORE3(7, zmm29, zmm30, zmm31)
+        : [x] "+r"(x), [w] "+r"(w), [count] "+r"(count)
+        : [ws] "r"(ws), [out] "r"(out)
+        : "xmm0", "xmm1", "xmm2", "xmm3", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15",
+          "xmm16", "xmm17", "xmm18", "xmm19", "xmm20", "xmm21", "xmm22", "xmm23", "xmm24", "xmm25", "xmm26",
+          "xmm27", "xmm28", "xmm29", "xmm30", "xmm31", "cc", "memory");
+    for (int r = 0; r < 8; r++)
+        for (int p = 0; p < 3; p++) {
+            float* yp = y + (size_t)r * ldy + 16 * p;
+            __m512 v = _mm512_load_ps(out + r * 48 + 16 * p);
+            if (accumulate) v = _mm512_add_ps(v, _mm512_loadu_ps(yp));
+            _mm512_storeu_ps(yp, v);
+        }
+}
+#define WIDE_FULL_TILE(xp, wf, kc2, yp, n, ncols, acc) \
+    if (ncols >= 48 && kc2 > 0) { kernel_wide_8x3(xp, wf, kc2, yp, n, acc); break; }
+#else
+#define WIDE_FULL_TILE(xp, wf, kc2, yp, n, ncols, acc)
+#endif
+
+#define WIDE_ROWS(NP_)                                                                      \
+    switch (mr) {                                                                           \
+    case 8:                                                                                 \
+        if (NP_ == 3) WIDE_FULL_TILE(xp, wf, 2 * kc, yp, n, ncols, kb > 0)                  \
+        kernel_wide(8, NP_, xp, wf, 2 * kc, yp, n, ncols, kb > 0); break;                   \
+    case 7: kernel_wide(7, NP_, xp, wf, 2 * kc, yp, n, ncols, kb > 0); break;               \
+    case 6: kernel_wide(6, NP_, xp, wf, 2 * kc, yp, n, ncols, kb > 0); break;               \
+    case 5: kernel_wide(5, NP_, xp, wf, 2 * kc, yp, n, ncols, kb > 0); break;               \
+    case 4: kernel_wide(4, NP_, xp, wf, 2 * kc, yp, n, ncols, kb > 0); break;               \
+    case 3: kernel_wide(3, NP_, xp, wf, 2 * kc, yp, n, ncols, kb > 0); break;               \
+    case 2: kernel_wide(2, NP_, xp, wf, 2 * kc, yp, n, ncols, kb > 0); break;               \
+    default: kernel_wide(1, NP_, xp, wf, 2 * kc, yp, n, ncols, kb > 0); break;              \
+    }
+
+STEER_TARGET_AVX512 static void task_wide(const gemm_job* job, int p0, int np, int r0, int r1, float* wf /* (NP, 2·KC_WIDE, 16) */) {
+    int pairs = job->pairs, n = job->n;
+    size_t ws = (size_t)pairs * 32;
+    int ncols = n - 16 * p0;
+    const __m512i high = _mm512_set1_epi32((int)0xffff0000u);
+    for (int kb = 0; kb < pairs; kb += KC_WIDE) {
+        int kc = STEER_MIN(KC_WIDE, pairs - kb);
+        for (int p = 0; p < np; p++) {
+            const uint16_t* wp = job->w + (size_t)(p0 + p) * ws + (size_t)kb * 32;
+            float* dst = wf + (size_t)p * 2 * kc * 16;
+            for (int j = 0; j < kc; j++) {
+                __m512i b = _mm512_load_si512((const void*)(wp + (size_t)j * 32));
+                _mm512_store_si512((void*)(dst + (size_t)2 * j * 16), _mm512_slli_epi32(b, 16));
+                _mm512_store_si512((void*)(dst + (size_t)(2 * j + 1) * 16), _mm512_and_si512(b, high));
+            }
+        }
+        for (int r = r0; r < r1; r += WIDE_MR) {
+            int mr = STEER_MIN(WIDE_MR, r1 - r);
+            const float* xp = (const float*)job->x + ((size_t)(r / WIDE_MR) * 2 * pairs + 2 * kb) * WIDE_MR;
+            float* yp = job->y + (size_t)r * n + 16 * p0;
+            switch (np) {
+            case 3: WIDE_ROWS(3) break;
+            case 2: WIDE_ROWS(2) break;
+            default: WIDE_ROWS(1) break;
+            }
+        }
+    }
+}
+#endif
+
+#define SCALAR_MR 4
+
+/* ---- scalar --------------------------------------------------------------------------- */
+
+static void task_scalar(const gemm_job* job, int p0, int np, int r0, int r1) {
+    int pairs = job->pairs, n = job->n;
+    const float* x = (const float*)job->x;
+    for (int p = p0; p < p0 + np; p++) {
+        const uint16_t* wp = job->w + (size_t)p * pairs * 32;
+        int cols = panel_cols(n, p);
+        for (int r = r0; r < r1; r++) {
+            const float* xr = x + (size_t)(r / SCALAR_MR) * 2 * pairs * SCALAR_MR + r % SCALAR_MR;
+            float acc[16] = {0};
+            for (int j = 0; j < pairs; j++)
+                for (int l = 0; l < 16; l++) {
+                    acc[l] += xr[(size_t)2 * j * SCALAR_MR] * steer_bf16_to_f32(wp[(size_t)j * 32 + 2 * l]);
+                    acc[l] += xr[(size_t)(2 * j + 1) * SCALAR_MR] * steer_bf16_to_f32(wp[(size_t)j * 32 + 2 * l + 1]);
+                }
+            for (int l = 0; l < cols; l++) job->y[(size_t)r * n + 16 * p + l] = acc[l];
+        }
+    }
+}
+
+/* ---- driver --------------------------------------------------------------------------- */
+
+/* ---- driver --------------------------------------------------------------------------- */
+
+/* Which micro-kernel a call runs. The row tile (MR) and x layout follow from it. */
+enum gemm_path { PATH_SCALAR, PATH_AVX2, PATH_SHIFT, PATH_WIDE, PATH_DOT };
+
+static const int path_mr[] = {SCALAR_MR, AVX2_MR, F32_MR, WIDE_MR, BF16_MR};
+static const int path_np[] = {4, 2, F32_NP, WIDE_NP, BF16_NP};
+
+static int g_mode = STEER_GEMM_AUTO;
+static int g_dot_is_faster = -1; /* calibrated once: vdpbf16ps vs widened f32 FMA on compute-bound m */
+
+/* Below this many rows the GEMM is bandwidth-bound and widening the weights would not pay. */
+#define WIDE_MIN_ROWS 8
+
+int steer_cpu_set_gemm_mode(int mode) {
+    g_mode = mode;
+    return g_mode;
+}
+
+static void gemm_task(void* ctx, int task, int thread) {
+    const gemm_job* job = (const gemm_job*)ctx;
+    int g = task % job->groups, rc = task / job->groups;
+    int p0 = g * job->np, np = STEER_MIN(job->np, job->panels - p0);
+    int r0 = rc * job->row_chunk, r1 = STEER_MIN(job->m, r0 + job->row_chunk);
+    switch (job->path) {
+#ifdef STEER_HAVE_X86
+    case PATH_DOT: task_bf16(job, p0, np, r0, r1); break;
+    case PATH_WIDE:
+        task_wide(job, p0, np, r0, r1, (float*)steer_thread_scratch(thread, sizeof(float) * WIDE_NP * 2 * KC_WIDE * 16));
+        break;
+    case PATH_SHIFT: task_avx512(job, p0, np, r0, r1); break;
+    case PATH_AVX2: task_avx2(job, p0, np, r0, r1); break;
+#endif
+    default: task_scalar(job, p0, np, r0, r1); break;
+    }
+}
+
+static void gemm_run(const float* x, int m, int k, const uint16_t* packed, int n, float* y, int path) {
+    int threads = steer_pool_threads();
+    gemm_job job;
+    job.pairs = (k + 1) / 2;
+    job.panels = (n + 15) / 16;
+    job.m = m;
+    job.n = n;
+    job.w = packed;
+    job.y = y;
+    job.path = path;
+    int mr = path_mr[path];
+    job.x = convert_x(x, m, k, job.pairs, path != PATH_DOT, mr);
+    job.np = path_np[path];
+    job.groups = (job.panels + job.np - 1) / job.np;
+    /* Split rows only when there are too few panel groups to keep every thread busy. */
+    int row_chunks = job.groups >= 4 * threads ? 1 : STEER_MIN((m + mr - 1) / mr, (4 * threads + job.groups - 1) / job.groups);
+    job.row_chunk = (m + row_chunks - 1) / row_chunks;
+    job.row_chunk = (job.row_chunk + mr - 1) / mr * mr;
+    row_chunks = (m + job.row_chunk - 1) / job.row_chunk;
+    steer_parallel_for(job.groups * row_chunks, gemm_task, &job);
+}
+
+/* Times both compute kernels on an L2-resident problem (a few ms, once). Some cores issue
+ * vdpbf16ps at the f32 FMA rate (twice the flops), others at half of it. */
+static int calibrate_dot_is_faster(void) {
+    enum { M = 48, K = 1024, N = 256 };
+    float* x = (float*)steer_aligned_alloc(sizeof(float) * M * K);
+    float* y = (float*)steer_aligned_alloc(sizeof(float) * M * N);
+    uint16_t* w = (uint16_t*)steer_aligned_alloc(steer_pack_size(N, K));
+    for (int i = 0; i < M * K; i++) x[i] = (float)((i % 61) - 30) / 31.0f;
+    for (size_t i = 0; i < steer_pack_size(N, K) / 2; i++) w[i] = (uint16_t)(0x3c00 + i % 255);
+    double best[2] = {1e30, 1e30};
+    for (int rep = 0; rep < 5; rep++)
+        for (int path = 0; path < 2; path++) {
+            double t0 = steer_seconds();
+            for (int i = 0; i < 4; i++) gemm_run(x, M, K, w, N, y, path ? PATH_DOT : PATH_WIDE);
+            double t = steer_seconds() - t0;
+            if (t < best[path]) best[path] = t;
+        }
+    steer_aligned_free(x);
+    steer_aligned_free(y);
+    steer_aligned_free(w);
+    return best[1] < best[0];
+}
+
+static int choose_path(int isa, int m) {
+    switch (isa) {
+    case STEER_ISA_AVX512_BF16:
+        if (g_mode == STEER_GEMM_DOT) return PATH_DOT;
+        if (g_mode == STEER_GEMM_WIDE) return PATH_WIDE;
+        if (m < WIDE_MIN_ROWS) return PATH_DOT;
+        if (g_dot_is_faster < 0) g_dot_is_faster = calibrate_dot_is_faster();
+        return g_dot_is_faster ? PATH_DOT : PATH_WIDE;
+    case STEER_ISA_AVX512:
+        if (g_mode == STEER_GEMM_WIDE) return PATH_WIDE;
+        if (g_mode == STEER_GEMM_DOT) return PATH_SHIFT;
+        return m < WIDE_MIN_ROWS ? PATH_SHIFT : PATH_WIDE;
+    case STEER_ISA_AVX2: return PATH_AVX2;
+    default: return PATH_SCALAR;
+    }
+}
+
+void steer_gemm_bf16(const float* x, int m, int k, const uint16_t* packed, int n, float* y) {
+    if (m <= 0 || n <= 0) return;
+    gemm_run(x, m, k, packed, n, y, choose_path(steer_isa_current(), m));
+}
+
+void steer_ref_gemm_bf16(const float* x, int m, int k, const uint16_t* packed, int n, float* y) {
+    int pairs = (k + 1) / 2;
+    for (int r = 0; r < m; r++)
+        for (int o = 0; o < n; o++) {
+            const uint16_t* panel = packed + (size_t)(o / 16) * pairs * 32 + (o % 16) * 2;
+            double acc = 0;
+            for (int i = 0; i < k; i++) {
+                float xi = steer_bf16_to_f32(steer_f32_to_bf16(x[(size_t)r * k + i]));
+                acc += (double)xi * steer_bf16_to_f32(panel[(size_t)(i / 2) * 32 + (i % 2)]);
+            }
+            y[(size_t)r * n + o] = (float)acc;
+        }
+}

@@ -1,0 +1,98 @@
+/* Shared by the kernel files: ISA target attributes, the thread pool's task interface,
+ * bf16 rounding and a vectorizable exp. Not part of the public API. */
+#ifndef STEER_INTERNAL_H
+#define STEER_INTERNAL_H
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "steer_cpu.h"
+
+/* One binary carries every ISA level: the wide kernels are compiled per function for their
+ * target, and dispatch.c picks one at run time. MSVC needs no attribute to emit intrinsics. */
+#if defined(_MSC_VER) && !defined(__clang__)
+#define STEER_TARGET_AVX2
+#define STEER_TARGET_AVX512
+#define STEER_TARGET_AVX512_BF16
+#define STEER_INLINE static __forceinline
+#define STEER_RESTRICT __restrict
+#else
+#define STEER_TARGET_AVX2 __attribute__((target("avx2,fma,f16c")))
+#define STEER_TARGET_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c,prefer-vector-width=512")))
+#define STEER_TARGET_AVX512_BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,avx2,fma,f16c,prefer-vector-width=512")))
+#define STEER_INLINE static inline __attribute__((always_inline))
+#define STEER_RESTRICT __restrict__
+#endif
+
+#define STEER_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define STEER_MAX(a, b) ((a) > (b) ? (a) : (b))
+
+/* Monotonic wall clock in seconds (probe.c). */
+double steer_seconds(void);
+
+/* Current ISA level (dispatch.c). */
+int steer_isa_current(void);
+
+/* ---- thread pool (threadpool.c) ---- */
+
+/* Runs fn(ctx, task, thread) for task in [0, ntasks) on all threads; returns when all are done.
+ * Tasks are handed out dynamically, so a thread slowed by another process takes fewer. */
+typedef void (*steer_task_fn)(void* ctx, int task, int thread);
+void steer_parallel_for(int ntasks, steer_task_fn fn, void* ctx);
+int steer_pool_threads(void); /* starts the default pool if needed */
+
+/* Per-thread scratch, 64-byte aligned, at least `bytes`; grown (rarely) outside the hot path. */
+void* steer_thread_scratch(int thread, size_t bytes);
+/* Scratch owned by the calling thread for one op (e.g. x rounded to bf16). */
+void* steer_call_scratch(size_t bytes);
+
+void* steer_aligned_alloc(size_t bytes);
+void steer_aligned_free(void* p);
+
+/* ---- numerics ---- */
+
+/* f32 → bf16, round to nearest even; NaN stays NaN (quiet bit set). Matches BFloat16Convert. */
+static inline uint16_t steer_f32_to_bf16(float f) {
+    uint32_t bits;
+    memcpy(&bits, &f, 4);
+    if ((bits & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((bits >> 16) | 0x0040u);
+    return (uint16_t)((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
+}
+
+static inline float steer_bf16_to_f32(uint16_t h) {
+    uint32_t bits = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+/* exp(x) for f32, branch-free so loops calling it vectorize: 2^(x·log2 e) split into an integer
+ * power (exponent bits) and a degree-6 polynomial on [-0.5, 0.5]; relative error < 2e-7 on the
+ * normal range; x < -87.3 gives 0, x > 88.7 gives +inf. */
+STEER_INLINE float steer_expf(float x) {
+    x = x < -87.33654f ? -87.33654f : x;
+    x = x > 88.72283f ? 88.72283f : x;
+    float t = x * 1.44269504088896341f;
+    float r = t + 12582912.0f; /* 1.5·2^23: rounds t to the nearest integer in the low bits */
+    int32_t ri;
+    memcpy(&ri, &r, 4);
+    r -= 12582912.0f;
+    /* f = x - r·ln2 in two steps (Cody-Waite) keeps the reduction exact enough. */
+    float f = x - r * 0.693145751953125f;
+    f = f - r * 1.428606765330187045e-06f;
+    float p = 1.3981999507e-3f;
+    p = p * f + 8.3334519073e-3f;
+    p = p * f + 4.1665795894e-2f;
+    p = p * f + 1.6666665459e-1f;
+    p = p * f + 5.0000001201e-1f;
+    p = p * f * f + f + 1.0f;
+    int32_t e = ((ri - 0x4B400000) + 127) << 23; /* the integer r as a biased exponent */
+    float scale;
+    int32_t ei = e;
+    memcpy(&scale, &ei, 4);
+    float y = p * scale;
+    return x <= -87.33654f ? 0.0f : y;
+}
+
+#endif

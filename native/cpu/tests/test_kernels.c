@@ -1,0 +1,326 @@
+/* Every fast kernel against its scalar reference on random inputs (never zeros), at shapes that
+ * are not multiples of any tile, on every ISA path this CPU has (2 threads), and on the best
+ * path with 1 and 3 threads.
+ *
+ * Tolerances (the fast and reference paths see identical bf16-rounded inputs):
+ *   gemm          |Δ| ≤ 2e-5 · Σ|x_i·w_i|  (f32 vs double accumulation; bf16·bf16 products are exact)
+ *   rmsnorm       |Δ| ≤ 1e-6 · |ref|       (both sum squares in double)
+ *   rope, residual-steer: bit-exact         (same operations in the same order, no contraction)
+ *   swiglu        |Δ| ≤ 2e-6 · |ref| + 1e-12 (polynomial exp, < 2e-7 relative)
+ *   log_softmax   |Δ| ≤ 2e-5                (values are O(log V))
+ *   attention     |Δ| ≤ 2e-5                (outputs are convex combinations of v in [-1, 1])
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "steer_cpu.h"
+
+static int failures;
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+
+static double uniform(void) { /* (0, 1) */
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return ((rng_state >> 11) + 0.5) * (1.0 / 9007199254740992.0);
+}
+
+/* Uniform in ±[0.05, 1]·scale, never zero. */
+static float nonzero(float scale) {
+    double u = uniform() * 0.95 + 0.05;
+    return (float)((uniform() < 0.5 ? -u : u) * scale);
+}
+
+static float* random_floats(size_t n, float scale) {
+    float* p = (float*)malloc(sizeof(float) * (n ? n : 1));
+    for (size_t i = 0; i < n; i++) p[i] = nonzero(scale);
+    return p;
+}
+
+static uint16_t to_bf16(float f) {
+    uint32_t b;
+    memcpy(&b, &f, 4);
+    return (uint16_t)((b + 0x7fff + ((b >> 16) & 1)) >> 16);
+}
+
+static float from_bf16(uint16_t h) {
+    uint32_t b = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &b, 4);
+    return f;
+}
+
+static double worst_seen[8]; /* per kernel family, reported per ISA */
+
+static int family(const char* what) {
+    static const char* names[] = {"gemm", "pack", "rmsnorm", "rope", "swiglu", "residual", "log_softmax", "attention"};
+    for (int i = 0; i < 8; i++)
+        if (strncmp(what, names[i], strlen(names[i])) == 0) return i;
+    return 0;
+}
+
+static void check(int ok, const char* what, const char* isa, double err) {
+    int f = family(what);
+    if (err > worst_seen[f]) worst_seen[f] = err;
+    if (!ok) {
+        failures++;
+        printf("FAIL %-40s isa=%s err=%.3g\n", what, isa, err);
+    }
+}
+
+static const char* isa_name(int isa) {
+    static const char* names[] = {"scalar", "avx2", "avx512", "avx512bf16"};
+    return names[isa];
+}
+
+static void* aligned(size_t bytes) {
+    void* p = NULL;
+    if (posix_memalign(&p, 64, bytes ? bytes : 64) != 0) abort();
+    return p;
+}
+
+static void test_gemm(const char* isa) {
+    const int ms[] = {1, 3, 17, 65}, ns[] = {1, 15, 33, 1000}, ks[] = {1, 7, 130, 2049};
+    for (int a = 0; a < 4; a++)
+        for (int b = 0; b < 4; b++)
+            for (int c = 0; c < 4; c++) {
+                int m = ms[a], n = ns[b], k = ks[c];
+                float* x = random_floats((size_t)m * k, 2.0f);
+                float* wf = random_floats((size_t)n * k, 0.5f);
+                uint16_t* w = (uint16_t*)malloc(sizeof(uint16_t) * (size_t)n * k);
+                for (size_t i = 0; i < (size_t)n * k; i++) w[i] = to_bf16(wf[i]);
+                uint16_t* packed = (uint16_t*)aligned(steer_pack_size(n, k));
+                steer_pack_bf16(w, n, k, packed);
+                float* y = random_floats((size_t)m * n, 1.0f); /* garbage the GEMM must overwrite */
+                float* ref = (float*)malloc(sizeof(float) * (size_t)m * n);
+                steer_gemm_bf16(x, m, k, packed, n, y);
+                steer_ref_gemm_bf16(x, m, k, packed, n, ref);
+                double worst = 0;
+                for (int r = 0; r < m; r++)
+                    for (int o = 0; o < n; o++) {
+                        double mag = 0;
+                        for (int i = 0; i < k; i++)
+                            mag += fabs((double)from_bf16(to_bf16(x[(size_t)r * k + i])) * from_bf16(w[(size_t)o * k + i]));
+                        double err = fabs((double)y[(size_t)r * n + o] - ref[(size_t)r * n + o]) / mag;
+                        if (!(err <= worst)) worst = err;
+                    }
+                char what[96];
+                snprintf(what, sizeof what, "gemm m=%d n=%d k=%d", m, n, k);
+                check(worst <= 2e-5, what, isa, worst);
+
+                /* packing from f32 equals packing the bf16-rounded matrix */
+                if (a == 0) {
+                    uint16_t* packed32 = (uint16_t*)aligned(steer_pack_size(n, k));
+                    steer_pack_f32(wf, n, k, packed32);
+                    snprintf(what, sizeof what, "pack_f32 n=%d k=%d", n, k);
+                    check(memcmp(packed, packed32, steer_pack_size(n, k)) == 0, what, isa, 0);
+                    free(packed32);
+                }
+                free(x); free(wf); free(w); free(packed); free(y); free(ref);
+            }
+}
+
+static void test_pack_f16(void) {
+    /* 1.0, -2.5, 65504 (max), 2^-24 (smallest subnormal), 0.333 (f16 0x3555) */
+    const uint16_t h[5] = {0x3c00, 0xc100, 0x7bff, 0x0001, 0x3555};
+    const float expect[5] = {1.0f, -2.5f, 65504.0f, 5.9604645e-8f, 0.33325195f};
+    uint16_t* packed = (uint16_t*)aligned(steer_pack_size(5, 1));
+    steer_pack_f16(h, 5, 1, packed);
+    for (int r = 0; r < 5; r++)
+        check(packed[r * 2] == to_bf16(expect[r]) && packed[r * 2 + 1] == 0, "pack_f16 values", "-", r);
+    free(packed);
+}
+
+static void test_rmsnorm(const char* isa) {
+    const int shapes[][2] = {{1, 2048}, {3, 7}, {17, 130}, {65, 33}};
+    for (int s = 0; s < 4; s++) {
+        int rows = shapes[s][0], n = shapes[s][1];
+        float* x = random_floats((size_t)rows * n, 3.0f);
+        float* w = random_floats(n, 1.0f);
+        float* y = (float*)malloc(sizeof(float) * rows * n);
+        float* ref = (float*)malloc(sizeof(float) * rows * n);
+        steer_rmsnorm(x, w, y, rows, n, 1e-5f);
+        steer_ref_rmsnorm(x, w, ref, rows, n, 1e-5f);
+        double worst = 0;
+        for (int i = 0; i < rows * n; i++) {
+            double err = fabs((double)y[i] - ref[i]) / fabs(ref[i]);
+            if (!(err <= worst)) worst = err;
+        }
+        check(worst <= 1e-6, "rmsnorm", isa, worst);
+        steer_rmsnorm(x, w, x, rows, n, 1e-5f); /* in place */
+        check(memcmp(x, y, sizeof(float) * rows * n) == 0, "rmsnorm in place", isa, 0);
+        free(x); free(w); free(y); free(ref);
+    }
+}
+
+static void test_rope(const char* isa) {
+    const int shapes[][3] = {{1, 32, 64}, {3, 8, 128}, {17, 5, 6}, {65, 3, 34}}; /* rows, heads, hd */
+    for (int s = 0; s < 4; s++) {
+        int rows = shapes[s][0], heads = shapes[s][1], hd = shapes[s][2];
+        size_t count = (size_t)rows * heads * hd;
+        float* x = random_floats(count, 1.0f);
+        float* ref = (float*)malloc(sizeof(float) * count);
+        memcpy(ref, x, sizeof(float) * count);
+        float* inv = (float*)malloc(sizeof(float) * hd / 2);
+        for (int i = 0; i < hd / 2; i++) inv[i] = 1.0f / powf(500000.0f, (float)(2 * i) / hd);
+        int32_t* pos = (int32_t*)malloc(sizeof(int32_t) * rows);
+        for (int r = 0; r < rows; r++) pos[r] = (int32_t)(uniform() * 100000);
+        steer_rope(x, rows, heads, hd, pos, inv);
+        steer_ref_rope(ref, rows, heads, hd, pos, inv);
+        check(memcmp(x, ref, sizeof(float) * count) == 0, "rope bit-exact", isa, 0);
+        free(x); free(ref); free(inv); free(pos);
+    }
+}
+
+static void test_swiglu(const char* isa) {
+    const int64_t counts[] = {1, 15, 1000, 65 * 1001};
+    for (int s = 0; s < 4; s++) {
+        int64_t n = counts[s];
+        float* g = random_floats(n, 12.0f);
+        float* up = random_floats(n, 2.0f);
+        float* ref = (float*)malloc(sizeof(float) * n);
+        memcpy(ref, g, sizeof(float) * n);
+        steer_swiglu(g, up, n);
+        steer_ref_swiglu(ref, up, n);
+        double worst = 0;
+        for (int64_t i = 0; i < n; i++) {
+            double err = fabs((double)g[i] - ref[i]) / (fabs(ref[i]) + 1e-12);
+            if (!(err <= worst)) worst = err;
+        }
+        check(worst <= 2e-6, "swiglu", isa, worst);
+        free(g); free(up); free(ref);
+    }
+}
+
+static void test_residual(const char* isa) {
+    const int shapes[][2] = {{1, 2048}, {3, 7}, {17, 130}, {65, 1000}};
+    for (int s = 0; s < 4; s++) {
+        int rows = shapes[s][0], h = shapes[s][1];
+        size_t count = (size_t)rows * h;
+        float* x = random_floats(count, 4.0f);
+        float* ref = (float*)malloc(sizeof(float) * count);
+        memcpy(ref, x, sizeof(float) * count);
+        float* delta = random_floats(count, 1.0f);
+        const float* vectors[3];
+        float* vs[3];
+        for (int v = 0; v < 3; v++) vectors[v] = vs[v] = random_floats(h, 1.0f);
+        /* row r gets r % 4 adds: none, one, two of different vectors, three */
+        int32_t* offsets = (int32_t*)malloc(sizeof(int32_t) * (rows + 1));
+        steer_add* adds = (steer_add*)malloc(sizeof(steer_add) * rows * 3 + 1);
+        offsets[0] = 0;
+        for (int r = 0; r < rows; r++) {
+            offsets[r + 1] = offsets[r];
+            for (int a = 0; a < r % 4; a++) {
+                adds[offsets[r + 1]].vector = (r + a) % 3;
+                adds[offsets[r + 1]].multiplier = nonzero(8.0f);
+                offsets[r + 1]++;
+            }
+        }
+        steer_residual_add_steered(x, delta, rows, h, offsets, adds, vectors);
+        steer_ref_residual_add_steered(ref, delta, rows, h, offsets, adds, vectors);
+        check(memcmp(x, ref, sizeof(float) * count) == 0, "residual_add_steered bit-exact", isa, 0);
+        steer_residual_add_steered(x, NULL, rows, h, NULL, NULL, NULL); /* neither: no change */
+        check(memcmp(x, ref, sizeof(float) * count) == 0, "residual_add_steered no-op", isa, 0);
+        free(x); free(ref); free(delta); free(offsets); free(adds);
+        for (int v = 0; v < 3; v++) free(vs[v]);
+    }
+}
+
+static void test_log_softmax(const char* isa) {
+    const int shapes[][2] = {{1, 128256}, {3, 7}, {17, 1000}, {65, 33}};
+    for (int s = 0; s < 4; s++) {
+        int rows = shapes[s][0], v = shapes[s][1];
+        size_t count = (size_t)rows * v;
+        float* x = random_floats(count, 20.0f);
+        float* out = (float*)malloc(sizeof(float) * count);
+        float* ref = (float*)malloc(sizeof(float) * count);
+        steer_log_softmax(x, out, rows, v);
+        steer_ref_log_softmax(x, ref, rows, v);
+        double worst = 0;
+        for (size_t i = 0; i < count; i++) {
+            double err = fabs((double)out[i] - ref[i]);
+            if (!(err <= worst)) worst = err;
+        }
+        check(worst <= 2e-5, "log_softmax", isa, worst);
+        free(x); free(out); free(ref);
+    }
+}
+
+static void test_attention(const char* isa) {
+    const int configs[][3] = {{8, 2, 64}, {6, 6, 40}, {16, 1, 128}, {4, 2, 6}}; /* nh, nkv, hd */
+    const int seqdefs[][2] = {{1, 0}, {1, 100}, {37, 0}, {70, 13}, {5, 200}, {130, 0}}; /* n, start */
+    const int nseq = 6;
+    for (int c = 0; c < 4; c++) {
+        int nh = configs[c][0], nkv = configs[c][1], hd = configs[c][2];
+        steer_attn_seq seqs[6];
+        float* caches[12];
+        int rows = 0;
+        for (int s = 0; s < nseq; s++) {
+            int len = seqdefs[s][0] + seqdefs[s][1];
+            caches[2 * s] = random_floats((size_t)len * nkv * hd, 1.0f);
+            caches[2 * s + 1] = random_floats((size_t)len * nkv * hd, 1.0f);
+            seqs[s].k = caches[2 * s];
+            seqs[s].v = caches[2 * s + 1];
+            seqs[s].row = rows;
+            seqs[s].n = seqdefs[s][0];
+            seqs[s].start = seqdefs[s][1];
+            seqs[s].pad_ = 0;
+            rows += seqs[s].n;
+        }
+        size_t count = (size_t)rows * nh * hd;
+        float* q = random_floats(count, 2.0f);
+        float* out = random_floats(count, 1.0f);
+        float* ref = (float*)malloc(sizeof(float) * count);
+        steer_attention(q, out, seqs, nseq, nh, nkv, hd);
+        steer_ref_attention(q, ref, seqs, nseq, nh, nkv, hd);
+        double worst = 0;
+        for (size_t i = 0; i < count; i++) {
+            double err = fabs((double)out[i] - ref[i]);
+            if (!(err <= worst)) worst = err;
+        }
+        char what[96];
+        snprintf(what, sizeof what, "attention nh=%d nkv=%d hd=%d", nh, nkv, hd);
+        check(worst <= 2e-5, what, isa, worst);
+        free(q); free(out); free(ref);
+        for (int i = 0; i < 2 * nseq; i++) free(caches[i]);
+    }
+}
+
+int main(void) {
+    uint32_t features = steer_cpu_features();
+    printf("features: avx2+fma=%d avx512=%d avx512_bf16=%d\n", !!(features & STEER_CPU_AVX2_FMA),
+           !!(features & STEER_CPU_AVX512), !!(features & STEER_CPU_AVX512_BF16));
+    test_pack_f16();
+    const int thread_counts[] = {2, 1, 3};
+    for (int t = 0; t < 3; t++) {
+        steer_cpu_init(thread_counts[t]);
+        int best = steer_cpu_set_isa(-1);
+        int lowest = t == 0 ? 0 : best; /* every ISA with 2 threads; the best one with 1 and 3 */
+        for (int isa = best; isa >= lowest; isa--) {
+            if (steer_cpu_set_isa(isa) != isa) continue;
+            const char* name = isa_name(isa);
+            int before = failures;
+            memset(worst_seen, 0, sizeof worst_seen);
+            /* Both compute paths: vdpbf16ps / in-register widening, and pre-widened blocks. */
+            for (int mode = STEER_GEMM_DOT; mode <= (isa >= STEER_ISA_AVX512 ? STEER_GEMM_WIDE : STEER_GEMM_DOT); mode++) {
+                steer_cpu_set_gemm_mode(mode);
+                test_gemm(mode == STEER_GEMM_WIDE ? "wide" : name);
+            }
+            steer_cpu_set_gemm_mode(STEER_GEMM_AUTO);
+            test_rmsnorm(name);
+            test_rope(name);
+            test_swiglu(name);
+            test_residual(name);
+            test_log_softmax(name);
+            test_attention(name);
+            printf("threads=%d isa=%-10s %s  worst: gemm %.2g rmsnorm %.2g swiglu %.2g log_softmax %.2g attention %.2g\n",
+                   steer_cpu_threads(), name, failures == before ? "ok" : "FAILED", worst_seen[0], worst_seen[2], worst_seen[4],
+                   worst_seen[6], worst_seen[7]);
+        }
+    }
+    steer_cpu_shutdown();
+    printf(failures ? "%d failures\n" : "all passed\n", failures);
+    return failures ? 1 : 0;
+}
