@@ -496,9 +496,6 @@ static const int path_np[] = {4, 2, F32_NP, WIDE_NP, BF16_NP};
 static int g_mode = STEER_GEMM_AUTO;
 static int g_dot_is_faster = -1; /* calibrated once: vdpbf16ps vs widened f32 FMA on compute-bound m */
 
-/* Below this many rows the GEMM is bandwidth-bound and widening the weights would not pay. */
-#define WIDE_MIN_ROWS 8
-
 int steer_cpu_set_gemm_mode(int mode) {
     g_mode = mode;
     return g_mode;
@@ -572,13 +569,15 @@ static int choose_path(int isa, int m) {
     case STEER_ISA_AVX512_BF16:
         if (g_mode == STEER_GEMM_DOT) return PATH_DOT;
         if (g_mode == STEER_GEMM_WIDE) return PATH_WIDE;
-        if (m < WIDE_MIN_ROWS) return PATH_DOT;
+        /* One path for every m: a row's result must not depend on how many rows share the call,
+         * or a sampled sequence would change with its batch neighbours (DESIGN.md §4). The
+         * widened path streams bf16 weights once as well, so it loses nothing at m = 1. */
+        (void)m;
         if (g_dot_is_faster < 0) g_dot_is_faster = calibrate_dot_is_faster();
         return g_dot_is_faster ? PATH_DOT : PATH_WIDE;
     case STEER_ISA_AVX512:
-        if (g_mode == STEER_GEMM_WIDE) return PATH_WIDE;
         if (g_mode == STEER_GEMM_DOT) return PATH_SHIFT;
-        return m < WIDE_MIN_ROWS ? PATH_SHIFT : PATH_WIDE;
+        return PATH_WIDE;
     case STEER_ISA_AVX2: return PATH_AVX2;
     default: return PATH_SCALAR;
     }

@@ -3,6 +3,7 @@ using System.Text.Json;
 using Spectre.Console;
 using SteerEngine.Generation;
 using SteerEngine.Model;
+using SteerEngine.Runtime.Cpu;
 using SteerEngine.Steering;
 
 namespace SteerEngine.Cli.Commands;
@@ -20,15 +21,16 @@ public static class DemoCommand
     public static Command Create()
     {
         var model = new Option<string?>("--model") { Description = "model directory (default: a tiny random model, generated on first use)" };
+        var kernels = new Option<string>("--kernels") { Description = "auto | native | managed | exact (the f32 reference path)", DefaultValueFactory = _ => "auto" };
         var multipliers = new Option<string>("--multipliers") { Description = "comma-separated", DefaultValueFactory = _ => "0,4,6,8,12" };
         var maxNew = new Option<int>("--max-new-tokens") { DefaultValueFactory = _ => 16 };
         var json = new Option<bool>("--json") { Description = "print one JSON object instead of the table" };
-        var command = new Command("demo", "steered multiplier sweep on the default model") { model, multipliers, maxNew, json };
+        var command = new Command("demo", "steered multiplier sweep on the default model") { model, kernels, multipliers, maxNew, json };
         command.SetAction(p => CliErrors.Run(() =>
         {
             float[] ms = ParseList(p.GetValue(multipliers)!);
             string dir = p.GetValue(model) ?? DefaultModel();
-            using LanguageModel lm = LanguageModel.Load(dir, w => Console.Error.WriteLine($"warning: {w}"));
+            using LanguageModel lm = LanguageModel.Load(dir, w => Console.Error.WriteLine($"warning: {w}"), CpuKernels.Parse(p.GetValue(kernels)!));
             var result = Sweep(lm, ms, p.GetValue(maxNew));
             if (p.GetValue(json))
                 Console.WriteLine(JsonSerializer.Serialize(new { model = dir, target = TargetWord, multipliers = ms, trait_rate = result.Rates }));

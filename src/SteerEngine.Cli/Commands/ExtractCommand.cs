@@ -3,6 +3,7 @@ using System.Text.Json;
 using Spectre.Console;
 using SteerEngine.Capture;
 using SteerEngine.Model;
+using SteerEngine.Runtime.Cpu;
 using SteerEngine.Steering;
 
 namespace SteerEngine.Cli.Commands;
@@ -21,6 +22,7 @@ public static class ExtractCommand
     public static Command Create()
     {
         var model = new Option<string>("--model") { Required = true, Description = "model directory" };
+        var kernels = new Option<string>("--kernels") { Description = "auto | native | managed | exact (the f32 reference path)", DefaultValueFactory = _ => "auto" };
         var mode = new Option<string>("--mode") { Description = "persona | diff", DefaultValueFactory = _ => "persona" };
         var pos = new Option<string?>("--pos") { Description = "persona mode: positive CSV" };
         var neg = new Option<string?>("--neg") { Description = "persona mode: negative CSV" };
@@ -35,7 +37,7 @@ public static class ExtractCommand
         var report = new Option<bool>("--report") { Description = "print per-layer separation to help pick a layer" };
         var batch = new Option<int>("--batch-size") { DefaultValueFactory = _ => 8 };
         var command = new Command("extract", "extract per-layer steering vectors (mean difference or PCA)")
-            { model, mode, pos, neg, trait, threshold, a, b, name, system, method, output, report, batch };
+            { model, kernels, mode, pos, neg, trait, threshold, a, b, name, system, method, output, report, batch };
         command.SetAction(p => CliErrors.Run(() =>
         {
             ExtractionMethod m = p.GetValue(method) switch
@@ -44,7 +46,7 @@ public static class ExtractCommand
                 "pca" => ExtractionMethod.Pca,
                 var other => throw new ArgumentException($"--method '{other}' is not mean-diff or pca"),
             };
-            using LanguageModel lm = LanguageModel.Load(p.GetValue(model)!, w => Console.Error.WriteLine($"warning: {w}"));
+            using LanguageModel lm = LanguageModel.Load(p.GetValue(model)!, w => Console.Error.WriteLine($"warning: {w}"), CpuKernels.Parse(p.GetValue(kernels)!));
             List<CaptureExample> positive, negative;
             string outName;
             switch (p.GetValue(mode))

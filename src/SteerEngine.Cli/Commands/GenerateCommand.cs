@@ -3,6 +3,7 @@ using Spectre.Console;
 using SteerEngine.Generation;
 using SteerEngine.Generation.Jobs;
 using SteerEngine.Model;
+using SteerEngine.Runtime.Cpu;
 using SteerEngine.Steering;
 
 namespace SteerEngine.Cli.Commands;
@@ -16,6 +17,7 @@ public static class GenerateCommand
     public static Command Create()
     {
         var model = new Option<string>("--model") { Description = "model directory (Hugging Face layout)", Required = true };
+        var kernels = new Option<string>("--kernels") { Description = "auto | native | managed | exact (the f32 reference path)", DefaultValueFactory = _ => "auto" };
         var prompt = new Option<string?>("--prompt") { Description = "one user message (or raw text with --raw)" };
         var prompts = new Option<string?>("--prompts") { Description = "prompts file: .jsonl or .csv" };
         var promptField = new Option<string>("--prompt-field") { Description = "field holding the prompt text", DefaultValueFactory = _ => "question" };
@@ -45,7 +47,7 @@ public static class GenerateCommand
 
         var command = new Command("generate", "generate text, optionally steered; with --prompts/--out, a resumable sweep job")
         {
-            model, prompt, prompts, promptField, idField, system, raw, vectors, layers, multipliers, positions, samples, maxNew,
+            model, kernels, prompt, prompts, promptField, idField, system, raw, vectors, layers, multipliers, positions, samples, maxNew,
             temperature, topP, topK, minP, repetition, stop, seed, output, resume, shard, maxBatch, monitor, monitorLayers, logprobs,
         };
         command.SetAction(p => CliErrors.Run(() =>
@@ -82,7 +84,7 @@ public static class GenerateCommand
                 Shard = Shard.Parse(p.GetValue(shard)!),
                 Scheduler = new SchedulerOptions(MaxSequences: Math.Max(1, p.GetValue(maxBatch))),
             };
-            using LanguageModel lm = LanguageModel.Load(p.GetValue(model)!, w => Console.Error.WriteLine($"warning: {w}"));
+            using LanguageModel lm = LanguageModel.Load(p.GetValue(model)!, w => Console.Error.WriteLine($"warning: {w}"), CpuKernels.Parse(p.GetValue(kernels)!));
             if (p.GetValue(output) is string outPath) return RunJob(lm, spec, outPath, p.GetValue(resume));
             return PrintQuick(lm, spec);
         }));

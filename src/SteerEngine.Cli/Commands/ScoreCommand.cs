@@ -4,6 +4,7 @@ using System.Text.Json;
 using SteerEngine.Generation;
 using SteerEngine.Generation.Jobs;
 using SteerEngine.Model;
+using SteerEngine.Runtime.Cpu;
 
 namespace SteerEngine.Cli.Commands;
 
@@ -17,17 +18,18 @@ public static class ScoreCommand
     public static Command Create()
     {
         var model = new Option<string>("--model") { Required = true, Description = "model directory" };
+        var kernels = new Option<string>("--kernels") { Description = "auto | native | managed | exact (the f32 reference path)", DefaultValueFactory = _ => "auto" };
         var input = new Option<string>("--input") { Required = true, Description = "JSONL with prompt/completion or prompt_ids/completion_ids" };
         var output = new Option<string>("--out") { Required = true, Description = "JSONL output" };
         var chat = new Option<bool>("--chat") { Description = "format the prompt text with the chat template" };
         var system = new Option<string?>("--system") { Description = "system prompt (with --chat)" };
         var resume = new Option<bool>("--resume");
         var steering = new SteeringOptions();
-        var command = new Command("score", "log-probs and perplexity of completions, optionally steered") { model, input, output, chat, system, resume };
+        var command = new Command("score", "log-probs and perplexity of completions, optionally steered") { model, kernels, input, output, chat, system, resume };
         steering.AddTo(command);
         command.SetAction(p => CliErrors.Run(() =>
         {
-            using LanguageModel lm = LanguageModel.Load(p.GetValue(model)!, w => Console.Error.WriteLine($"warning: {w}"));
+            using LanguageModel lm = LanguageModel.Load(p.GetValue(model)!, w => Console.Error.WriteLine($"warning: {w}"), CpuKernels.Parse(p.GetValue(kernels)!));
             var adds = steering.Resolve(p, lm.Config);
             string inPath = p.GetValue(input)!;
             if (!File.Exists(inPath)) throw new FileNotFoundException($"{inPath}: input file not found");

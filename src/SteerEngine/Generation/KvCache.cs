@@ -50,6 +50,13 @@ public sealed class KvCache
     public Span<float> Keys(int layer, int rows) => _keys[layer].AsSpan(0, rows * _kvDim);
     public Span<float> Values(int layer, int rows) => _values[layer].AsSpan(0, rows * _kvDim);
 
+    /// <summary>Address of layer <paramref name="layer"/>'s key rows, for native kernels (the array is pinned).</summary>
+    public unsafe float* KeysPointer(int layer) => (float*)System.Runtime.CompilerServices.Unsafe.AsPointer(
+        ref System.Runtime.InteropServices.MemoryMarshal.GetArrayDataReference(_keys[layer]));
+
+    public unsafe float* ValuesPointer(int layer) => (float*)System.Runtime.CompilerServices.Unsafe.AsPointer(
+        ref System.Runtime.InteropServices.MemoryMarshal.GetArrayDataReference(_values[layer]));
+
     public void Commit(int tokens)
     {
         if (Length + tokens > _capacity) throw new InvalidOperationException("KV cache commit past reserved capacity");

@@ -1,3 +1,4 @@
+using SteerEngine.Runtime.Cpu;
 using SteerEngine.Tokenization;
 
 namespace SteerEngine.Model;
@@ -25,11 +26,12 @@ public sealed class LanguageModel : IDisposable
     public ChatTemplate Template { get; }
     public ModelConfig Config => Transformer.Config;
 
-    public static LanguageModel Load(string directory, Action<string>? warn = null)
+    /// <param name="kernels">Auto (default) runs the fast packed-bf16 kernels, native when available; Exact the f32 reference path.</param>
+    public static LanguageModel Load(string directory, Action<string>? warn = null, CpuKernelChoice kernels = CpuKernelChoice.Auto)
     {
         if (!System.IO.Directory.Exists(directory)) throw new DirectoryNotFoundException($"{directory}: model directory not found");
         TextTokenizer tokenizer = TextTokenizer.Load(directory);
-        Transformer transformer = Transformer.Load(directory);
+        Transformer transformer = Transformer.Load(directory, kernels);
         if (tokenizer.VocabSize > transformer.Config.VocabSize)
         {
             transformer.Dispose();

@@ -16,30 +16,45 @@ public sealed class ForwardSequence(KvCache cache, int[] tokens, SequenceSteerin
 }
 
 /// <summary>
-/// The Llama / Qwen3 decoder on the exact f32 CPU path: embeddings → blocks → final norm → logits,
-/// for a batch of sequences of different lengths, each continuing from its own KV cache.
+/// The Llama / Qwen3 decoder on the CPU: embeddings → blocks → final norm → logits, for a batch of
+/// sequences of different lengths, each continuing from its own KV cache. The ops run on the exact
+/// f32 reference kernels or on a fast kernel set (packed bf16 weights; see <see cref="ICpuKernels"/>).
 /// </summary>
-public sealed class Transformer : IDisposable
+public sealed partial class Transformer : IDisposable
 {
     readonly Rope _rope;
+    readonly float[] _invFreq;        // (hd/2)
+    readonly ICpuKernels? _fast;      // null: the exact path
+    readonly PackedLayer[]? _packed;  // per layer, with the fast path
+    readonly PackedMatrix? _lmHead;
 
-    public Transformer(ModelConfig config, ModelWeights weights)
+    public Transformer(ModelConfig config, ModelWeights weights, CpuKernelChoice kernels = CpuKernelChoice.Exact)
     {
         Config = config;
         Weights = weights;
         _rope = new Rope(config);
+        _invFreq = Rope.InverseFrequencies(config.HeadDim, config.RopeTheta, config.RopeScaling);
+        _fast = CpuKernels.Create(kernels);
+        if (_fast is not null)
+        {
+            _packed = weights.Layers.Select(l => PackedLayer.Pack(_fast, l)).ToArray();
+            _lmHead = _fast.Pack(weights.LmHead);
+        }
     }
 
     public ModelConfig Config { get; }
     public ModelWeights Weights { get; }
 
-    public static Transformer Load(string modelDir)
+    /// <summary>"exact", "native" or "managed".</summary>
+    public string Kernels => _fast?.Name ?? "exact";
+
+    public static Transformer Load(string modelDir, CpuKernelChoice kernels = CpuKernelChoice.Exact)
     {
         ModelConfig config = ModelConfig.Load(Path.Combine(modelDir, "config.json"));
         TensorStore store = TensorStore.Open(modelDir);
         try
         {
-            return new Transformer(config, ModelWeights.Load(store, config));
+            return new Transformer(config, ModelWeights.Load(store, config), kernels);
         }
         catch
         {
@@ -77,6 +92,7 @@ public sealed class Transformer : IDisposable
             }
         }
         var layout = new BatchLayout(sequenceOfRow, positionOfRow);
+        var steering = new BatchSteering(steeringOfRow, positionOfRow, H);
 
         var x = new float[T * H];                         // (T, H) residual stream
         var xn = new float[T * H];                        // (T, H) normed input of a sublayer
@@ -94,35 +110,33 @@ public sealed class Transformer : IDisposable
         for (int l = 0; l < c.NumLayers; l++)
         {
             LayerWeights w = Weights.Layers[l];
+            PackedLayer? p = _packed?[l];
 
             // h = x + attention(attention_norm(x))
-            RmsNorm.Forward(x, w.InputNorm, xn, T, (float)c.RmsNormEps);
-            MatMul.Forward(xn, w.Q, q, T);
-            MatMul.Forward(xn, w.K, k, T);
-            MatMul.Forward(xn, w.V, v, T);
-            if (w.QNorm is not null) RmsNorm.Forward(q, w.QNorm, q, T * c.NumHeads, (float)c.RmsNormEps);
-            if (w.KNorm is not null) RmsNorm.Forward(k, w.KNorm, k, T * c.NumKvHeads, (float)c.RmsNormEps);
-            for (int r = 0; r < T; r++)
-            {
-                _rope.Apply(q.AsSpan(r * c.QDim, c.QDim), c.NumHeads, positionOfRow[r]);
-                _rope.Apply(k.AsSpan(r * c.KvDim, c.KvDim), c.NumKvHeads, positionOfRow[r]);
-            }
+            Norm(x, w.InputNorm, xn, T);
+            Linear(xn, w.Q, p?.Q, q, T);
+            Linear(xn, w.K, p?.K, k, T);
+            Linear(xn, w.V, p?.V, v, T);
+            if (w.QNorm is not null) Norm(q, w.QNorm, q, T * c.NumHeads);
+            if (w.KNorm is not null) Norm(k, w.KNorm, k, T * c.NumKvHeads);
+            Rotate(q, T, c.NumHeads, positionOfRow);
+            Rotate(k, T, c.NumKvHeads, positionOfRow);
             Attend(batch, l, q, k, v, att);
-            MatMul.Forward(att, w.O, delta, T);
-            for (int i = 0; i < x.Length; i++) x[i] += delta[i];
+            Linear(att, w.O, p?.O, delta, T);
+            AddResidual(x, delta, T);
 
             // out = h + feed_forward(ffn_norm(h)), then the steering add at this block's output
-            RmsNorm.Forward(x, w.PostAttentionNorm, xn, T, (float)c.RmsNormEps);
-            MatMul.Forward(xn, w.Gate, gate, T);
-            MatMul.Forward(xn, w.Up, up, T);
-            SwiGlu.Forward(gate, up);
-            MatMul.Forward(gate, w.Down, delta, T);
-            ResidualAdd.ForwardSteered(x, delta, H, l, steeringOfRow, positionOfRow);
+            Norm(x, w.PostAttentionNorm, xn, T);
+            Linear(xn, w.Gate, p?.Gate, gate, T);
+            Linear(xn, w.Up, p?.Up, up, T);
+            Swiglu(gate, up);
+            Linear(gate, w.Down, p?.Down, delta, T);
+            AddResidualAndSteer(x, delta, T, l, steering);
 
             if (l < c.NumLayers - 1) sink?.Record(l + 1, x, layout);
         }
 
-        RmsNorm.Forward(x, Weights.FinalNorm, x, T, (float)c.RmsNormEps);
+        Norm(x, Weights.FinalNorm, x, T);
         sink?.Record(c.NumLayers, x, layout);
 
         foreach (ForwardSequence seq in batch) seq.Cache.Commit(seq.Tokens.Length);
@@ -141,24 +155,6 @@ public sealed class Transformer : IDisposable
             }
     }
 
-    /// <summary>Writes each sequence's new K/V rows into its cache, then attends over the cache.</summary>
-    void Attend(IReadOnlyList<ForwardSequence> batch, int layer, float[] q, float[] k, float[] v, float[] att)
-    {
-        ModelConfig c = Config;
-        int r = 0;
-        foreach (ForwardSequence seq in batch)
-        {
-            int n = seq.Tokens.Length, start = seq.Cache.Length, len = start + n;
-            Span<float> keys = seq.Cache.Keys(layer, len);
-            Span<float> values = seq.Cache.Values(layer, len);
-            k.AsSpan(r * c.KvDim, n * c.KvDim).CopyTo(keys[(start * c.KvDim)..]);
-            v.AsSpan(r * c.KvDim, n * c.KvDim).CopyTo(values[(start * c.KvDim)..]);
-            Attention.Forward(q.AsSpan(r * c.QDim, n * c.QDim), keys, values, att.AsSpan(r * c.QDim, n * c.QDim),
-                n, start, c.NumHeads, c.NumKvHeads, c.HeadDim);
-            r += n;
-        }
-    }
-
     float[][] Logits(IReadOnlyList<ForwardSequence> batch, float[] x)
     {
         int H = Config.HiddenSize, V = Config.VocabSize;
@@ -170,11 +166,16 @@ public sealed class Transformer : IDisposable
             int n = seq.Tokens.Length;
             int first = seq.AllLogits ? r : r + n - 1, rows = seq.AllLogits ? n : 1;
             result[s] = new float[rows * V];
-            MatMul.Forward(x.AsSpan(first * H, rows * H), Weights.LmHead, result[s], rows);
+            Linear(x.AsSpan(first * H, rows * H), Weights.LmHead, _lmHead, result[s], rows);
             r += n;
         }
         return result;
     }
 
-    public void Dispose() => Weights.Dispose();
+    public void Dispose()
+    {
+        if (_packed is not null) foreach (PackedLayer p in _packed) p.Dispose();
+        _lmHead?.Dispose();
+        Weights.Dispose();
+    }
 }

@@ -65,7 +65,7 @@ public class PersonaExtractionTests
         var negRows = questions.Select((q, i) => (q, Prompt(q), $"I would help everyone kindly {i}", "5", "90")).ToList();
         string pos = Csv(dir, "pos.csv", posRows), neg = Csv(dir, "neg.csv", negRows);
         string outDir = Path.Combine(dir, "out");
-        int code = SteerEngine.Cli.Program.Main(["extract", "--model", model, "--mode", "persona", "--pos", pos, "--neg", neg, "--trait", "evil", "--out", outDir]);
+        int code = SteerEngine.Cli.Program.Main(["extract", "--model", model, "--mode", "persona", "--pos", pos, "--neg", neg, "--trait", "evil", "--out", outDir, "--kernels", "exact"]);
         Assert.That(code, Is.EqualTo(0));
 
         int[] effective = [0, 1, 3]; // row 2's positive scores 20 < 50

@@ -15,7 +15,6 @@ public sealed unsafe class ManagedCpuKernels : ICpuKernels
 {
     const int PanelsPerTask = 4;   // 64 output columns
     const int RowTile = 4;         // rows per micro-kernel; x is laid out (tile, k, RowTile)
-    const int WideMinRows = 8;     // from here on, widen weight blocks once and reuse them
     const int PairsPerBlock = 64;  // k block of the widened path: 4 panels × 128 k × 64 B = 32 KB
 
     float[] _x = [];               // (tiles, 2·pairs, RowTile) x rounded to bf16, widened
@@ -80,7 +79,7 @@ public sealed unsafe class ManagedCpuKernels : ICpuKernels
                 int p0 = g * PanelsPerTask, np = Math.Min(PanelsPerTask, w.Panels - p0);
                 int r0 = chunk * tilesPerChunk * RowTile, r1 = Math.Min(rows, r0 + tilesPerChunk * RowTile);
                 if (!Vector512.IsHardwareAccelerated) GemmScalar(xPtr, w, yPtr, p0, np, r0, r1);
-                else if (rows < WideMinRows) GemmDirect(xPtr, w, yPtr, p0, np, r0, r1);
+                // One path for every row count, so a row's result does not depend on its batch (DESIGN.md §4).
                 else GemmWide(xPtr, w, yPtr, p0, np, r0, r1);
             });
         }
@@ -103,37 +102,6 @@ public sealed unsafe class ManagedCpuKernels : ICpuKernels
             else
                 for (int i = 0; i < k; i++) dst[baseIndex + (long)i * RowTile] = 0;
             for (int i = k; i < kp; i++) dst[baseIndex + (long)i * RowTile] = 0;
-        }
-    }
-
-    /// <summary>Bandwidth-bound rows: bf16 pairs widened in registers, one row × up to 4 panels.</summary>
-    static void GemmDirect(float* x, PackedMatrix w, float* y, int p0, int np, int r0, int r1)
-    {
-        int pairs = w.Pairs, n = w.Rows;
-        long ws = (long)pairs * 32;
-        var high = Vector512.Create(0xFFFF0000u);
-        for (int r = r0; r < r1; r++)
-        {
-            float* xr = x + (long)(r / RowTile) * 2 * pairs * RowTile + r % RowTile;
-            for (int p = p0; p < p0 + np; p += 2)
-            {
-                bool two = p + 1 < p0 + np;
-                ushort* w0 = w.Data + p * ws, w1 = two ? w0 + ws : w0;
-                Vector512<float> a0 = default, a1 = default, b0 = default, b1 = default;
-                for (int j = 0; j < pairs; j++)
-                {
-                    var x0 = Vector512.Create(xr[2 * j * RowTile]);
-                    var x1 = Vector512.Create(xr[(2 * j + 1) * RowTile]);
-                    var u = Vector512.Load((uint*)(w0 + j * 32));
-                    a0 = Vector512.FusedMultiplyAdd(x0, (u << 16).AsSingle(), a0);
-                    a1 = Vector512.FusedMultiplyAdd(x1, (u & high).AsSingle(), a1);
-                    var v = Vector512.Load((uint*)(w1 + j * 32));
-                    b0 = Vector512.FusedMultiplyAdd(x0, (v << 16).AsSingle(), b0);
-                    b1 = Vector512.FusedMultiplyAdd(x1, (v & high).AsSingle(), b1);
-                }
-                Store(y + (long)r * n, p, n, a0 + a1);
-                if (two) Store(y + (long)r * n, p + 1, n, b0 + b1);
-            }
         }
     }
 

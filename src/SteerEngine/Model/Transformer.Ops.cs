@@ -1,0 +1,151 @@
+using SteerEngine.Generation;
+using SteerEngine.Runtime.Cpu;
+using SteerEngine.Steering;
+
+namespace SteerEngine.Model;
+
+/// <summary>
+/// The ops of <see cref="Transformer.Forward"/>, each dispatched to the exact reference kernel or to
+/// the fast kernel set. Kept apart so the forward pass itself reads like the model card.
+/// </summary>
+public sealed partial class Transformer
+{
+    float Eps => (float)Config.RmsNormEps;
+
+    /// <summary>x, y: (rows, n) with n = weight length; may alias.</summary>
+    void Norm(ReadOnlySpan<float> x, float[] weight, Span<float> y, int rows)
+    {
+        if (_fast is null) RmsNorm.Forward(x, weight, y, rows, Eps);
+        else _fast.RmsNorm(x, weight, y, rows, Eps);
+    }
+
+    /// <summary>y = x · Wᵀ. x: (rows, in); y: (rows, out)</summary>
+    void Linear(ReadOnlySpan<float> x, WeightMatrix w, PackedMatrix? packed, Span<float> y, int rows)
+    {
+        if (_fast is null) MatMul.Forward(x, w, y, rows);
+        else _fast.MatMul(x, packed!, y, rows);
+    }
+
+    /// <summary>x: (rows, heads·hd), rotated in place at each row's position.</summary>
+    void Rotate(float[] x, int rows, int heads, int[] positions)
+    {
+        int width = heads * Config.HeadDim;
+        if (_fast is not null)
+        {
+            _fast.Rope(x.AsSpan(0, rows * width), rows, heads, Config.HeadDim, positions, _invFreq);
+            return;
+        }
+        for (int r = 0; r < rows; r++) _rope.Apply(x.AsSpan(r * width, width), heads, positions[r]);
+    }
+
+    /// <summary>Writes each sequence's new K/V rows into its cache, then attends over the cache. q, att: (T, nh·hd)</summary>
+    unsafe void Attend(IReadOnlyList<ForwardSequence> batch, int layer, float[] q, float[] k, float[] v, float[] att)
+    {
+        ModelConfig c = Config;
+        int r = 0;
+        var sequences = _fast is null ? null : new AttentionSequence[batch.Count];
+        for (int s = 0; s < batch.Count; s++)
+        {
+            ForwardSequence seq = batch[s];
+            int n = seq.Tokens.Length, start = seq.Cache.Length, len = start + n;
+            Span<float> keys = seq.Cache.Keys(layer, len);
+            Span<float> values = seq.Cache.Values(layer, len);
+            k.AsSpan(r * c.KvDim, n * c.KvDim).CopyTo(keys[(start * c.KvDim)..]);
+            v.AsSpan(r * c.KvDim, n * c.KvDim).CopyTo(values[(start * c.KvDim)..]);
+            if (sequences is not null)
+                sequences[s] = new AttentionSequence(seq.Cache.KeysPointer(layer), seq.Cache.ValuesPointer(layer), r, n, start);
+            else
+                Attention.Forward(q.AsSpan(r * c.QDim, n * c.QDim), keys, values, att.AsSpan(r * c.QDim, n * c.QDim),
+                    n, start, c.NumHeads, c.NumKvHeads, c.HeadDim);
+            r += n;
+        }
+        if (sequences is not null) _fast!.Attention(q, att, sequences, c.NumHeads, c.NumKvHeads, c.HeadDim);
+    }
+
+    void AddResidual(float[] x, float[] delta, int rows)
+    {
+        if (_fast is null) System.Numerics.Tensors.TensorPrimitives.Add(x, delta, x);
+        else _fast.ResidualAddSteered(x, delta, rows, Config.HiddenSize, default);
+    }
+
+    /// <summary>x ← x + delta, then every row's steering adds of this layer: the steering add.</summary>
+    void AddResidualAndSteer(float[] x, float[] delta, int rows, int layer, BatchSteering steering)
+    {
+        if (_fast is null)
+        {
+            ResidualAdd.ForwardSteered(x, delta, Config.HiddenSize, layer, steering.OfRow, steering.PositionOfRow);
+            return;
+        }
+        if (!steering.Any) { _fast.ResidualAddSteered(x, delta, rows, Config.HiddenSize, default); return; }
+        _fast.ResidualAddSteered(x, delta, rows, Config.HiddenSize, steering.ForLayer(layer));
+    }
+
+    void Swiglu(float[] gate, float[] up)
+    {
+        if (_fast is null) SwiGlu.Forward(gate, up);
+        else _fast.SwiGlu(gate, up);
+    }
+
+    /// <summary>A block's matrices packed for the fast kernels.</summary>
+    sealed class PackedLayer : IDisposable
+    {
+        public required PackedMatrix Q, K, V, O, Gate, Up, Down;
+
+        public static PackedLayer Pack(ICpuKernels k, LayerWeights w) => new()
+        {
+            Q = k.Pack(w.Q), K = k.Pack(w.K), V = k.Pack(w.V), O = k.Pack(w.O),
+            Gate = k.Pack(w.Gate), Up = k.Pack(w.Up), Down = k.Pack(w.Down),
+        };
+
+        public void Dispose()
+        {
+            foreach (PackedMatrix m in new[] { Q, K, V, O, Gate, Up, Down }) m.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// The batch's steering in both shapes the kernels take: per row (exact path) and, per layer,
+    /// flat offsets into (vector index, multiplier) adds over one block of distinct vectors (fast path).
+    /// </summary>
+    sealed class BatchSteering
+    {
+        readonly int _hidden;
+        readonly float[] _vectors = [];               // (distinct vectors, H)
+        readonly Dictionary<float[], int> _index = new(ReferenceEqualityComparer.Instance);
+
+        public BatchSteering(SequenceSteering?[] ofRow, int[] positionOfRow, int hidden)
+        {
+            OfRow = ofRow;
+            PositionOfRow = positionOfRow;
+            _hidden = hidden;
+            foreach (SequenceSteering? s in ofRow.Distinct())
+                if (s is not null)
+                    foreach (SteeringAdd a in s.Adds)
+                        _index.TryAdd(a.Vector, _index.Count);
+            Any = _index.Count > 0;
+            if (!Any) return;
+            _vectors = new float[_index.Count * hidden];
+            foreach (var (vector, i) in _index) vector.CopyTo(_vectors, i * hidden);
+        }
+
+        public SequenceSteering?[] OfRow { get; }
+        public int[] PositionOfRow { get; }
+        public bool Any { get; }
+
+        public RowSteering ForLayer(int layer)
+        {
+            var rowAdds = new int[OfRow.Length + 1];
+            var adds = new List<SteerAdd>();
+            for (int r = 0; r < OfRow.Length; r++)
+            {
+                rowAdds[r] = adds.Count;
+                if (OfRow[r] is not { } s) continue;
+                foreach (SteeringAdd a in s.Adds)
+                    if (a.Layer == layer && a.Positions.Selects(PositionOfRow[r], s.PromptLength))
+                        adds.Add(new SteerAdd(_index[a.Vector], a.Multiplier));
+            }
+            rowAdds[^1] = adds.Count;
+            return new RowSteering(rowAdds, adds.ToArray(), _vectors);
+        }
+    }
+}
