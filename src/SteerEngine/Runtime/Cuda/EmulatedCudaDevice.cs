@@ -5,6 +5,8 @@ namespace SteerEngine.Runtime.Cuda;
 /// <summary>A device emulated by native/cuemu: the same kernels/*.cu, compiled for the CPU.</summary>
 public sealed unsafe class EmulatedCudaDevice(int ordinal) : CudaDevice
 {
+    readonly HashSet<ulong> _live = []; // freed on Dispose, as destroying a CUDA context frees its memory
+
     public override string Name => $"cuda-emu:{ordinal}";
 
     public static bool IsAvailable => CudaLibraries.IsAvailable("steer_cuemu");
@@ -22,10 +24,14 @@ public sealed unsafe class EmulatedCudaDevice(int ordinal) : CudaDevice
     {
         void* p = CuemuApi.cuemu_malloc((nuint)bytes);
         if (p == null) throw new OutOfMemoryException($"{Name}: cannot allocate {bytes} bytes");
+        _live.Add((ulong)p);
         return new DevicePtr((ulong)p);
     }
 
-    public override void Free(DevicePtr p) => CuemuApi.cuemu_free((void*)p.Address);
+    public override void Free(DevicePtr p)
+    {
+        if (_live.Remove(p.Address)) CuemuApi.cuemu_free((void*)p.Address);
+    }
     public override void CopyToDevice(DevicePtr destination, void* source, long bytes) => Buffer.MemoryCopy(source, (void*)destination.Address, bytes, bytes);
     public override void CopyToHost(void* destination, DevicePtr source, long bytes) => Buffer.MemoryCopy((void*)source.Address, destination, bytes, bytes);
     public override void CopyOnDevice(DevicePtr destination, DevicePtr source, long bytes) => Buffer.MemoryCopy((void*)source.Address, (void*)destination.Address, bytes, bytes);
@@ -47,7 +53,11 @@ public sealed unsafe class EmulatedCudaDevice(int ordinal) : CudaDevice
         CublasApi.Check(status, $"{Name}: cublasGemmEx(m={m}, n={n}, k={k}, lda={lda}, ldb={ldb}, ldc={ldc})");
     }
 
-    public override void Dispose() { }
+    public override void Dispose()
+    {
+        foreach (ulong p in _live) CuemuApi.cuemu_free((void*)p);
+        _live.Clear();
+    }
 }
 
 /// <summary>NCCL's collectives across emulated devices (native/cuemu/collectives.cpp).</summary>
