@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using SteerEngine.Runtime.Cuda;
 
 namespace SteerEngine.Runtime.Cuda.Native;
 
@@ -52,5 +53,3 @@ static unsafe partial class CudaDriverApi
         throw new CudaException($"{call} failed: CUDA error {result} ({message})");
     }
 }
-
-public sealed class CudaException(string message) : Exception(message);

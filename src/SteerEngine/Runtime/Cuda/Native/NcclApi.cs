@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using SteerEngine.Runtime.Cuda;
 
 namespace SteerEngine.Runtime.Cuda.Native;
 
