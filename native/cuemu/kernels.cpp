@@ -1,0 +1,33 @@
+// The very kernels NVRTC compiles for the GPU, compiled here by the host compiler against cuemu.h.
+#include "cuemu.h"
+
+#include "attention_decode.cu"
+#include "attention_prefill.cu"
+#include "gather.cu"
+#include "logprobs.cu"
+#include "residual.cu"
+#include "rmsnorm.cu"
+#include "rope.cu"
+#include "sampling.cu"
+#include "swiglu.cu"
+#include "mma_probe.cu"
+
+#include "kernel_table.h"
+
+namespace cuemu {
+
+#define KERNEL(f) kernel_entry(#f, &f)
+
+static const KernelEntry table[] = {
+    KERNEL(embedding_gather),     KERNEL(gather_rows_bf16),       KERNEL(rmsnorm),
+    KERNEL(qk_norm_rope),         KERNEL(residual_add_steer),     KERNEL(swiglu),
+    KERNEL(log_softmax_rows),     KERNEL(sample_rows),            KERNEL(attention_prefill_hd32),
+    KERNEL(attention_prefill_hd64), KERNEL(attention_prefill_hd128), KERNEL(attention_decode_hd32),
+    KERNEL(attention_decode_hd64), KERNEL(attention_decode_hd128), KERNEL(attention_decode_combine),
+    KERNEL(mma_probe),
+};
+
+const KernelEntry* kernel_table() { return table; }
+int kernel_table_size() { return (int)(sizeof table / sizeof table[0]); }
+
+} // namespace cuemu

@@ -1,0 +1,29 @@
+using SteerEngine.Model;
+using SteerEngine.Runtime.Cuda;
+
+namespace SteerEngine.Runtime;
+
+/// <summary>The names <c>--backend</c> accepts and the model each one loads.</summary>
+public static class Backends
+{
+    public static IReadOnlyList<string> Names { get; } = ["cpu", "cuda", "cuda-emu"];
+
+    /// <param name="backend">cpu (default), cuda (GPUs 0..tp-1 through the driver), cuda-emu (the CUDA backend on native/cuemu)</param>
+    /// <param name="tensorParallel">devices to split the model over (cuda, cuda-emu)</param>
+    public static IForwardModel Create(string backend, string modelDir, int tensorParallel = 1)
+    {
+        if (tensorParallel < 1) throw new ArgumentException($"tensor parallelism {tensorParallel} must be at least 1");
+        switch (backend)
+        {
+            case "cpu":
+                if (tensorParallel != 1) throw new ArgumentException("the cpu backend has no tensor parallelism (use --tp 1)");
+                return new CpuForwardModel(Transformer.Load(modelDir));
+            case "cuda":
+                return CudaTransformer.Load(modelDir, CudaPlatform.Driver, tensorParallel);
+            case "cuda-emu":
+                return CudaTransformer.Load(modelDir, CudaPlatform.Emulated, tensorParallel);
+            default:
+                throw new ArgumentException($"backend '{backend}' is not one of {string.Join(", ", Names)}");
+        }
+    }
+}

@@ -1,0 +1,440 @@
+using System.Runtime.CompilerServices;
+using SteerEngine.Capture;
+using SteerEngine.Generation;
+using SteerEngine.Model;
+using SteerEngine.Steering;
+
+namespace SteerEngine.Runtime.Cuda;
+
+public enum CudaPlatform { Driver, Emulated }
+
+/// <summary>
+/// The Llama / Qwen3 decoder on CUDA devices, with the contract of <see cref="Transformer"/>:
+/// bf16 weights and activations into every GEMM (f32 accumulation), f32 residual stream, per-row
+/// steering at each block's output, hidden-state capture in HF numbering. Tensor parallel over N
+/// devices, one thread per device: column-parallel QKV and gate/up, row-parallel O and down with an
+/// all-reduce, vocab-parallel lm_head with an all-gather; the residual stream is replicated, so
+/// steering and capture are the same on every rank.
+/// KV caches live on the devices, one per <see cref="KvCache"/> object (which keeps only the length).
+/// </summary>
+public sealed class CudaTransformer : IForwardModel
+{
+    const int DecodeChunk = 256; // keys per split-KV block
+
+    readonly Rank[] _ranks;
+    readonly CudaCollectives? _collectives;
+    readonly ConditionalWeakTable<KvCache, SequenceKv> _kv = new();
+    readonly List<(WeakReference<KvCache> Cache, SequenceKv Kv)> _kvAll = [];
+
+    sealed class Rank(CudaDevice device, RankShape shape, DeviceWeights weights)
+    {
+        public CudaDevice Device { get; } = device;
+        public RankShape Shape { get; } = shape;
+        public DeviceWeights Weights { get; } = weights;
+        public Workspace Workspace { get; } = new(device);
+    }
+
+    /// <summary>One sequence's cache on every rank: (layers, 2, Capacity, kvd_rank) bf16.</summary>
+    sealed class SequenceKv(DevicePtr[] bases, int capacity)
+    {
+        public DevicePtr[] Bases { get; set; } = bases;
+        public int Capacity { get; set; } = capacity;
+    }
+
+    CudaTransformer(ModelConfig config, Rank[] ranks, CudaCollectives? collectives)
+    {
+        Config = config;
+        _ranks = ranks;
+        _collectives = collectives;
+    }
+
+    public ModelConfig Config { get; }
+    public int TensorParallel => _ranks.Length;
+    public IReadOnlyList<string> DeviceNames => _ranks.Select(r => r.Device.Name).ToArray();
+
+    public static CudaTransformer Load(string modelDir, CudaPlatform platform, int tensorParallel = 1)
+    {
+        ModelConfig c = ModelConfig.Load(Path.Combine(modelDir, "config.json"));
+        if (c.HeadDim is not (32 or 64 or 128))
+            throw new NotSupportedException($"{modelDir}: head_dim {c.HeadDim} has no CUDA attention kernel (32, 64 or 128)");
+        var shapes = Enumerable.Range(0, tensorParallel).Select(r => RankShape.For(c, r, tensorParallel)).ToArray();
+        CudaDevice[] devices = platform == CudaPlatform.Emulated
+            ? Enumerable.Range(0, tensorParallel).Select(i => (CudaDevice)new EmulatedCudaDevice(i)).ToArray()
+            : Enumerable.Range(0, tensorParallel).Select(i => (CudaDevice)new DriverCudaDevice(i)).ToArray();
+        CudaCollectives? collectives = tensorParallel == 1 ? null
+            : platform == CudaPlatform.Emulated ? new EmulatedCollectives(tensorParallel)
+            : new NcclCollectives(devices.Cast<DriverCudaDevice>().ToArray());
+        using TensorStore store = TensorStore.Open(modelDir);
+        ModelWeights weights = ModelWeights.Load(store, c);
+        var ranks = new Rank[tensorParallel];
+        for (int r = 0; r < tensorParallel; r++) ranks[r] = new Rank(devices[r], shapes[r], DeviceWeights.Upload(devices[r], c, weights, shapes[r]));
+        return new CudaTransformer(c, ranks, collectives);
+    }
+
+    /// <summary>A length-only cache: the keys and values live on the devices.</summary>
+    public KvCache NewCache(int capacity = 64) => new(0, Config.KvDim, capacity);
+
+    /// <summary>Everything one forward pass needs on the host side, shared by the rank threads.</summary>
+    sealed class Plan
+    {
+        public required int Rows, Sequences, MaxNew, MaxVisible;
+        public required int[] Tokens, SequenceOfRow, PositionOfRow, RowStart, NewTokens, StartPosition, LogitRows;
+        public required SequenceKv[] Kv;
+        public required int[] SteerStart;   // (L, T+1) row ranges into SteerVector / SteerMultiplier, per layer
+        public required int[] SteerVector;  // (E) index into Vectors
+        public required float[] SteerMultiplier; // (E)
+        public required bool[] LayerSteered; // (L)
+        public required float[] Vectors;    // (nv, H)
+        public float[][]? Captured;         // (L+1) × (T, H) when a sink listens
+        public float[] Logits = [];         // (ranks, R, VocabSlice)
+    }
+
+    public float[][] Forward(IReadOnlyList<ForwardSequence> batch, IHiddenStateSink? sink = null)
+    {
+        ModelConfig c = Config;
+        int H = c.HiddenSize, L = c.NumLayers;
+        // Everything is checked before any cache changes, as on the CPU path.
+        for (int s = 0; s < batch.Count; s++)
+        {
+            ForwardSequence seq = batch[s];
+            if (seq.Tokens.Length == 0) throw new ArgumentException($"sequence {s} of the batch has no new tokens");
+            seq.Steering?.Validate(L, H);
+            foreach (int token in seq.Tokens)
+                if ((uint)token >= (uint)c.VocabSize)
+                    throw new ArgumentException($"token id {token} is outside the vocabulary (size {c.VocabSize})");
+            if (seq.Cache.Length > 0 && !_kv.TryGetValue(seq.Cache, out _))
+                throw new ArgumentException($"sequence {s}: its KV cache was filled by another backend");
+        }
+        FreeDeadCaches();
+
+        Plan plan = MakePlan(batch);
+        if (sink is not null) plan.Captured = Enumerable.Range(0, L + 1).Select(_ => new float[plan.Rows * H]).ToArray();
+
+        if (_ranks.Length == 1) RunRank(0, plan);
+        else
+        {
+            var errors = new Exception?[_ranks.Length];
+            var threads = Enumerable.Range(1, _ranks.Length - 1).Select(r => new Thread(() =>
+            {
+                try { RunRank(r, plan); }
+                catch (Exception e) { errors[r] = e; }
+            }) { IsBackground = true, Name = _ranks[r].Device.Name }).ToArray();
+            foreach (Thread t in threads) t.Start();
+            try { RunRank(0, plan); }
+            catch (Exception e) { errors[0] = e; }
+            foreach (Thread t in threads) t.Join();
+            if (errors.FirstOrDefault(e => e is not null) is { } error) throw error;
+        }
+
+        foreach (ForwardSequence seq in batch) seq.Cache.Commit(seq.Tokens.Length);
+        if (sink is not null)
+        {
+            var layout = new BatchLayout(plan.SequenceOfRow, plan.PositionOfRow);
+            for (int e = 0; e <= L; e++) sink.Record(e, plan.Captured![e], layout);
+        }
+        return AssembleLogits(batch, plan);
+    }
+
+    Plan MakePlan(IReadOnlyList<ForwardSequence> batch)
+    {
+        ModelConfig c = Config;
+        int H = c.HiddenSize, L = c.NumLayers, T = batch.Sum(s => s.Tokens.Length);
+        var tokens = new int[T];
+        var sequenceOfRow = new int[T];
+        var positionOfRow = new int[T];
+        var steeringOfRow = new SequenceSteering?[T];
+        var rowStart = new int[batch.Count];
+        var newTokens = new int[batch.Count];
+        var startPosition = new int[batch.Count];
+        var kv = new SequenceKv[batch.Count];
+        var logitRows = new List<int>();
+        int maxVisible = 0;
+        for (int s = 0, r = 0; s < batch.Count; s++)
+        {
+            ForwardSequence seq = batch[s];
+            int n = seq.Tokens.Length, start = seq.Cache.Length;
+            seq.Cache.Reserve(start + n);
+            kv[s] = DeviceCache(seq.Cache, start + n);
+            rowStart[s] = r;
+            newTokens[s] = n;
+            startPosition[s] = start;
+            maxVisible = Math.Max(maxVisible, start + n);
+            for (int i = 0; i < n; i++, r++)
+            {
+                tokens[r] = seq.Tokens[i];
+                sequenceOfRow[r] = s;
+                positionOfRow[r] = start + i;
+                steeringOfRow[r] = seq.Steering;
+            }
+            if (seq.AllLogits) logitRows.AddRange(Enumerable.Range(r - n, n));
+            else logitRows.Add(r - 1);
+        }
+
+        // Steering as per-layer row ranges of (vector, multiplier) entries, each distinct vector uploaded once.
+        var vectorIndex = new Dictionary<float[], int>(ReferenceEqualityComparer.Instance);
+        var steerStart = new int[L * (T + 1)];
+        var steerVector = new List<int>();
+        var steerMultiplier = new List<float>();
+        var layerSteered = new bool[L];
+        for (int l = 0; l < L; l++)
+            for (int r = 0; r < T; r++)
+            {
+                steerStart[l * (T + 1) + r] = steerVector.Count;
+                if (steeringOfRow[r] is { } steering)
+                    foreach (SteeringAdd a in steering.Adds)
+                        if (a.Layer == l && a.Positions.Selects(positionOfRow[r], steering.PromptLength))
+                        {
+                            if (!vectorIndex.TryGetValue(a.Vector, out int v)) vectorIndex[a.Vector] = v = vectorIndex.Count;
+                            steerVector.Add(v);
+                            steerMultiplier.Add(a.Multiplier);
+                            layerSteered[l] = true;
+                        }
+                steerStart[l * (T + 1) + r + 1] = steerVector.Count;
+            }
+        var vectors = new float[Math.Max(1, vectorIndex.Count) * H];
+        foreach ((float[] vec, int i) in vectorIndex) vec.CopyTo(vectors, i * H);
+
+        return new Plan
+        {
+            Rows = T, Sequences = batch.Count, MaxNew = newTokens.Max(), MaxVisible = maxVisible,
+            Tokens = tokens, SequenceOfRow = sequenceOfRow, PositionOfRow = positionOfRow, RowStart = rowStart,
+            NewTokens = newTokens, StartPosition = startPosition, LogitRows = logitRows.ToArray(), Kv = kv,
+            SteerStart = steerStart, SteerVector = steerVector.Count > 0 ? steerVector.ToArray() : [0],
+            SteerMultiplier = steerMultiplier.Count > 0 ? steerMultiplier.ToArray() : [0f],
+            LayerSteered = layerSteered, Vectors = vectors,
+        };
+    }
+
+    /// <summary>One rank's whole forward pass; with several ranks, each runs this on its own thread.</summary>
+    void RunRank(int rank, Plan p)
+    {
+        ModelConfig c = Config;
+        Rank rk = _ranks[rank];
+        CudaDevice d = rk.Device;
+        RankShape s = rk.Shape;
+        DeviceWeights w = rk.Weights;
+        Workspace ws = rk.Workspace;
+        int T = p.Rows, H = c.HiddenSize, L = c.NumLayers, hd = c.HeadDim, I = s.Intermediate;
+        float eps = (float)c.RmsNormEps;
+
+        DevicePtr tokens = ws.Put("tokens", p.Tokens);
+        DevicePtr seqOfRow = ws.Put("seq_of_row", p.SequenceOfRow);
+        DevicePtr posOfRow = ws.Put("pos_of_row", p.PositionOfRow);
+        DevicePtr rowStart = ws.Put("row_start", p.RowStart);
+        DevicePtr newTokens = ws.Put("n_new", p.NewTokens);
+        DevicePtr startPos = ws.Put("start_pos", p.StartPosition);
+        DevicePtr kvBase = ws.Put("kv_base", p.Kv.Select(k => k.Bases[rank].Address).ToArray());
+        DevicePtr kvCap = ws.Put("kv_cap", p.Kv.Select(k => k.Capacity).ToArray());
+        DevicePtr steerStart = ws.Put("steer_start", p.SteerStart);
+        DevicePtr steerVec = ws.Put("steer_vec", p.SteerVector);
+        DevicePtr steerMult = ws.Put("steer_mult", p.SteerMultiplier);
+        DevicePtr vectors = ws.Put("steer_vectors", p.Vectors);
+        DevicePtr logitRows = ws.Put("logit_rows", p.LogitRows);
+
+        DevicePtr x = ws.Get("x", (long)T * H * 4);                 // (T, H) f32 residual stream
+        DevicePtr xn = ws.Get("xn", (long)T * H * 2);               // (T, H) bf16 normed sublayer input
+        DevicePtr qkv = ws.Get("qkv", (long)T * s.QkvDim * 4);      // (T, qd + 2·kvd) f32
+        DevicePtr q = ws.Get("q", (long)T * s.QDim * 2);            // (T, qd) bf16 rotated queries
+        DevicePtr att = ws.Get("att", (long)T * s.QDim * 2);        // (T, qd) bf16 attention output
+        DevicePtr delta = ws.Get("delta", (long)T * H * 4);         // (T, H) f32 sublayer output
+        DevicePtr gateUp = ws.Get("gate_up", (long)T * 2 * I * 4);  // (T, 2·I) f32
+        DevicePtr act = ws.Get("act", (long)T * I * 2);             // (T, I) bf16
+
+        void Capture(int entry)
+        {
+            if (rank == 0 && p.Captured is not null) d.Download<float>(x, p.Captured[entry]);
+        }
+        void AllReduce(DevicePtr buffer, long count)
+        {
+            if (_collectives is not null) _collectives.AllReduceSum(rank, buffer, buffer, count);
+        }
+
+        d.Launch("embedding_gather", new Dim3((uint)T), Threads(H), w.Embedding, tokens, x, H);
+        Capture(0);
+        for (int l = 0; l < L; l++)
+        {
+            DeviceLayer lw = w.Layers[l];
+
+            // h = x + attention(attention_norm(x))
+            d.Launch("rmsnorm", new Dim3((uint)T), Threads(H), x, lw.InputNorm, DevicePtr.Null, xn, H, eps);
+            Linear.Forward(d, xn, lw.Qkv, qkv, T, s.QkvDim, H);
+            d.Launch("qk_norm_rope", new Dim3((uint)T), new Dim3((uint)(32 * Math.Min(s.Heads + s.KvHeads, 32))),
+                qkv, w.InvFreq, posOfRow, seqOfRow, lw.QNorm, lw.KNorm, eps, q, kvBase, kvCap, l, s.Heads, s.KvHeads, hd);
+            Attend(rk, p, l, q, att, seqOfRow, posOfRow, rowStart, newTokens, startPos, kvBase, kvCap);
+            Linear.Forward(d, att, lw.O, delta, T, H, s.QDim);
+            AllReduce(delta, (long)T * H);
+            d.Launch("residual_add_steer", new Dim3((uint)T), Threads(H), x, delta, H,
+                DevicePtr.Null, DevicePtr.Null, DevicePtr.Null, DevicePtr.Null, DevicePtr.Null, 0, DevicePtr.Null);
+
+            // out = h + feed_forward(ffn_norm(h)), then the steering add at this block's output
+            d.Launch("rmsnorm", new Dim3((uint)T), Threads(H), x, lw.PostNorm, DevicePtr.Null, xn, H, eps);
+            Linear.Forward(d, xn, lw.GateUp, gateUp, T, 2 * I, H);
+            d.Launch("swiglu", new Dim3((uint)T), Threads(I), gateUp, act, I);
+            Linear.Forward(d, act, lw.Down, delta, T, H, I);
+            AllReduce(delta, (long)T * H);
+            DevicePtr layerSteer = p.LayerSteered[l] ? steerStart + (long)l * (T + 1) * 4 : DevicePtr.Null;
+            d.Launch("residual_add_steer", new Dim3((uint)T), Threads(H), x, delta, H,
+                layerSteer, steerVec, steerMult, vectors, DevicePtr.Null, 0, DevicePtr.Null);
+
+            if (l < L - 1) Capture(l + 1);
+        }
+
+        d.Launch("rmsnorm", new Dim3((uint)T), Threads(H), x, w.FinalNorm, p.Captured is null ? DevicePtr.Null : x, xn, H, eps);
+        Capture(L);
+
+        int R = p.LogitRows.Length, VL = s.VocabSlice;
+        DevicePtr selected = ws.Get("selected", (long)R * H * 2);   // (R, H) bf16
+        DevicePtr logits = ws.Get("logits", (long)R * VL * 4);      // (R, VL) f32
+        d.Launch("gather_rows_bf16", new Dim3((uint)R), Threads(H), xn, logitRows, selected, H);
+        Linear.Forward(d, selected, w.LmHead, logits, R, VL, H);
+        DevicePtr all = logits;
+        if (_collectives is not null)
+        {
+            all = ws.Get("logits_all", (long)_ranks.Length * R * VL * 4); // (ranks, R, VL)
+            _collectives.AllGather(rank, logits, all, (long)R * VL);
+        }
+        if (rank == 0)
+        {
+            p.Logits = new float[(long)_ranks.Length * R * VL];
+            d.Download<float>(all, p.Logits);
+        }
+    }
+
+    void Attend(Rank rk, Plan p, int layer, DevicePtr q, DevicePtr att, DevicePtr seqOfRow, DevicePtr posOfRow,
+        DevicePtr rowStart, DevicePtr newTokens, DevicePtr startPos, DevicePtr kvBase, DevicePtr kvCap)
+    {
+        CudaDevice d = rk.Device;
+        RankShape s = rk.Shape;
+        int hd = s.HeadDim;
+        float scale = 1f / MathF.Sqrt(hd);
+        if (p.MaxNew == 1)
+        {
+            // Decode: one query row per sequence, its keys split into chunks across blocks.
+            int splits = (p.MaxVisible + DecodeChunk - 1) / DecodeChunk;
+            DevicePtr partO = rk.Workspace.Get("part_o", (long)p.Rows * s.Heads * splits * hd * 4);   // (T, nh, splits, hd)
+            DevicePtr partMl = rk.Workspace.Get("part_ml", (long)p.Rows * s.Heads * splits * 2 * 4); // (T, nh, splits, 2)
+            d.Launch($"attention_decode_hd{hd}", new Dim3((uint)splits, (uint)s.Heads, (uint)p.Rows), new Dim3(128),
+                q, seqOfRow, posOfRow, kvBase, kvCap, layer, s.Heads, s.KvHeads, scale, DecodeChunk, partO, partMl);
+            d.Launch("attention_decode_combine", new Dim3((uint)s.Heads, (uint)p.Rows), new Dim3(32), partO, partMl, splits, hd, att);
+        }
+        else
+        {
+            d.Launch($"attention_prefill_hd{hd}", new Dim3((uint)((p.MaxNew + 63) / 64), (uint)s.Heads, (uint)p.Sequences), new Dim3(128),
+                q, att, rowStart, newTokens, startPos, kvBase, kvCap, layer, s.Heads, s.KvHeads, scale);
+        }
+    }
+
+    float[][] AssembleLogits(IReadOnlyList<ForwardSequence> batch, Plan p)
+    {
+        int V = Config.VocabSize, R = p.LogitRows.Length, VL = _ranks[0].Shape.VocabSlice;
+        var result = new float[batch.Count][];
+        for (int s = 0, i = 0; s < batch.Count; s++)
+        {
+            int rows = batch[s].AllLogits ? batch[s].Tokens.Length : 1;
+            result[s] = new float[rows * V];
+            for (int j = 0; j < rows; j++, i++)
+                for (int rank = 0; rank < _ranks.Length; rank++)
+                {
+                    int first = rank * VL, count = Math.Min(VL, V - first);
+                    if (count > 0) p.Logits.AsSpan((int)(((long)rank * R + i) * VL), count).CopyTo(result[s].AsSpan(j * V + first, count));
+                }
+        }
+        return result;
+    }
+
+    /// <summary>The device cache of a sequence, grown (contents kept) to hold at least <paramref name="tokens"/>.</summary>
+    SequenceKv DeviceCache(KvCache cache, int tokens)
+    {
+        int L = Config.NumLayers;
+        if (_kv.TryGetValue(cache, out SequenceKv? kv) && kv.Capacity >= tokens) return kv;
+        int capacity = Math.Max(tokens, kv is null ? 64 : kv.Capacity * 2);
+        var bases = new DevicePtr[_ranks.Length];
+        for (int r = 0; r < _ranks.Length; r++)
+        {
+            CudaDevice d = _ranks[r].Device;
+            long rowBytes = (long)_ranks[r].Shape.KvDim * 2;
+            bases[r] = d.Alloc(L * 2L * capacity * rowBytes);
+            if (kv is null) continue;
+            for (int block = 0; block < 2 * L; block++) // each layer's K and V keep their rows
+                d.CopyOnDevice(bases[r] + block * capacity * rowBytes, kv.Bases[r] + block * kv.Capacity * rowBytes, kv.Capacity * rowBytes);
+            d.Free(kv.Bases[r]);
+        }
+        if (kv is null)
+        {
+            kv = new SequenceKv(bases, capacity);
+            _kv.Add(cache, kv);
+            _kvAll.Add((new WeakReference<KvCache>(cache), kv));
+        }
+        else
+        {
+            kv.Bases = bases;
+            kv.Capacity = capacity;
+        }
+        return kv;
+    }
+
+    /// <summary>Frees the device caches of sequences whose KvCache object is gone.</summary>
+    void FreeDeadCaches()
+    {
+        for (int i = _kvAll.Count - 1; i >= 0; i--)
+        {
+            if (_kvAll[i].Cache.TryGetTarget(out _)) continue;
+            for (int r = 0; r < _ranks.Length; r++) _ranks[r].Device.Free(_kvAll[i].Kv.Bases[r]);
+            _kvAll.RemoveAt(i);
+        }
+    }
+
+    /// <summary>Frees a sequence's device cache now (it may be used again: it restarts empty).</summary>
+    public void Release(KvCache cache)
+    {
+        if (!_kv.TryGetValue(cache, out SequenceKv? kv)) return;
+        for (int r = 0; r < _ranks.Length; r++) _ranks[r].Device.Free(kv.Bases[r]);
+        _kv.Remove(cache);
+        _kvAll.RemoveAll(e => ReferenceEquals(e.Kv, kv));
+    }
+
+    /// <summary>A block size for a row of n elements: about 4 elements per thread, whole warps, at most 1024.</summary>
+    static Dim3 Threads(int n) => new((uint)Math.Clamp((n / 4 + 31) / 32 * 32, 32, 1024));
+
+    public void Dispose()
+    {
+        _collectives?.Dispose();
+        foreach (Rank r in _ranks)
+        {
+            r.Workspace.Dispose();
+            r.Device.Dispose();
+        }
+    }
+}
+
+/// <summary>Named device buffers of one rank that grow to the largest batch seen and are then reused.</summary>
+sealed class Workspace(CudaDevice device) : IDisposable
+{
+    readonly Dictionary<string, (DevicePtr Pointer, long Bytes)> _buffers = [];
+
+    public DevicePtr Get(string name, long bytes)
+    {
+        bytes = Math.Max(bytes, 16);
+        if (_buffers.TryGetValue(name, out var b) && b.Bytes >= bytes) return b.Pointer;
+        if (!b.Pointer.IsNull) device.Free(b.Pointer);
+        long size = Math.Max(bytes, b.Bytes * 3 / 2);
+        DevicePtr p = device.Alloc(size);
+        _buffers[name] = (p, size);
+        return p;
+    }
+
+    public unsafe DevicePtr Put<T>(string name, ReadOnlySpan<T> values) where T : unmanaged
+    {
+        DevicePtr p = Get(name, (long)values.Length * sizeof(T));
+        device.Upload(p, values);
+        return p;
+    }
+
+    public DevicePtr Put<T>(string name, T[] values) where T : unmanaged => Put(name, (ReadOnlySpan<T>)values);
+
+    public void Dispose()
+    {
+        foreach ((DevicePtr p, _) in _buffers.Values) device.Free(p);
+        _buffers.Clear();
+    }
+}

@@ -1,0 +1,91 @@
+using SteerEngine.Runtime.Cuda.Native;
+
+namespace SteerEngine.Runtime.Cuda;
+
+/// <summary>A device emulated by native/cuemu: the same kernels/*.cu, compiled for the CPU.</summary>
+public sealed unsafe class EmulatedCudaDevice(int ordinal) : CudaDevice
+{
+    readonly HashSet<ulong> _live = []; // freed on Dispose, as destroying a CUDA context frees its memory
+
+    public override string Name => $"cuda-emu:{ordinal}";
+
+    public static bool IsAvailable => CudaLibraries.IsAvailable("steer_cuemu");
+
+    /// <summary>Names of the kernels the emulator was built with.</summary>
+    public static IReadOnlyList<string> KernelNames()
+    {
+        var names = new List<string>();
+        for (int i = 0, n = CuemuApi.cuemu_kernel_count(); i < n; i++)
+            names.Add(System.Runtime.InteropServices.Marshal.PtrToStringUTF8((IntPtr)CuemuApi.cuemu_kernel_name(i))!);
+        return names;
+    }
+
+    public override DevicePtr Alloc(long bytes)
+    {
+        void* p = CuemuApi.cuemu_malloc((nuint)bytes);
+        if (p == null) throw new OutOfMemoryException($"{Name}: cannot allocate {bytes} bytes");
+        _live.Add((ulong)p);
+        return new DevicePtr((ulong)p);
+    }
+
+    public override void Free(DevicePtr p)
+    {
+        if (_live.Remove(p.Address)) CuemuApi.cuemu_free((void*)p.Address);
+    }
+    public override void CopyToDevice(DevicePtr destination, void* source, long bytes) => Buffer.MemoryCopy(source, (void*)destination.Address, bytes, bytes);
+    public override void CopyToHost(void* destination, DevicePtr source, long bytes) => Buffer.MemoryCopy((void*)source.Address, destination, bytes, bytes);
+    public override void CopyOnDevice(DevicePtr destination, DevicePtr source, long bytes) => Buffer.MemoryCopy((void*)source.Address, (void*)destination.Address, bytes, bytes);
+    public override void Zero(DevicePtr destination, long bytes) => new Span<byte>((void*)destination.Address, checked((int)bytes)).Clear();
+    public override void Synchronize() { }
+
+    protected override void LaunchRaw(string kernel, Dim3 grid, Dim3 block, void** args)
+    {
+        if (CuemuApi.cuemu_launch(kernel, grid.X, grid.Y, grid.Z, block.X, block.Y, block.Z, 0, args) != 0)
+            throw new CudaException($"{Name}: launch of {kernel} failed: {CuemuApi.LastError}");
+    }
+
+    public override void GemmEx(GemmOp transa, GemmOp transb, int m, int n, int k, float alpha,
+        DevicePtr a, CudaDataType aType, int lda, DevicePtr b, CudaDataType bType, int ldb,
+        float beta, DevicePtr c, CudaDataType cType, int ldc)
+    {
+        int status = CuemuApi.cuemu_gemm_ex((int)transa, (int)transb, m, n, k, &alpha, a.Address, (int)aType, lda,
+            b.Address, (int)bType, ldb, &beta, c.Address, (int)cType, ldc, CublasApi.ComputeF32);
+        CublasApi.Check(status, $"{Name}: cublasGemmEx(m={m}, n={n}, k={k}, lda={lda}, ldb={ldb}, ldc={ldc})");
+    }
+
+    public override void Dispose()
+    {
+        foreach (ulong p in _live) CuemuApi.cuemu_free((void*)p);
+        _live.Clear();
+    }
+}
+
+/// <summary>NCCL's collectives across emulated devices (native/cuemu/collectives.cpp).</summary>
+public sealed unsafe class EmulatedCollectives : CudaCollectives
+{
+    readonly IntPtr[] _comms;
+
+    public EmulatedCollectives(int ranks)
+    {
+        _comms = new IntPtr[ranks];
+        fixed (IntPtr* p = _comms) NcclCheck(CuemuApi.cuemu_comm_init_all(p, ranks), "ncclCommInitAll");
+    }
+
+    public override int Ranks => _comms.Length;
+
+    public override void AllReduceSum(int rank, DevicePtr send, DevicePtr receive, long count) =>
+        NcclCheck(CuemuApi.cuemu_all_reduce(send.Address, receive.Address, (nuint)count, NcclApi.Float32, NcclApi.Sum, _comms[rank]), "ncclAllReduce");
+
+    public override void AllGather(int rank, DevicePtr send, DevicePtr receive, long count) =>
+        NcclCheck(CuemuApi.cuemu_all_gather(send.Address, receive.Address, (nuint)count, NcclApi.Float32, _comms[rank]), "ncclAllGather");
+
+    static void NcclCheck(int result, string call)
+    {
+        if (result != 0) throw new CudaException($"{call} (emulated) failed: ncclResult {result}");
+    }
+
+    public override void Dispose()
+    {
+        foreach (IntPtr c in _comms) CuemuApi.cuemu_comm_destroy(c);
+    }
+}

@@ -1,0 +1,77 @@
+using System.Reflection;
+using System.Runtime.InteropServices;
+using System.Runtime.Loader;
+
+namespace SteerEngine.Runtime.Cuda.Native;
+
+/// <summary>
+/// Finds the shared libraries behind the [LibraryImport] names "cuda", "nvrtc", "cublas", "nccl" and
+/// "steer_cuemu": the CUDA libraries ship only versioned sonames (libcuda.so.1, libnvrtc.so.12 …),
+/// and the emulator is built by build.sh into out/native-cuemu. Registered through
+/// AssemblyLoadContext.ResolvingUnmanagedDll, which (unlike a DllImportResolver) other parts of
+/// the engine can also hook.
+/// </summary>
+static class CudaLibraries
+{
+    static int _registered;
+
+    public static void EnsureResolver()
+    {
+        if (Interlocked.Exchange(ref _registered, 1) == 1) return;
+        AssemblyLoadContext.Default.ResolvingUnmanagedDll += Resolve;
+    }
+
+    static IntPtr Resolve(Assembly assembly, string name)
+    {
+        if (assembly != typeof(CudaLibraries).Assembly) return IntPtr.Zero;
+        foreach (string candidate in Candidates(name))
+            if (NativeLibrary.TryLoad(candidate, out IntPtr handle)) return handle;
+        return IntPtr.Zero;
+    }
+
+    static IEnumerable<string> Candidates(string name)
+    {
+        switch (name)
+        {
+            case "cuda":
+                yield return "libcuda.so.1";
+                yield return "libcuda.so";
+                yield return "nvcuda.dll";
+                break;
+            case "nvrtc":
+                foreach (string v in new[] { "", ".12", ".11.2" }) yield return "libnvrtc.so" + v;
+                yield return "nvrtc64_120_0.dll";
+                yield return "nvrtc64_112_0.dll";
+                break;
+            case "cublas":
+                foreach (string v in new[] { ".12", ".11", "" }) yield return "libcublas.so" + v;
+                yield return "cublas64_12.dll";
+                break;
+            case "nccl":
+                yield return "libnccl.so.2";
+                yield return "libnccl.so";
+                break;
+            case "steer_cuemu":
+                if (Environment.GetEnvironmentVariable("STEER_CUEMU_LIB") is { Length: > 0 } env) yield return env;
+                yield return Path.Combine(AppContext.BaseDirectory, "libsteer_cuemu.so");
+                for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+                {
+                    string built = Path.Combine(dir.FullName, "out", "native-cuemu", "libsteer_cuemu.so");
+                    if (File.Exists(built)) yield return built;
+                }
+                break;
+        }
+    }
+
+    /// <summary>Whether a library can be loaded at all (tests skip what this machine lacks).</summary>
+    public static bool IsAvailable(string name)
+    {
+        foreach (string candidate in Candidates(name))
+            if (NativeLibrary.TryLoad(candidate, out IntPtr handle))
+            {
+                NativeLibrary.Free(handle);
+                return true;
+            }
+        return false;
+    }
+}
