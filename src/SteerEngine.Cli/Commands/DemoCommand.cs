@@ -22,15 +22,17 @@ public static class DemoCommand
     {
         var model = new Option<string?>("--model") { Description = "model directory (default: a tiny random model, generated on first use)" };
         var kernels = new Option<string>("--kernels") { Description = "auto | native | managed | exact (the f32 reference path)", DefaultValueFactory = _ => "auto" };
+        var backend = new Option<string>("--backend") { Description = "cpu | cuda | cuda-emu (the CUDA backend on the CPU emulator)", DefaultValueFactory = _ => "cpu" };
+        var tp = new Option<int>("--tp") { Description = "tensor-parallel devices (cuda, cuda-emu)", DefaultValueFactory = _ => 1 };
         var multipliers = new Option<string>("--multipliers") { Description = "comma-separated", DefaultValueFactory = _ => "0,4,6,8,12" };
         var maxNew = new Option<int>("--max-new-tokens") { DefaultValueFactory = _ => 16 };
         var json = new Option<bool>("--json") { Description = "print one JSON object instead of the table" };
-        var command = new Command("demo", "steered multiplier sweep on the default model") { model, kernels, multipliers, maxNew, json };
+        var command = new Command("demo", "steered multiplier sweep on the default model") { model, kernels, backend, tp, multipliers, maxNew, json };
         command.SetAction(p => CliErrors.Run(() =>
         {
             float[] ms = ParseList(p.GetValue(multipliers)!);
             string dir = p.GetValue(model) ?? DefaultModel();
-            using LanguageModel lm = LanguageModel.Load(dir, w => Console.Error.WriteLine($"warning: {w}"), CpuKernels.Parse(p.GetValue(kernels)!));
+            using LanguageModel lm = LanguageModel.Load(dir, w => Console.Error.WriteLine($"warning: {w}"), CpuKernels.Parse(p.GetValue(kernels)!), p.GetValue(backend)!, p.GetValue(tp));
             var result = Sweep(lm, ms, p.GetValue(maxNew));
             if (p.GetValue(json))
                 Console.WriteLine(JsonSerializer.Serialize(new { model = dir, target = TargetWord, multipliers = ms, trait_rate = result.Rates }));
@@ -82,7 +84,7 @@ public static class DemoCommand
             for (int i = 0; i < Prompts.Length; i++)
                 requests.Add(new GenerationRequest(lm.EncodePrompt(Prompts[i]), maxNewTokens, new SamplingOptions(),
                     [new SteeringAdd(layer, direction, m, SteeringPositions.Response)], Seed: (ulong)i));
-        var results = new Generator(lm.Transformer).Generate(requests);
+        var results = new Generator(lm.Model).Generate(requests);
 
         var rates = new double[multipliers.Length];
         var examples = new string[multipliers.Length];

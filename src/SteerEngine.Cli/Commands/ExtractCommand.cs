@@ -23,6 +23,8 @@ public static class ExtractCommand
     {
         var model = new Option<string>("--model") { Required = true, Description = "model directory" };
         var kernels = new Option<string>("--kernels") { Description = "auto | native | managed | exact (the f32 reference path)", DefaultValueFactory = _ => "auto" };
+        var backend = new Option<string>("--backend") { Description = "cpu | cuda | cuda-emu (the CUDA backend on the CPU emulator)", DefaultValueFactory = _ => "cpu" };
+        var tp = new Option<int>("--tp") { Description = "tensor-parallel devices (cuda, cuda-emu)", DefaultValueFactory = _ => 1 };
         var mode = new Option<string>("--mode") { Description = "persona | diff", DefaultValueFactory = _ => "persona" };
         var pos = new Option<string?>("--pos") { Description = "persona mode: positive CSV" };
         var neg = new Option<string?>("--neg") { Description = "persona mode: negative CSV" };
@@ -37,7 +39,7 @@ public static class ExtractCommand
         var report = new Option<bool>("--report") { Description = "print per-layer separation to help pick a layer" };
         var batch = new Option<int>("--batch-size") { DefaultValueFactory = _ => 8 };
         var command = new Command("extract", "extract per-layer steering vectors (mean difference or PCA)")
-            { model, kernels, mode, pos, neg, trait, threshold, a, b, name, system, method, output, report, batch };
+            { model, kernels, backend, tp, mode, pos, neg, trait, threshold, a, b, name, system, method, output, report, batch };
         command.SetAction(p => CliErrors.Run(() =>
         {
             ExtractionMethod m = p.GetValue(method) switch
@@ -46,7 +48,7 @@ public static class ExtractCommand
                 "pca" => ExtractionMethod.Pca,
                 var other => throw new ArgumentException($"--method '{other}' is not mean-diff or pca"),
             };
-            using LanguageModel lm = LanguageModel.Load(p.GetValue(model)!, w => Console.Error.WriteLine($"warning: {w}"), CpuKernels.Parse(p.GetValue(kernels)!));
+            using LanguageModel lm = LanguageModel.Load(p.GetValue(model)!, w => Console.Error.WriteLine($"warning: {w}"), CpuKernels.Parse(p.GetValue(kernels)!), p.GetValue(backend)!, p.GetValue(tp));
             List<CaptureExample> positive, negative;
             string outName;
             switch (p.GetValue(mode))
@@ -76,8 +78,8 @@ public static class ExtractCommand
                 .Start(ctx =>
                 {
                     var task = ctx.AddTask("capturing activations", maxValue: positive.Count + negative.Count);
-                    posActs = ActivationCollector.Collect(lm.Transformer, positive, reductions, p.GetValue(batch), n => task.Value = n);
-                    negActs = ActivationCollector.Collect(lm.Transformer, negative, reductions, p.GetValue(batch), n => task.Value = positive.Count + n);
+                    posActs = ActivationCollector.Collect(lm.Model, positive, reductions, p.GetValue(batch), n => task.Value = n);
+                    negActs = ActivationCollector.Collect(lm.Model, negative, reductions, p.GetValue(batch), n => task.Value = positive.Count + n);
                 });
 
             string dir = p.GetValue(output)!;

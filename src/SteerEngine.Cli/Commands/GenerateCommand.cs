@@ -18,6 +18,8 @@ public static class GenerateCommand
     {
         var model = new Option<string>("--model") { Description = "model directory (Hugging Face layout)", Required = true };
         var kernels = new Option<string>("--kernels") { Description = "auto | native | managed | exact (the f32 reference path)", DefaultValueFactory = _ => "auto" };
+        var backend = new Option<string>("--backend") { Description = "cpu | cuda | cuda-emu (the CUDA backend on the CPU emulator)", DefaultValueFactory = _ => "cpu" };
+        var tp = new Option<int>("--tp") { Description = "tensor-parallel devices (cuda, cuda-emu)", DefaultValueFactory = _ => 1 };
         var prompt = new Option<string?>("--prompt") { Description = "one user message (or raw text with --raw)" };
         var prompts = new Option<string?>("--prompts") { Description = "prompts file: .jsonl or .csv" };
         var promptField = new Option<string>("--prompt-field") { Description = "field holding the prompt text", DefaultValueFactory = _ => "question" };
@@ -47,7 +49,7 @@ public static class GenerateCommand
 
         var command = new Command("generate", "generate text, optionally steered; with --prompts/--out, a resumable sweep job")
         {
-            model, kernels, prompt, prompts, promptField, idField, system, raw, vectors, layers, multipliers, positions, samples, maxNew,
+            model, kernels, backend, tp, prompt, prompts, promptField, idField, system, raw, vectors, layers, multipliers, positions, samples, maxNew,
             temperature, topP, topK, minP, repetition, stop, seed, output, resume, shard, maxBatch, monitor, monitorLayers, logprobs,
         };
         command.SetAction(p => CliErrors.Run(() =>
@@ -84,7 +86,7 @@ public static class GenerateCommand
                 Shard = Shard.Parse(p.GetValue(shard)!),
                 Scheduler = new SchedulerOptions(MaxSequences: Math.Max(1, p.GetValue(maxBatch))),
             };
-            using LanguageModel lm = LanguageModel.Load(p.GetValue(model)!, w => Console.Error.WriteLine($"warning: {w}"), CpuKernels.Parse(p.GetValue(kernels)!));
+            using LanguageModel lm = LanguageModel.Load(p.GetValue(model)!, w => Console.Error.WriteLine($"warning: {w}"), CpuKernels.Parse(p.GetValue(kernels)!), p.GetValue(backend)!, p.GetValue(tp));
             if (p.GetValue(output) is string outPath) return RunJob(lm, spec, outPath, p.GetValue(resume));
             return PrintQuick(lm, spec);
         }));
@@ -105,7 +107,7 @@ public static class GenerateCommand
                             c.Vector is null ? null : [new SteeringAdd(c.Layer, c.Vector.Vector.ForBlock(c.Layer), c.Multiplier, spec.Positions)],
                             SplitMix64.Hash(spec.Seed ^ SplitMix64.Hash((ulong)s)), lm.Tokenizer.EosTokenIds)
                         { StopStrings = spec.StopStrings, Tag = new QuickTag(c.Layer, c.Multiplier, c.Vector, s) }).ToList();
-        var generator = new Generator(lm.Transformer, lm.Tokenizer, spec.Scheduler);
+        var generator = new Generator(lm.Model, lm.Tokenizer, spec.Scheduler);
         if (requests.Count == 1)
         {
             // Decode the whole response each step and print what is new, so multi-byte characters split across tokens print whole.

@@ -19,17 +19,19 @@ public static class ScoreCommand
     {
         var model = new Option<string>("--model") { Required = true, Description = "model directory" };
         var kernels = new Option<string>("--kernels") { Description = "auto | native | managed | exact (the f32 reference path)", DefaultValueFactory = _ => "auto" };
+        var backend = new Option<string>("--backend") { Description = "cpu | cuda | cuda-emu (the CUDA backend on the CPU emulator)", DefaultValueFactory = _ => "cpu" };
+        var tp = new Option<int>("--tp") { Description = "tensor-parallel devices (cuda, cuda-emu)", DefaultValueFactory = _ => 1 };
         var input = new Option<string>("--input") { Required = true, Description = "JSONL with prompt/completion or prompt_ids/completion_ids" };
         var output = new Option<string>("--out") { Required = true, Description = "JSONL output" };
         var chat = new Option<bool>("--chat") { Description = "format the prompt text with the chat template" };
         var system = new Option<string?>("--system") { Description = "system prompt (with --chat)" };
         var resume = new Option<bool>("--resume");
         var steering = new SteeringOptions();
-        var command = new Command("score", "log-probs and perplexity of completions, optionally steered") { model, kernels, input, output, chat, system, resume };
+        var command = new Command("score", "log-probs and perplexity of completions, optionally steered") { model, kernels, backend, tp, input, output, chat, system, resume };
         steering.AddTo(command);
         command.SetAction(p => CliErrors.Run(() =>
         {
-            using LanguageModel lm = LanguageModel.Load(p.GetValue(model)!, w => Console.Error.WriteLine($"warning: {w}"), CpuKernels.Parse(p.GetValue(kernels)!));
+            using LanguageModel lm = LanguageModel.Load(p.GetValue(model)!, w => Console.Error.WriteLine($"warning: {w}"), CpuKernels.Parse(p.GetValue(kernels)!), p.GetValue(backend)!, p.GetValue(tp));
             var adds = steering.Resolve(p, lm.Config);
             string inPath = p.GetValue(input)!;
             if (!File.Exists(inPath)) throw new FileNotFoundException($"{inPath}: input file not found");
@@ -45,7 +47,7 @@ public static class ScoreCommand
                 string id = o.TryGetProperty("id", out var idv) ? (idv.ValueKind == JsonValueKind.String ? idv.GetString()! : idv.GetRawText()) : (lineNo - 1).ToString();
                 if (done.Contains(id)) continue;
                 var (promptIds, completionIds) = Tokens(lm, o, p.GetValue(chat), p.GetValue(system), $"{inPath}:{lineNo}");
-                CompletionScore s = Scoring.ScoreCompletions(lm.Transformer, promptIds, [completionIds], adds)[0];
+                CompletionScore s = Scoring.ScoreCompletions(lm.Model, promptIds, [completionIds], adds)[0];
                 outFile.Append(Encoding.UTF8.GetBytes(JsonlOutput.ToLine(w =>
                 {
                     w.WriteString("id", id);

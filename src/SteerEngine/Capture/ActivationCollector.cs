@@ -1,4 +1,5 @@
 using SteerEngine.Model;
+using SteerEngine.Runtime;
 
 namespace SteerEngine.Capture;
 
@@ -8,7 +9,7 @@ public sealed record CaptureExample(int[] Tokens, int PromptLength);
 /// <summary>Runs examples through the model in batches and returns each one's reductions, (entries, H) per reduction.</summary>
 public static class ActivationCollector
 {
-    public static List<Dictionary<Reduction, float[][]>> Collect(Transformer model, IReadOnlyList<CaptureExample> examples,
+    public static List<Dictionary<Reduction, float[][]>> Collect(IForwardModel model, IReadOnlyList<CaptureExample> examples,
         IReadOnlyList<Reduction> reductions, int batchSize = 8, Action<int>? progress = null)
     {
         int entries = model.Config.NumLayers + 1, hidden = model.Config.HiddenSize;

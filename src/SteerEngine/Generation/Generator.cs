@@ -1,4 +1,5 @@
 using SteerEngine.Model;
+using SteerEngine.Runtime;
 using SteerEngine.Steering;
 using SteerEngine.Tokenization;
 
@@ -50,7 +51,7 @@ public sealed record SchedulerOptions(int MaxSequences = 64, int MaxTokensPerSte
 /// slot is free (back-pressure: a million-request job holds at most MaxSequences caches).
 /// Sampling stays out of the model: logits in, token out.
 /// </summary>
-public sealed class Generator(Transformer model, TextTokenizer? tokenizer = null, SchedulerOptions? options = null)
+public sealed class Generator(IForwardModel model, TextTokenizer? tokenizer = null, SchedulerOptions? options = null)
 {
     readonly SchedulerOptions _options = options ?? new SchedulerOptions();
 

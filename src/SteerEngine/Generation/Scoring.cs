@@ -1,4 +1,5 @@
 using SteerEngine.Model;
+using SteerEngine.Runtime;
 using SteerEngine.Steering;
 
 namespace SteerEngine.Generation;
@@ -16,7 +17,7 @@ public sealed record CompletionScore(double SumLogprob, double MeanLogprob, int 
 /// </summary>
 public static class Scoring
 {
-    public static IReadOnlyList<CompletionScore> ScoreCompletions(Transformer model, int[] prompt, IReadOnlyList<int[]> completions,
+    public static IReadOnlyList<CompletionScore> ScoreCompletions(IForwardModel model, int[] prompt, IReadOnlyList<int[]> completions,
         IReadOnlyList<SteeringAdd>? steering = null, int batchSize = 8)
     {
         if (prompt.Length == 0) throw new ArgumentException("scoring needs a non-empty prompt (at least BOS)");

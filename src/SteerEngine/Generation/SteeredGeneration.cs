@@ -22,12 +22,12 @@ public static class SteeredGeneration
 
     /// <summary>The general form: any requests, results streamed as each sequence finishes.</summary>
     public static IEnumerable<GenerationResult> Generate(this LanguageModel lm, IEnumerable<GenerationRequest> requests, SchedulerOptions? options = null) =>
-        new Generator(lm.Transformer, lm.Tokenizer, options).Stream(requests);
+        new Generator(lm.Model, lm.Tokenizer, options).Stream(requests);
 
     /// <summary>Log-likelihood of each completion text after the prompt (chat-formatted when <paramref name="chat"/>).</summary>
     public static IReadOnlyList<CompletionScore> ScoreCompletions(this LanguageModel lm, string prompt, IReadOnlyList<string> completions,
         IReadOnlyList<SteeringAdd>? steering = null, bool chat = true, string? systemPrompt = null) =>
-        Scoring.ScoreCompletions(lm.Transformer, lm.EncodePrompt(prompt, systemPrompt, chat),
+        Scoring.ScoreCompletions(lm.Model, lm.EncodePrompt(prompt, systemPrompt, chat),
             completions.Select(c => lm.Tokenizer.Encode(c, addBos: false)).ToList(), steering);
 
     static IReadOnlyList<IReadOnlyList<string>> Run(LanguageModel lm, IReadOnlyList<string> questions, IReadOnlyList<SteeringAdd>? steering,
@@ -43,7 +43,7 @@ public static class SteeredGeneration
                 requests.Add(new GenerationRequest(prompt, maxNewTokens, sampling, steering,
                     SplitMix64.Hash(seed ^ SplitMix64.Hash((ulong)q << 20 ^ (ulong)a)), lm.Tokenizer.EosTokenIds));
         }
-        var results = new Generator(lm.Transformer, lm.Tokenizer).Generate(requests);
+        var results = new Generator(lm.Model, lm.Tokenizer).Generate(requests);
         return Enumerable.Range(0, questions.Count)
             .Select(q => (IReadOnlyList<string>)results.Skip(q * answers).Take(answers).Select(r => r.Text ?? "").ToList()).ToList();
     }

@@ -1,5 +1,6 @@
 using SteerEngine.Capture;
 using SteerEngine.Generation;
+using SteerEngine.Runtime;
 using SteerEngine.Runtime.Cpu;
 using SteerEngine.Steering;
 
@@ -20,7 +21,7 @@ public sealed class ForwardSequence(KvCache cache, int[] tokens, SequenceSteerin
 /// sequences of different lengths, each continuing from its own KV cache. The ops run on the exact
 /// f32 reference kernels or on a fast kernel set (packed bf16 weights; see <see cref="ICpuKernels"/>).
 /// </summary>
-public sealed partial class Transformer : IDisposable
+public sealed partial class Transformer : IForwardModel
 {
     readonly Rope _rope;
     readonly float[] _invFreq;        // (hd/2)

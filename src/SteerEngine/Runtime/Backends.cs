@@ -1,4 +1,5 @@
 using SteerEngine.Model;
+using SteerEngine.Runtime.Cpu;
 using SteerEngine.Runtime.Cuda;
 
 namespace SteerEngine.Runtime;
@@ -10,14 +11,15 @@ public static class Backends
 
     /// <param name="backend">cpu (default), cuda (GPUs 0..tp-1 through the driver), cuda-emu (the CUDA backend on native/cuemu)</param>
     /// <param name="tensorParallel">devices to split the model over (cuda, cuda-emu)</param>
-    public static IForwardModel Create(string backend, string modelDir, int tensorParallel = 1)
+    /// <param name="kernels">the cpu backend's kernels (exact by default here: the backend the CUDA path is checked against)</param>
+    public static IForwardModel Create(string backend, string modelDir, int tensorParallel = 1, CpuKernelChoice kernels = CpuKernelChoice.Exact)
     {
         if (tensorParallel < 1) throw new ArgumentException($"tensor parallelism {tensorParallel} must be at least 1");
         switch (backend)
         {
             case "cpu":
                 if (tensorParallel != 1) throw new ArgumentException("the cpu backend has no tensor parallelism (use --tp 1)");
-                return new CpuForwardModel(Transformer.Load(modelDir));
+                return Transformer.Load(modelDir, kernels);
             case "cuda":
                 return CudaTransformer.Load(modelDir, CudaPlatform.Driver, tensorParallel);
             case "cuda-emu":

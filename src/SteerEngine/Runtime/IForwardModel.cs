@@ -14,13 +14,3 @@ public interface IForwardModel : IDisposable
     KvCache NewCache(int capacity = 64);
     float[][] Forward(IReadOnlyList<ForwardSequence> batch, IHiddenStateSink? sink = null);
 }
-
-/// <summary>The exact f32 CPU path as an <see cref="IForwardModel"/>.</summary>
-public sealed class CpuForwardModel(Transformer transformer) : IForwardModel
-{
-    public Transformer Transformer { get; } = transformer;
-    public ModelConfig Config => Transformer.Config;
-    public KvCache NewCache(int capacity = 64) => Transformer.NewCache(capacity);
-    public float[][] Forward(IReadOnlyList<ForwardSequence> batch, IHiddenStateSink? sink = null) => Transformer.Forward(batch, sink);
-    public void Dispose() => Transformer.Dispose();
-}

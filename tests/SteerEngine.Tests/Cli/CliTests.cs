@@ -113,4 +113,16 @@ public class CliTests
         var baseline = SteerEngine.Generation.SteeredGeneration.GenerateBaseline(lm, ["One?", "Two?", "Three?"], answersPerQuestion: 2, maxNewTokens: 4, temperature: 1f);
         Assert.That(baseline.SelectMany(a => a), Is.Not.EqualTo(answers.SelectMany(a => a)));
     }
+
+    [Test]
+    public void Generate_runs_on_the_emulated_cuda_backend_with_tensor_parallelism()
+    {
+        if (!File.Exists(Repo.Path("out", "native-cuemu", "libsteer_cuemu.so"))) Assert.Ignore("native/cuemu not built: run ./build.sh");
+        var (code, output, err) = Steer("generate", "--model", TestModels.Get("tiny"), "--prompt", "Hi", "--max-new-tokens", "3", "--backend", "cuda-emu", "--tp", "2");
+        Assert.That(code, Is.EqualTo(0), err);
+        Assert.That(output.Trim(), Is.Not.Empty);
+        var bad = Steer("generate", "--model", TestModels.Get("tiny"), "--prompt", "Hi", "--backend", "tpu");
+        Assert.That(bad.Code, Is.EqualTo(1));
+        Assert.That(bad.Err, Does.Contain("backend 'tpu'"));
+    }
 }

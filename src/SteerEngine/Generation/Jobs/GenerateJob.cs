@@ -83,7 +83,7 @@ public static class GenerateJob
             Monitors = spec.Monitors.Count > 0 ? spec.Monitors : null,
         });
 
-        var generator = new Generator(lm.Transformer, lm.Tokenizer, spec.Scheduler);
+        var generator = new Generator(lm.Model, lm.Tokenizer, spec.Scheduler);
         var clock = Stopwatch.StartNew();
         long written = 0, tokens = 0;
         string model = Path.GetFileName(Path.TrimEndingDirectorySeparator(lm.Directory));
