@@ -57,6 +57,13 @@ public sealed class KvCache
     public unsafe float* ValuesPointer(int layer) => (float*)System.Runtime.CompilerServices.Unsafe.AsPointer(
         ref System.Runtime.InteropServices.MemoryMarshal.GetArrayDataReference(_values[layer]));
 
+    /// <summary>Forgets rows from <paramref name="length"/> on (to reuse a shared prefix, or to rerun a benchmark step).</summary>
+    public void Truncate(int length)
+    {
+        if (length < 0 || length > Length) throw new ArgumentOutOfRangeException(nameof(length), $"cannot truncate a cache of {Length} rows to {length}");
+        Length = length;
+    }
+
     public void Commit(int tokens)
     {
         if (Length + tokens > _capacity) throw new InvalidOperationException("KV cache commit past reserved capacity");

@@ -2,8 +2,15 @@ using SteerEngine.Model;
 
 namespace SteerEngine.Runtime;
 
-/// <summary>The machine's measured limits: streaming read bandwidth and the f32 FMA and bf16 dot-product peaks.</summary>
-public sealed record MachineLimits(double ReadGBs, double F32Gflops, double Bf16Gflops);
+/// <summary>
+/// The machine's measured limits: streaming read bandwidth, the f32 FMA peak, and the compute peak
+/// available to bf16-weight products (<see cref="Bf16Gflops"/>: the faster of the bf16 dot-product
+/// instruction and f32 FMA on widened weights; <see cref="Bf16DotGflops"/> is the instruction alone).
+/// </summary>
+public sealed record MachineLimits(double ReadGBs, double F32Gflops, double Bf16Gflops)
+{
+    public double Bf16DotGflops { get; init; } = Bf16Gflops;
+}
 
 /// <summary>
 /// What a model costs per token and the best throughput the machine's limits allow. Matrix products

@@ -1,0 +1,153 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Text.Json;
+using Spectre.Console;
+using SteerEngine.Generation;
+using SteerEngine.Model;
+using SteerEngine.Runtime;
+using SteerEngine.Runtime.Cpu;
+using SteerEngine.Steering;
+
+namespace SteerEngine.Cli.Commands;
+
+/// <summary>
+/// <c>steer bench</c>: measures this machine's limits (read bandwidth, f32 FMA and bf16 dot peaks)
+/// and, in the same run, prefill and decode throughput, each as a fraction of its roofline.
+/// Ratios hold on a shared machine where absolute figures drift.
+/// </summary>
+public static class BenchCommand
+{
+    public static Command Create()
+    {
+        var model = new Option<string?>("--model") { Description = "model directory" };
+        var shape = new Option<string?>("--shape") { Description = "or a random model of this shape (generated once into the cache)" };
+        var kernels = new Option<string>("--kernels") { Description = "auto | native | managed | exact", DefaultValueFactory = _ => "auto" };
+        var prefill = new Option<int>("--prefill") { Description = "prompt length of the prefill test", DefaultValueFactory = _ => 512 };
+        var batches = new Option<string>("--batches") { Description = "decode batch sizes", DefaultValueFactory = _ => "1,4,16,64" };
+        var context = new Option<int>("--context") { Description = "cached tokens per sequence before decoding", DefaultValueFactory = _ => 32 };
+        var steps = new Option<int>("--steps") { Description = "timed decode steps per measurement", DefaultValueFactory = _ => 6 };
+        var json = new Option<bool>("--json") { Description = "print one JSON object" };
+        var command = new Command("bench", "throughput as fractions of this machine's measured limits") { model, shape, kernels, prefill, batches, context, steps, json };
+        command.SetAction(p => CliErrors.Run(() =>
+        {
+            if (!NativeCpu.IsAvailable) throw new FileNotFoundException("steer bench measures the machine with libsteer_cpu's probes: run ./build.sh");
+            string dir = p.GetValue(model) ?? (p.GetValue(shape) is string s ? CachedModel(s) : throw new ArgumentException("give --model DIR or --shape NAME"));
+            int[] batchSizes = Generation.Jobs.SweepValues.Layers(p.GetValue(batches)!);
+            var log = p.GetValue(json) ? TextWriter.Null : Console.Error;
+
+            log.WriteLine("measuring the machine…");
+            MachineLimits m = Probe();
+            log.WriteLine($"loading {dir}…");
+            using var t = Transformer.Load(dir, CpuKernels.Parse(p.GetValue(kernels)!));
+            var roof = new Roofline(t.Config);
+            var rng = new Random(1);
+
+            log.WriteLine($"prefill {p.GetValue(prefill)} tokens…");
+            double prefillTokS = Prefill(t, p.GetValue(prefill), rng);
+            double prefillRoof = roof.PrefillTokS(m, p.GetValue(prefill));
+
+            int ctx = p.GetValue(context), maxBatch = batchSizes.Max();
+            log.WriteLine($"decode: prefilling {maxBatch} sequences of {ctx} tokens…");
+            var caches = Enumerable.Range(0, maxBatch).Select(_ => t.NewCache(ctx + p.GetValue(steps) + 2)).ToList();
+            for (int first = 0; first < maxBatch; first += 16)
+                t.Forward(caches.Skip(first).Take(16).Select(c => new ForwardSequence(c, RandomTokens(rng, ctx, t.Config.VocabSize))).ToList());
+            float[] vector = Enumerable.Range(0, t.Config.HiddenSize).Select(_ => (float)(rng.NextDouble() - 0.5)).ToArray();
+            var decode = new List<DecodeResult>();
+            foreach (int b in batchSizes)
+                foreach (bool steered in new[] { false, true })
+                {
+                    log.WriteLine($"decode batch {b}{(steered ? ", steered" : "")}…");
+                    double tokS = Decode(t, caches.Take(b).ToList(), ctx, p.GetValue(steps), steered ? vector : null);
+                    double bound = roof.DecodeTokS(m, b, ctx);
+                    decode.Add(new DecodeResult(b, steered, tokS, tokS / bound, roof.DecodeBound(m, b, ctx)));
+                }
+            var largest = decode.Where(d => d.Batch == maxBatch).ToList();
+            double overhead = 1 - largest.Single(d => d.Steered).TokS / largest.Single(d => !d.Steered).TokS;
+
+            if (p.GetValue(json))
+                Console.WriteLine(JsonSerializer.Serialize(new
+                {
+                    model = dir, kernels = t.Kernels, parameters = roof.MatmulParameters,
+                    machine = new { read_gb_s = m.ReadGBs, f32_gflop_s = m.F32Gflops, bf16_gflop_s = m.Bf16Gflops },
+                    prefill = new { tokens = p.GetValue(prefill), tok_s = prefillTokS, roofline_fraction = prefillTokS / prefillRoof },
+                    decode = decode.Select(d => new { batch = d.Batch, steered = d.Steered, context = ctx, tok_s = d.TokS, roofline_fraction = d.Fraction, bound = d.Bound }),
+                    steering_overhead = overhead,
+                }));
+            else
+                Print(dir, t, m, roof, p.GetValue(prefill), prefillTokS, prefillRoof, decode, ctx, overhead);
+            return 0;
+        }));
+        return command;
+    }
+
+    sealed record DecodeResult(int Batch, bool Steered, double TokS, double Fraction, string Bound);
+
+    /// <summary>
+    /// The machine's limits, from libsteer_cpu's probes (all threads). The compute limit of a bf16-weight
+    /// product is the faster of the bf16 dot-product and f32 FMA peaks: the GEMM widens weights to f32
+    /// when that is faster on this CPU, so both are reported and the larger bounds the roofline.
+    /// </summary>
+    static MachineLimits Probe()
+    {
+        double read = NativeCpu.ProbeReadBandwidth(1L << 30, 3);
+        double f32 = NativeCpu.ProbeF32FmaGflops();
+        double bf16 = NativeCpu.ProbeBf16DotGflops();
+        return new MachineLimits(read, f32, Math.Max(bf16, f32)) { Bf16DotGflops = bf16 };
+    }
+
+    static double Prefill(Transformer t, int tokens, Random rng)
+    {
+        int[] prompt = RandomTokens(rng, tokens, t.Config.VocabSize);
+        double best = double.MaxValue;
+        for (int run = 0; run < 2; run++)
+        {
+            var clock = Stopwatch.StartNew();
+            t.Forward([new ForwardSequence(t.NewCache(tokens), prompt)]);
+            best = Math.Min(best, clock.Elapsed.TotalSeconds);
+        }
+        return tokens / best;
+    }
+
+    /// <summary>Steps of one token for each cache (each row its own multiplier when steered), after a warm-up step.</summary>
+    static double Decode(Transformer t, List<KvCache> caches, int context, int steps, float[]? vector)
+    {
+        var steering = caches.Select((_, i) => vector is null ? null
+            : new SequenceSteering([new SteeringAdd(t.Config.NumLayers / 2, vector, 0.25f + i * 0.1f)], context)).ToList();
+        var batch = caches.Select((c, i) => new ForwardSequence(c, [1 + i], steering[i])).ToList();
+        t.Forward(batch);
+        var clock = Stopwatch.StartNew();
+        for (int s = 0; s < steps; s++) t.Forward(batch);
+        double seconds = clock.Elapsed.TotalSeconds;
+        foreach (KvCache c in caches) c.Truncate(context);
+        return caches.Count * steps / seconds;
+    }
+
+    static int[] RandomTokens(Random rng, int n, int vocab) => Enumerable.Range(0, n).Select(_ => rng.Next(Math.Min(vocab, 128000))).ToArray();
+
+    static string CachedModel(string shape)
+    {
+        string cache = Environment.GetEnvironmentVariable("STEER_CACHE")
+            ?? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache", "steerengine");
+        string dir = Path.Combine(cache, $"{shape}-seed0");
+        if (!File.Exists(Path.Combine(dir, "config.json")))
+        {
+            Console.Error.WriteLine($"generating a random {shape} model in {dir}");
+            RandomModel.Write(shape, 0, dir);
+        }
+        return dir;
+    }
+
+    static void Print(string dir, Transformer t, MachineLimits m, Roofline roof, int prefillTokens, double prefillTokS, double prefillRoof,
+        List<DecodeResult> decode, int context, double overhead)
+    {
+        AnsiConsole.MarkupLine($"[bold]{Markup.Escape(dir)}[/] · {roof.MatmulParameters / 1e9:0.00} B matmul parameters · kernels: {t.Kernels}");
+        AnsiConsole.MarkupLine($"machine: read {m.ReadGBs:0.0} GB/s · f32 FMA {m.F32Gflops:0} GFLOP/s · bf16 dot {m.Bf16DotGflops:0} GFLOP/s · compute roofline uses {m.Bf16Gflops:0} GFLOP/s");
+        var table = new Table().AddColumns("test", "tok/s", "roofline tok/s", "fraction", "bound by");
+        table.AddRow($"prefill {prefillTokens}", $"{prefillTokS:0.0}", $"{prefillRoof:0.0}", $"{prefillTokS / prefillRoof:P0}", "compute");
+        foreach (DecodeResult d in decode)
+            table.AddRow($"decode batch {d.Batch}{(d.Steered ? $" steered ({d.Batch} multipliers)" : "")}", $"{d.TokS:0.0}",
+                $"{d.TokS / d.Fraction:0.0}", $"{d.Fraction:P0}", d.Bound);
+        AnsiConsole.Write(table);
+        AnsiConsole.MarkupLine($"steering overhead at batch {decode.Max(d => d.Batch)}: {overhead:P1} (context {context} tokens)");
+    }
+}
