@@ -156,19 +156,30 @@ public sealed partial class Transformer : IForwardModel
             }
     }
 
+    /// <summary>The lm_head over every row that needs logits, as one product: the weights are read once per step, not once per sequence.</summary>
     float[][] Logits(IReadOnlyList<ForwardSequence> batch, float[] x)
     {
         int H = Config.HiddenSize, V = Config.VocabSize;
+        int rows = batch.Sum(s => s.AllLogits ? s.Tokens.Length : 1);
+        var selected = new float[rows * H];   // (rows, H) the final-normed states that need logits
+        int r = 0, o = 0;
+        foreach (ForwardSequence seq in batch)
+        {
+            int n = seq.Tokens.Length, first = seq.AllLogits ? r : r + n - 1, count = seq.AllLogits ? n : 1;
+            x.AsSpan(first * H, count * H).CopyTo(selected.AsSpan(o * H));
+            o += count;
+            r += n;
+        }
+        var logits = new float[(long)rows * V];  // (rows, V)
+        Linear(selected, Weights.LmHead, _lmHead, logits, rows);
+
         var result = new float[batch.Count][];
-        int r = 0;
+        o = 0;
         for (int s = 0; s < batch.Count; s++)
         {
-            ForwardSequence seq = batch[s];
-            int n = seq.Tokens.Length;
-            int first = seq.AllLogits ? r : r + n - 1, rows = seq.AllLogits ? n : 1;
-            result[s] = new float[rows * V];
-            Linear(x.AsSpan(first * H, rows * H), Weights.LmHead, _lmHead, result[s], rows);
-            r += n;
+            int count = batch[s].AllLogits ? batch[s].Tokens.Length : 1;
+            result[s] = logits.AsSpan(o * V, count * V).ToArray();
+            o += count;
         }
         return result;
     }
