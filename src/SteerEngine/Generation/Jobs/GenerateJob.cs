@@ -61,10 +61,14 @@ public static class GenerateJob
     {
         Validate(lm, spec);
         using JsonlOutput output = JsonlOutput.Open(outPath, resume, out HashSet<string> done);
-        var items = Items(spec).Where(i => spec.Shard.Owns(i.Index)).ToList();
-        long total = items.Count;
-        var todo = items.Where(i => !done.Contains(i.Id)).ToList();
-        long skipped = total - todo.Count;
+        // Items are enumerated lazily (twice: once to count): a job of millions of samples never holds them all.
+        long total = 0, skipped = 0;
+        foreach (Item i in Items(spec).Where(i => spec.Shard.Owns(i.Index)))
+        {
+            total++;
+            if (done.Contains(i.Id)) skipped++;
+        }
+        var todo = Items(spec).Where(i => spec.Shard.Owns(i.Index) && !done.Contains(i.Id));
 
         var prompts = new Dictionary<string, int[]>();
         int[] Encode(JobPrompt p)
