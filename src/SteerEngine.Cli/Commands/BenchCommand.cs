@@ -63,18 +63,22 @@ public static class BenchCommand
                 }
             var largest = decode.Where(d => d.Batch == maxBatch).ToList();
             double overhead = 1 - largest.Single(d => d.Steered).TokS / largest.Single(d => !d.Steered).TokS;
+            log.WriteLine($"decode batch {maxBatch}, steered and monitored…");
+            double monitored = Decode(t, caches.Take(maxBatch).ToList(), ctx, p.GetValue(steps), vector, new ProjectionCost(t.Config, vector));
+            double monitorOverhead = 1 - monitored / largest.Single(d => d.Steered).TokS;
 
             if (p.GetValue(json))
                 Console.WriteLine(JsonSerializer.Serialize(new
                 {
                     model = dir, kernels = t.Kernels, parameters = roof.MatmulParameters,
-                    machine = new { read_gb_s = m.ReadGBs, f32_gflop_s = m.F32Gflops, bf16_gflop_s = m.Bf16Gflops },
+                    machine = new { read_gb_s = m.ReadGBs, f32_gflop_s = m.F32Gflops, bf16_gflop_s = m.Bf16DotGflops, compute_gflop_s = m.Bf16Gflops },
                     prefill = new { tokens = p.GetValue(prefill), tok_s = prefillTokS, roofline_fraction = prefillTokS / prefillRoof },
                     decode = decode.Select(d => new { batch = d.Batch, steered = d.Steered, context = ctx, tok_s = d.TokS, roofline_fraction = d.Fraction, bound = d.Bound }),
                     steering_overhead = overhead,
+                    monitoring_overhead = monitorOverhead,
                 }));
             else
-                Print(dir, t, m, roof, p.GetValue(prefill), prefillTokS, prefillRoof, decode, ctx, overhead);
+                Print(dir, t, m, roof, p.GetValue(prefill), prefillTokS, prefillRoof, decode, ctx, overhead, monitorOverhead);
             return 0;
         }));
         return command;
@@ -109,14 +113,14 @@ public static class BenchCommand
     }
 
     /// <summary>Steps of one token for each cache (each row its own multiplier when steered), after a warm-up step.</summary>
-    static double Decode(Transformer t, List<KvCache> caches, int context, int steps, float[]? vector)
+    static double Decode(Transformer t, List<KvCache> caches, int context, int steps, float[]? vector, Capture.IHiddenStateSink? sink = null)
     {
         var steering = caches.Select((_, i) => vector is null ? null
             : new SequenceSteering([new SteeringAdd(t.Config.NumLayers / 2, vector, 0.25f + i * 0.1f)], context)).ToList();
         var batch = caches.Select((c, i) => new ForwardSequence(c, [1 + i], steering[i])).ToList();
-        t.Forward(batch);
+        t.Forward(batch, sink);
         var clock = Stopwatch.StartNew();
-        for (int s = 0; s < steps; s++) t.Forward(batch);
+        for (int s = 0; s < steps; s++) t.Forward(batch, sink);
         double seconds = clock.Elapsed.TotalSeconds;
         foreach (KvCache c in caches) c.Truncate(context);
         return caches.Count * steps / seconds;
@@ -138,7 +142,7 @@ public static class BenchCommand
     }
 
     static void Print(string dir, Transformer t, MachineLimits m, Roofline roof, int prefillTokens, double prefillTokS, double prefillRoof,
-        List<DecodeResult> decode, int context, double overhead)
+        List<DecodeResult> decode, int context, double overhead, double monitorOverhead)
     {
         AnsiConsole.MarkupLine($"[bold]{Markup.Escape(dir)}[/] · {roof.MatmulParameters / 1e9:0.00} B matmul parameters · kernels: {t.Kernels}");
         AnsiConsole.MarkupLine($"machine: read {m.ReadGBs:0.0} GB/s · f32 FMA {m.F32Gflops:0} GFLOP/s · bf16 dot {m.Bf16DotGflops:0} GFLOP/s · compute roofline uses {m.Bf16Gflops:0} GFLOP/s");
@@ -148,6 +152,21 @@ public static class BenchCommand
             table.AddRow($"decode batch {d.Batch}{(d.Steered ? $" steered ({d.Batch} multipliers)" : "")}", $"{d.TokS:0.0}",
                 $"{d.TokS / d.Fraction:0.0}", $"{d.Fraction:P0}", d.Bound);
         AnsiConsole.Write(table);
-        AnsiConsole.MarkupLine($"steering overhead at batch {decode.Max(d => d.Batch)}: {overhead:P1} (context {context} tokens)");
+        AnsiConsole.MarkupLine($"steering overhead at batch {decode.Max(d => d.Batch)}: {overhead:P1}; per-token monitoring (2 layers) on top: {monitorOverhead:P1} (context {context} tokens)");
+    }
+
+    /// <summary>The work per-token monitoring adds: every row's projection onto a direction at two layers.</summary>
+    sealed class ProjectionCost(ModelConfig c, float[] vector) : Capture.IHiddenStateSink
+    {
+        readonly int[] _entries = [c.NumLayers / 2 + 1, c.NumLayers];
+        readonly float _norm = System.Numerics.Tensors.TensorPrimitives.Norm(vector);
+        public double Sum { get; private set; }
+
+        public void Record(int entry, ReadOnlySpan<float> states, Capture.BatchLayout layout)
+        {
+            if (Array.IndexOf(_entries, entry) < 0) return;
+            for (int r = 0; r < layout.Rows; r++)
+                Sum += System.Numerics.Tensors.TensorPrimitives.Dot(states.Slice(r * vector.Length, vector.Length), vector) / _norm;
+        }
     }
 }
