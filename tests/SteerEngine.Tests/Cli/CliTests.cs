@@ -125,4 +125,21 @@ public class CliTests
         Assert.That(bad.Code, Is.EqualTo(1));
         Assert.That(bad.Err, Does.Contain("backend 'tpu'"));
     }
+
+    [Test]
+    public void Bench_json_has_the_documented_fields()
+    {
+        if (!SteerEngine.Runtime.Cpu.NativeCpu.IsAvailable) Assert.Ignore("libsteer_cpu not built: run ./build.sh");
+        var (code, output, err) = Steer("bench", "--model", TestModels.Get("tiny"), "--prefill", "16", "--batches", "1,2", "--steps", "1", "--json");
+        Assert.That(code, Is.EqualTo(0), err);
+        var o = System.Text.Json.JsonDocument.Parse(output).RootElement;
+        foreach (string f in new[] { "read_gb_s", "f32_gflop_s", "bf16_gflop_s" })
+            Assert.That(o.GetProperty("machine").GetProperty(f).GetDouble(), Is.GreaterThan(0), f);
+        Assert.That(o.GetProperty("prefill").GetProperty("tokens").GetInt32(), Is.EqualTo(16));
+        Assert.That(o.GetProperty("prefill").GetProperty("roofline_fraction").GetDouble(), Is.GreaterThan(0));
+        var decode = o.GetProperty("decode").EnumerateArray().ToList();
+        Assert.That(decode.Select(d => (d.GetProperty("batch").GetInt32(), d.GetProperty("steered").GetBoolean())),
+            Is.EquivalentTo(new[] { (1, false), (1, true), (2, false), (2, true) }));
+        Assert.That(o.TryGetProperty("steering_overhead", out _), Is.True);
+    }
 }
