@@ -21,6 +21,8 @@ public sealed class SteeredLogProb
 {
     readonly Transformer _model;
     readonly DecoderBlock[] _blocks;
+    DecoderBlock.Workspace? _ws;  // shared by every pass: one block's activations are alive at a time
+    SteeredPass? _wsOwner;        // the pass whose last block's activations ws holds
 
     public SteeredLogProb(Transformer model, int layer)
     {
@@ -48,7 +50,7 @@ public sealed class SteeredLogProb
         for (int s = 0, r = 0; s < batch.Count; s++)
             foreach (int token in batch.Sequences[s].Tokens)
                 _model.Weights.Embedding.ReadRow(token, x.AsSpan(r++ * H, H));
-        var ws = new DecoderBlock.Workspace(Config, T);
+        DecoderBlock.Workspace ws = Workspace(T, null);
         for (int l = 0; l <= Layer; l++)
         {
             _blocks[l].Forward(batch, x, next, ws);
@@ -70,7 +72,7 @@ public sealed class SteeredLogProb
         inputs[0] = new float[T * H];
         for (int r = 0; r < T; r++)
             TensorPrimitives.MultiplyAdd(vector, multiplier, prefix.Slice(r * H, H), inputs[0].AsSpan(r * H, H));
-        var ws = new DecoderBlock.Workspace(c, T);
+        DecoderBlock.Workspace ws = Workspace(T, null);
         for (int k = 1; k < inputs.Length; k++)
         {
             inputs[k] = new float[T * H];
@@ -91,10 +93,38 @@ public sealed class SteeredLogProb
         var logProbs = new double[batch.Count];
         for (int s = 0, i = 0; s < batch.Count; s++)
             for (int t = 0; t < batch.Sequences[s].ResponseLength; t++, i++) logProbs[s] += tokenLogProbs[i];
-        return new SteeredPass(this, batch, multiplier, inputs, ws, normed, logSumExp, logProbs);
+        var pass = new SteeredPass(this, batch, multiplier, inputs, normed, logSumExp, logProbs);
+        if (inputs.Length > 1) _wsOwner = pass;
+        return pass;
+    }
+
+    /// <summary>
+    /// Heap bytes at the peak of a training step (the backward of a pass; weights are memory-mapped and not
+    /// counted): the N−L saved block inputs and the prefix, one block workspace, the backward's three (T, H)
+    /// gradient buffers, the (R, H) final-normed rows and their gradient, and the LM head's logits chunk and
+    /// per-task accumulators.
+    /// </summary>
+    public static long PeakBytes(ModelConfig c, long rows, long responseRows, int layer, int threads)
+    {
+        long th = 4 * rows * c.HiddenSize;
+        return (c.NumLayers - layer) * th + th                       // saved inputs, prefix
+               + DecoderBlock.Workspace.Bytes(c, rows)
+               + 3 * th                                              // dCur, dNext, recompute scratch
+               + 2 * 4 * responseRows * c.HiddenSize                 // normed rows, their gradient
+               + LmHeadLogSoftmax.ScratchBytes(c.VocabSize, c.HiddenSize, threads);
     }
 
     internal DecoderBlock Block(int layer) => _blocks[layer];
+
+    /// <summary>The shared workspace, grown to at least <paramref name="rows"/> rows, now written by <paramref name="owner"/>.</summary>
+    internal DecoderBlock.Workspace Workspace(int rows, SteeredPass? owner)
+    {
+        if (_ws is null || _ws.Rows < rows) _ws = new DecoderBlock.Workspace(Config, rows);
+        _wsOwner = owner;
+        return _ws;
+    }
+
+    internal bool WorkspaceHoldsLastBlockOf(SteeredPass pass) => ReferenceEquals(_wsOwner, pass);
     internal ModelWeights Weights => _model.Weights;
 }
 
@@ -105,19 +135,17 @@ public sealed class SteeredPass
     readonly SequenceBatch _batch;
     readonly float _multiplier;
     readonly float[][] _inputs;              // (N−L) × (T, H)
-    readonly DecoderBlock.Workspace _ws;     // holds the last block's activations after the forward
     readonly float[] _normed;                // (R, H) final-normed response rows
     readonly float[] _logSumExp;             // (R)
-    bool _lastBlockInWorkspace = true;
+    bool _done;
 
     internal SteeredPass(SteeredLogProb owner, SequenceBatch batch, float multiplier, float[][] inputs,
-        DecoderBlock.Workspace ws, float[] normed, float[] logSumExp, double[] logProbs)
+        float[] normed, float[] logSumExp, double[] logProbs)
     {
         _owner = owner;
         _batch = batch;
         _multiplier = multiplier;
         _inputs = inputs;
-        _ws = ws;
         _normed = normed;
         _logSumExp = logSumExp;
         LogProbs = logProbs;
@@ -134,6 +162,8 @@ public sealed class SteeredPass
         ModelConfig c = _owner.Config;
         int H = c.HiddenSize, T = _batch.Rows, R = _batch.ResponseRows.Length, L = _owner.Layer;
         if (dLogProb.Length != _batch.Count) throw new ArgumentException($"need one gradient per sequence ({_batch.Count})");
+        if (_done) throw new InvalidOperationException("this pass has already been back-propagated");
+        _done = true;
 
         var dRow = new float[R]; // (R) upstream gradient of each response token's log-prob
         for (int s = 0, i = 0; s < _batch.Count; s++)
@@ -154,16 +184,18 @@ public sealed class SteeredPass
             rowGrad.CopyTo(dCur.AsSpan(r * H, H));
         }
 
+        // The forward left the last block's activations in the workspace unless another pass ran since.
+        bool recompute = !_owner.WorkspaceHoldsLastBlockOf(this);
+        DecoderBlock.Workspace ws = _owner.Workspace(T, null);
         var scratch = new float[T * H];
         for (int k = _inputs.Length - 2; k >= 0; k--)
         {
             DecoderBlock block = _owner.Block(L + 1 + k);
-            if (!_lastBlockInWorkspace) block.Forward(_batch, _inputs[k], scratch, _ws);
-            _lastBlockInWorkspace = false;
-            block.Backward(_batch, _inputs[k], dCur, dNext, _ws);
+            if (recompute) block.Forward(_batch, _inputs[k], scratch, ws);
+            recompute = true;
+            block.Backward(_batch, _inputs[k], dCur, dNext, ws);
             (dCur, dNext) = (dNext, dCur);
         }
-        _lastBlockInWorkspace = false;
 
         var sum = new double[H];
         for (int r = 0; r < T; r++)

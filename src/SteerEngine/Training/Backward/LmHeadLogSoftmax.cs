@@ -13,7 +13,11 @@ namespace SteerEngine.Training.Backward;
 /// </summary>
 public static class LmHeadLogSoftmax
 {
-    const int RowsPerChunk = 32, RowsPerBackwardChunk = 64;
+    const int RowsPerChunk = 32, RowsPerBackwardChunk = 64, TasksPerThread = 4;
+
+    /// <summary>Bytes of scratch: the forward's logits chunk, or the backward's per-task accumulators, whichever is larger.</summary>
+    public static long ScratchBytes(int vocab, int hidden, int threads) =>
+        Math.Max(4L * RowsPerChunk * vocab, 4L * TasksPerThread * threads * (RowsPerBackwardChunk + 1) * hidden);
 
     /// <param name="x">(rows, H) final-normed hidden states</param><param name="targets">(rows) token ids</param>
     /// <param name="logProb">(rows) log p(target)</param><param name="logSumExp">(rows) saved for the backward</param>
@@ -67,7 +71,7 @@ public static class LmHeadLogSoftmax
             head.ReadRow(targets[r], row);
             TensorPrimitives.MultiplyAdd(row, dLogProb[r], dx.Slice(r * H, H), dx.Slice(r * H, H));
         }
-        int tasks = Math.Max(1, Environment.ProcessorCount) * 4, perTask = (V + tasks - 1) / tasks;
+        int tasks = Math.Max(1, Environment.ProcessorCount) * TasksPerThread, perTask = (V + tasks - 1) / tasks;
         var partials = new float[tasks][];
         fixed (float* xp = x, lp = logSumExp, gp = dLogProb)
         {
