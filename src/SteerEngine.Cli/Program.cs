@@ -13,6 +13,7 @@ public static class Program
         root.Subcommands.Add(ScoreCommand.Create());
         root.Subcommands.Add(MergeCommand.Create());
         root.Subcommands.Add(DemoCommand.Create());
+        root.Subcommands.Add(TrainBipoCommand.Create());
         return root.Parse(args).Invoke();
     }
 }
