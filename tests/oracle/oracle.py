@@ -2,6 +2,7 @@
 
   oracle.py forward --model DIR --request REQ.json --out OUT.safetensors [--dtype float32|float64]
   oracle.py bipo-grad --model DIR --request BIPO.json --out OUT.safetensors [--dtype float32|float64] [--fd K]
+  oracle.py bipo-step --model DIR --request BIPO.json [--repeat N]
   oracle.py init-check --model DIR
 
 REQ.json:
@@ -254,6 +255,51 @@ def run_bipo_grad(model, req, fd_directions=0, fd_eps=1e-4, seed=0):
         out["directional"] = dirs @ grad
     return out
 
+def padded_response_logps(model, sequences, prompt_lens):
+    """(n,) summed response log-probs of right-padded sequences run as one batch, as the reference
+    (TRL's concatenated_forward + get_batch_logps) computes them."""
+    n, T = len(sequences), max(len(s) for s in sequences)
+    tokens = torch.zeros(n, T, dtype=torch.int64)
+    labels = torch.full((n, T), -100, dtype=torch.int64)
+    for i, (seq, p) in enumerate(zip(sequences, prompt_lens)):
+        tokens[i, :len(seq)] = torch.tensor(seq)
+        labels[i, p:len(seq)] = torch.tensor(seq[p:])
+    logits, _ = model(tokens)  # (n, T, V)
+    labels, logits = labels[:, 1:], logits[:, :-1]
+    mask = labels != -100
+    per_token = logits.log_softmax(-1).gather(2, labels.clamp(min=0)[..., None])[..., 0]  # (n, T-1)
+    return (per_token * mask).sum(-1)
+
+
+def time_bipo_step(model, req, repeat):
+    import time
+    with torch.no_grad():
+        ref = padded_response_logps(model, req["sequences"], req["prompt_lens"])
+    vector = torch.nn.Parameter(torch.tensor(req["vector"], dtype=model.dtype))
+    optimizer = torch.optim.AdamW([vector], lr=5e-4, weight_decay=0.0)
+    layer = model.model.layers[req["layer"]]
+    T = max(len(s) for s in req["sequences"])
+    times, loss = [], None
+    for _ in range(repeat + 1):  # the first step warms up
+        start = time.perf_counter()
+        handle = add_steering_hook(layer, vector, float(req["direction"]), torch.ones(T, dtype=torch.bool))
+        try:
+            logps = padded_response_logps(model, req["sequences"], req["prompt_lens"])
+        finally:
+            handle.remove()
+        logits = (logps[0::2] - logps[1::2]) - (ref[0::2] - ref[1::2])
+        if req["direction"] < 0:
+            logits = -logits
+        loss = (-F.logsigmoid(req["beta"] * logits)).mean()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_([vector], 1.0)
+        optimizer.step()
+        optimizer.zero_grad()
+        times.append(time.perf_counter() - start)
+    times = sorted(times[1:])
+    return {"median_s": times[len(times) // 2], "min_s": times[0], "threads": torch.get_num_threads(), "loss": float(loss)}
+
+
 # ----------------------------------------------------------------------------------------
 # commands
 
@@ -282,6 +328,13 @@ def cmd_bipo_grad(args):
     metadata = {"format": "steerengine-oracle-bipo-grad/1", "model": args.model, "compute_dtype": args.dtype,
                 "fd_eps": repr(args.fd_eps)}
     write_safetensors(args.out, out, dtype="F32", metadata=metadata)
+
+
+def cmd_bipo_step(args):
+    torch.set_num_threads(args.threads)  # this build defaults to one thread; time it on the cores the engine uses
+    model = load_model(args.model, torch.float32)
+    req = parse_bipo_request(args.request, model.config)
+    print(json.dumps(time_bipo_step(model, req, args.repeat)))
 
 
 def cmd_init_check(args):
@@ -326,6 +379,11 @@ def main(argv=None):
     bg.add_argument("--fd", type=int, default=0, metavar="K", help="also central differences along K random directions")
     bg.add_argument("--fd-eps", type=float, default=1e-4, help="finite-difference step")
     bg.add_argument("--seed", type=int, default=0, help="seed of the finite-difference directions")
+    bs = sub.add_parser("bipo-step", help="time one BiPO training step (forward, backward, AdamW) in float32")
+    bs.add_argument("--model", required=True, help="Hugging Face model directory")
+    bs.add_argument("--request", required=True, help="request JSON (as bipo-grad's)")
+    bs.add_argument("--repeat", type=int, default=5, help="timed steps after one warm-up step")
+    bs.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads (default: every core)")
     chk = sub.add_parser("init-check", help="load a model and print a JSON summary")
     chk.add_argument("--model", required=True, help="Hugging Face model directory")
     args = parser.parse_args(argv)
@@ -335,6 +393,8 @@ def main(argv=None):
             cmd_forward(args)
         elif args.command == "bipo-grad":
             cmd_bipo_grad(args)
+        elif args.command == "bipo-step":
+            cmd_bipo_step(args)
         else:
             cmd_init_check(args)
     except (RequestError, ModelError, SafetensorsError) as e:

@@ -85,3 +85,19 @@ public class BipoGradientTests
         }
     }
 }
+
+[TestFixture]
+public class BipoMemoryTests
+{
+    [Test]
+    public void Peak_step_memory_for_the_8B_shape_at_512_tokens_batch_4_is_what_the_trainer_documents()
+    {
+        ModelConfig c = ModelShapes.Get("llama-3.1-8b");
+        const long rows = 4 * 2 * 512, responseRows = rows - 8;
+        double middle = SteeredLogProb.PeakBytes(c, rows, responseRows, layer: 15, threads: 2) / (double)(1L << 30);
+        double worst = SteeredLogProb.PeakBytes(c, rows, responseRows, layer: 0, threads: 2) / (double)(1L << 30);
+        TestContext.Out.WriteLine($"8B, T = {rows}: layer 15 {middle:F2} GiB, layer 0 {worst:F2} GiB");
+        Assert.That(middle, Is.EqualTo(2.7).Within(0.05));
+        Assert.That(worst, Is.EqualTo(3.7).Within(0.05));
+    }
+}
