@@ -9,10 +9,10 @@ namespace SteerEngine.Benchmarks;
 /// <summary>
 /// One BiPO training step of this engine against the PyTorch oracle's step, same model and batch:
 /// <c>dotnet run -c Release --project benchmarks/SteerEngine.Benchmarks -- bipo-step [--shape tiny | --model DIR]
-/// [--layer L] [--prompt-len 64] [--response-len 16] [--repeat 5]</c>.
+/// [--layer L] [--prompt-len 64] [--response-len 16] [--repeat 5] [--torch-threads N]</c>.
 /// The engine's step: prefix through block L, steered forward, backward to v, clipping, AdamW. PyTorch's (oracle.py
 /// bipo-step): the reference trainer's padded batch forward with a steering hook, backward, clipping, AdamW, timed at
-/// one thread and at every core, the faster counted. Both use cached reference log-probs. Reports medians and the ratio.
+/// one thread and at every core (or at --torch-threads only), the faster counted. Both use cached reference log-probs. Reports medians and the ratio.
 /// </summary>
 public static class BipoStepBenchmark
 {
@@ -67,6 +67,10 @@ public static class BipoStepBenchmark
         }
         times.Sort();
         double engine = times[times.Count / 2];
+        int rows = batch.Rows, responseRows = batch.ResponseRows.Length;
+        Console.WriteLine($"model {modelDir} ({c.ModelType}, H {c.HiddenSize}, {c.NumLayers} blocks, V {c.VocabSize}), layer {layer}");
+        Console.WriteLine($"batch: 4 pairs, {rows} tokens, {responseRows} response tokens; {Environment.ProcessorCount} cores");
+        Console.WriteLine($"engine step     {engine * 1e3,9:F1} ms (median of {repeat})");
 
         string request = Path.Combine(Path.GetTempPath(), $"steer-bench-bipo-{Environment.ProcessId}.json");
         File.WriteAllText(request, JsonSerializer.Serialize(new
@@ -75,15 +79,17 @@ public static class BipoStepBenchmark
             prompt_lens = sequences.Select(s => s.PromptLength).ToArray(),
             layer, direction = 1, beta = 0.1, vector,
         }));
-        double torch1 = Oracle(modelDir, request, repeat, 1), torchAll = Oracle(modelDir, request, repeat, Environment.ProcessorCount);
+        int[] threadCounts = Arg("--torch-threads", "") is { Length: > 0 } t
+            ? [int.Parse(t, CultureInfo.InvariantCulture)]
+            : [1, Environment.ProcessorCount];
+        double torch = double.PositiveInfinity;
+        foreach (int threads in threadCounts.Distinct())
+        {
+            double seconds = Oracle(modelDir, request, repeat, threads);
+            Console.WriteLine($"pytorch step    {seconds * 1e3,9:F1} ms at {threads} thread(s)");
+            torch = Math.Min(torch, seconds);
+        }
         File.Delete(request);
-        double torch = Math.Min(torch1, torchAll);
-
-        int rows = batch.Rows, responseRows = batch.ResponseRows.Length;
-        Console.WriteLine($"model {modelDir} ({c.ModelType}, H {c.HiddenSize}, {c.NumLayers} blocks, V {c.VocabSize}), layer {layer}");
-        Console.WriteLine($"batch: 4 pairs, {rows} tokens, {responseRows} response tokens; {Environment.ProcessorCount} cores");
-        Console.WriteLine($"engine step     {engine * 1e3,9:F1} ms (median of {repeat})");
-        Console.WriteLine($"pytorch step    {torch1 * 1e3,9:F1} ms at 1 thread, {torchAll * 1e3:F1} ms at {Environment.ProcessorCount}");
         Console.WriteLine($"speed-up        {torch / engine,9:F2}x over the faster PyTorch step");
         return 0;
     }

@@ -8,7 +8,11 @@ using SteerEngine.Steering;
 
 namespace SteerEngine.Training;
 
-/// <summary>BiPO hyper-parameters; the defaults are the reference's (weight decay excepted: 0 here, 0.05 there).</summary>
+/// <summary>
+/// BiPO hyper-parameters. Defaults follow the reference's train.py (β 0.1, lr 5e-4, cosine with 100 warm-up
+/// steps, batch 4, AdamW, clipping at 1.0 from the HF Trainer) except weight decay (0 here, 0.05 there) and
+/// epochs (20, as in the seed runs).
+/// </summary>
 public sealed record BipoOptions
 {
     public int Epochs { get; init; } = 20;
