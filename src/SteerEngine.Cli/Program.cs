@@ -15,6 +15,7 @@ public static class Program
         root.Subcommands.Add(ExtractCommand.Create());
         root.Subcommands.Add(BenchCommand.Create());
         root.Subcommands.Add(DemoCommand.Create());
+        root.Subcommands.Add(TrainBipoCommand.Create());
         return root.Parse(args).Invoke();
     }
 }

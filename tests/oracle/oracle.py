@@ -1,6 +1,8 @@
 """PyTorch reference outputs for SteerEngine's tests.
 
   oracle.py forward --model DIR --request REQ.json --out OUT.safetensors [--dtype float32|float64]
+  oracle.py bipo-grad --model DIR --request BIPO.json --out OUT.safetensors [--dtype float32|float64] [--fd K]
+  oracle.py bipo-step --model DIR --request BIPO.json [--repeat N]
   oracle.py init-check --model DIR
 
 REQ.json:
@@ -22,6 +24,8 @@ import os
 import sys
 
 import torch
+
+import torch.nn.functional as F
 
 from model import POSITION_MODES, ModelError, add_steering_hook, load_model, steering_mask
 from safetensors_io import SafetensorsError, write_safetensors
@@ -144,6 +148,158 @@ def run_request(model, req):
     return out
 
 
+
+# ----------------------------------------------------------------------------------------
+# bipo-grad
+
+def parse_bipo_request(path, cfg):
+    """Read and check BIPO.json. Returns a dict with sequences, prompt_lens, layer, direction,
+    beta, vector (list) and ref_logps (list or None)."""
+    try:
+        with open(path) as f:
+            req = json.load(f)
+    except OSError as e:
+        raise RequestError(f"{path}: cannot read ({e.strerror})")
+    except json.JSONDecodeError as e:
+        raise RequestError(f"{path}: not valid JSON ({e})")
+    if not isinstance(req, dict):
+        raise RequestError(f"{path}: expected a JSON object")
+    fields = {"sequences", "prompt_lens", "layer", "direction", "beta", "vector", "ref_logps"}
+    unknown = sorted(set(req) - fields)
+    if unknown:
+        raise RequestError(f"{path}: unknown field {unknown[0]!r}")
+    for key in sorted(fields - {"ref_logps"}):
+        if key not in req:
+            raise RequestError(f"{path}: missing field {key!r}")
+
+    sequences, prompt_lens = req["sequences"], req["prompt_lens"]
+    if not isinstance(sequences, list) or not sequences or len(sequences) % 2:
+        raise RequestError(f"{path}: sequences must be a non-empty list of (chosen, rejected) pairs")
+    if not isinstance(prompt_lens, list) or len(prompt_lens) != len(sequences):
+        raise RequestError(f"{path}: prompt_lens must have one entry per sequence ({len(sequences)})")
+    for i, seq in enumerate(sequences):
+        if not isinstance(seq, list) or not all(_is_int(t) and 0 <= t < cfg.vocab_size for t in seq):
+            raise RequestError(f"{path}: sequences[{i}] must be a list of token ids in [0, {cfg.vocab_size})")
+        n = prompt_lens[i]
+        if not _is_int(n) or not 1 <= n < len(seq):
+            raise RequestError(f"{path}: prompt_lens[{i}] = {n!r}; expected 1..{len(seq) - 1} (a non-empty response)")
+    if not _is_int(req["layer"]) or not 0 <= req["layer"] < cfg.num_layers:
+        raise RequestError(f"{path}: layer = {req['layer']!r}; expected 0..{cfg.num_layers - 1}")
+    if req["direction"] not in (1, -1):
+        raise RequestError(f"{path}: direction = {req['direction']!r}; expected 1 or -1")
+    if not _is_number(req["beta"]):
+        raise RequestError(f"{path}: beta = {req['beta']!r}; expected a finite number")
+    vector = req["vector"]
+    if not isinstance(vector, list) or len(vector) != cfg.hidden_size or not all(_is_number(x) for x in vector):
+        raise RequestError(f"{path}: vector must hold hidden_size = {cfg.hidden_size} finite numbers")
+    ref = req.get("ref_logps")
+    if ref is not None and (not isinstance(ref, list) or len(ref) != len(sequences) or not all(_is_number(x) for x in ref)):
+        raise RequestError(f"{path}: ref_logps must hold one finite number per sequence ({len(sequences)})")
+    return {**req, "ref_logps": ref}
+
+
+def response_logp(model, tokens, prompt_len):
+    """Summed log-prob of tokens[prompt_len:] given what precedes each (batch of 1, no padding)."""
+    logits, _ = model(torch.tensor([tokens], dtype=torch.int64))  # (1, T, V)
+    logp = logits[0, :-1].log_softmax(-1)  # (T-1, V): row t scores token t+1
+    targets = torch.tensor(tokens[1:], dtype=torch.int64)
+    per_token = logp.gather(1, targets[:, None])[:, 0]  # (T-1,)
+    return per_token[prompt_len - 1:].sum()
+
+
+def bipo_loss(model, req, vector, ref_logps):
+    """The BiPO loss of the batch with h_L <- h_L + direction*vector at every position (a forward hook,
+    as the reference's BlockWrapper adds it). vector (H,) may require grad. Returns (loss, logps (n,))."""
+    layer = model.model.layers[req["layer"]]
+    logps = []
+    for tokens, prompt_len in zip(req["sequences"], req["prompt_lens"]):
+        mask = steering_mask("all", len(tokens), prompt_len)
+        handle = add_steering_hook(layer, vector, float(req["direction"]), mask)
+        try:
+            logps.append(response_logp(model, tokens, prompt_len))
+        finally:
+            handle.remove()
+    logps = torch.stack(logps)
+    chosen, rejected = logps[0::2], logps[1::2]
+    logits = (chosen - rejected) - (ref_logps[0::2] - ref_logps[1::2])
+    if req["direction"] < 0:
+        logits = -logits
+    return (-F.logsigmoid(req["beta"] * logits)).mean(), logps
+
+
+def run_bipo_grad(model, req, fd_directions=0, fd_eps=1e-4, seed=0):
+    """{name: tensor} for OUT.safetensors: loss, grad and log-probs; with fd_directions, central
+    differences of the loss along that many random unit directions."""
+    dtype = model.dtype
+    if req["ref_logps"] is not None:
+        ref_logps = torch.tensor(req["ref_logps"], dtype=torch.float64).to(dtype)
+    else:
+        with torch.no_grad():
+            ref_logps = torch.stack([response_logp(model, t, p) for t, p in zip(req["sequences"], req["prompt_lens"])])
+    vector = torch.tensor(req["vector"], dtype=torch.float64).to(dtype).requires_grad_(True)
+    loss, logps = bipo_loss(model, req, vector, ref_logps)
+    (grad,) = torch.autograd.grad(loss, vector)
+    out = {"loss": loss.detach().reshape(1), "grad": grad, "logps": logps.detach(), "ref_logps": ref_logps}
+    if fd_directions:
+        gen = torch.Generator().manual_seed(seed)
+        dirs = torch.randn(fd_directions, vector.shape[0], generator=gen, dtype=torch.float64).to(dtype)
+        dirs = dirs / dirs.norm(dim=1, keepdim=True)
+        fd = []
+        with torch.no_grad():
+            for u in dirs:
+                plus, _ = bipo_loss(model, req, vector.detach() + fd_eps * u, ref_logps)
+                minus, _ = bipo_loss(model, req, vector.detach() - fd_eps * u, ref_logps)
+                fd.append((plus - minus) / (2 * fd_eps))
+        out["fd_directions"] = dirs
+        out["fd"] = torch.stack(fd)
+        out["directional"] = dirs @ grad
+    return out
+
+def padded_response_logps(model, sequences, prompt_lens):
+    """(n,) summed response log-probs of right-padded sequences run as one batch, as the reference
+    (TRL's concatenated_forward + get_batch_logps) computes them."""
+    n, T = len(sequences), max(len(s) for s in sequences)
+    tokens = torch.zeros(n, T, dtype=torch.int64)
+    labels = torch.full((n, T), -100, dtype=torch.int64)
+    for i, (seq, p) in enumerate(zip(sequences, prompt_lens)):
+        tokens[i, :len(seq)] = torch.tensor(seq)
+        labels[i, p:len(seq)] = torch.tensor(seq[p:])
+    logits, _ = model(tokens)  # (n, T, V)
+    labels, logits = labels[:, 1:], logits[:, :-1]
+    mask = labels != -100
+    per_token = logits.log_softmax(-1).gather(2, labels.clamp(min=0)[..., None])[..., 0]  # (n, T-1)
+    return (per_token * mask).sum(-1)
+
+
+def time_bipo_step(model, req, repeat):
+    import time
+    with torch.no_grad():
+        ref = padded_response_logps(model, req["sequences"], req["prompt_lens"])
+    vector = torch.nn.Parameter(torch.tensor(req["vector"], dtype=model.dtype))
+    optimizer = torch.optim.AdamW([vector], lr=5e-4, weight_decay=0.0)
+    layer = model.model.layers[req["layer"]]
+    T = max(len(s) for s in req["sequences"])
+    times, loss = [], None
+    for _ in range(repeat + 1):  # the first step warms up
+        start = time.perf_counter()
+        handle = add_steering_hook(layer, vector, float(req["direction"]), torch.ones(T, dtype=torch.bool))
+        try:
+            logps = padded_response_logps(model, req["sequences"], req["prompt_lens"])
+        finally:
+            handle.remove()
+        logits = (logps[0::2] - logps[1::2]) - (ref[0::2] - ref[1::2])
+        if req["direction"] < 0:
+            logits = -logits
+        loss = (-F.logsigmoid(req["beta"] * logits)).mean()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_([vector], 1.0)
+        optimizer.step()
+        optimizer.zero_grad()
+        times.append(time.perf_counter() - start)
+    times = sorted(times[1:])
+    return {"median_s": times[len(times) // 2], "min_s": times[0], "threads": torch.get_num_threads(), "loss": float(loss)}
+
+
 # ----------------------------------------------------------------------------------------
 # commands
 
@@ -160,6 +316,25 @@ def cmd_forward(args):
     metadata = {"format": "steerengine-oracle-forward/1", "model": args.model, "compute_dtype": args.dtype,
                 "num_sequences": str(len(req["sequences"])), "hidden_states": str(req["hidden_states"]).lower()}
     write_safetensors(args.out, out, dtype="F32", metadata=metadata)
+
+
+def cmd_bipo_grad(args):
+    out_dir = os.path.dirname(os.path.abspath(args.out))
+    if not os.path.isdir(out_dir):
+        raise RequestError(f"--out {args.out}: directory {out_dir} does not exist")
+    model = load_model(args.model, DTYPES[args.dtype])
+    req = parse_bipo_request(args.request, model.config)
+    out = run_bipo_grad(model, req, args.fd, args.fd_eps, args.seed)
+    metadata = {"format": "steerengine-oracle-bipo-grad/1", "model": args.model, "compute_dtype": args.dtype,
+                "fd_eps": repr(args.fd_eps)}
+    write_safetensors(args.out, out, dtype="F32", metadata=metadata)
+
+
+def cmd_bipo_step(args):
+    torch.set_num_threads(args.threads)  # this build defaults to one thread; time it on the cores the engine uses
+    model = load_model(args.model, torch.float32)
+    req = parse_bipo_request(args.request, model.config)
+    print(json.dumps(time_bipo_step(model, req, args.repeat)))
 
 
 def cmd_init_check(args):
@@ -196,6 +371,19 @@ def main(argv=None):
     fwd.add_argument("--request", required=True, help="request JSON")
     fwd.add_argument("--out", required=True, help="output .safetensors")
     fwd.add_argument("--dtype", choices=sorted(DTYPES), default="float32", help="compute dtype (output is float32)")
+    bg = sub.add_parser("bipo-grad", help="BiPO loss of a batch and its gradient w.r.t. the steering vector")
+    bg.add_argument("--model", required=True, help="Hugging Face model directory")
+    bg.add_argument("--request", required=True, help="request JSON")
+    bg.add_argument("--out", required=True, help="output .safetensors")
+    bg.add_argument("--dtype", choices=sorted(DTYPES), default="float32", help="compute dtype")
+    bg.add_argument("--fd", type=int, default=0, metavar="K", help="also central differences along K random directions")
+    bg.add_argument("--fd-eps", type=float, default=1e-4, help="finite-difference step")
+    bg.add_argument("--seed", type=int, default=0, help="seed of the finite-difference directions")
+    bs = sub.add_parser("bipo-step", help="time one BiPO training step (forward, backward, AdamW) in float32")
+    bs.add_argument("--model", required=True, help="Hugging Face model directory")
+    bs.add_argument("--request", required=True, help="request JSON (as bipo-grad's)")
+    bs.add_argument("--repeat", type=int, default=5, help="timed steps after one warm-up step")
+    bs.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads (default: every core)")
     chk = sub.add_parser("init-check", help="load a model and print a JSON summary")
     chk.add_argument("--model", required=True, help="Hugging Face model directory")
     args = parser.parse_args(argv)
@@ -203,6 +391,10 @@ def main(argv=None):
     try:
         if args.command == "forward":
             cmd_forward(args)
+        elif args.command == "bipo-grad":
+            cmd_bipo_grad(args)
+        elif args.command == "bipo-step":
+            cmd_bipo_step(args)
         else:
             cmd_init_check(args)
     except (RequestError, ModelError, SafetensorsError) as e:

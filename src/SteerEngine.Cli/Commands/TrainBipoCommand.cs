@@ -1,0 +1,85 @@
+using System.CommandLine;
+using Spectre.Console;
+using SteerEngine.Generation.Jobs;
+using SteerEngine.Model;
+using SteerEngine.Training;
+
+namespace SteerEngine.Cli.Commands;
+
+/// <summary>
+/// <c>steer train-bipo</c>: trains BiPO steering vectors (one per layer) on a preference set, writing
+/// vec_ep{N}_layer{L}.pt / .safetensors and evaluation_metrics.jsonl per epoch; --resume continues.
+/// </summary>
+public static class TrainBipoCommand
+{
+    public static Command Create()
+    {
+        var defaults = new BipoOptions();
+        var model = new Option<string>("--model") { Required = true, Description = "model directory (Hugging Face layout)" };
+        var data = new Option<string>("--data") { Required = true, Description = "training pairs: .csv (question,matching,not_matching) or .jsonl (prompt/chosen/rejected or messages)" };
+        var test = new Option<string?>("--test") { Description = "held-out pairs, same formats (default: none; test metrics are then those of --data)" };
+        var layer = new Option<int?>("--layer") { Description = "decoder block whose output is steered (0-based)" };
+        var layers = new Option<string?>("--layers") { Description = "several blocks, trained one after another: 10,12 or 10:20:2" };
+        var epochs = new Option<int>("--epochs") { DefaultValueFactory = _ => defaults.Epochs };
+        var output = new Option<string>("--out") { Required = true, Description = "output directory" };
+        var lr = new Option<double>("--lr") { DefaultValueFactory = _ => defaults.LearningRate };
+        var beta = new Option<double>("--beta") { DefaultValueFactory = _ => defaults.Beta };
+        var batchSize = new Option<int>("--batch-size") { DefaultValueFactory = _ => defaults.BatchSize };
+        var gradAccum = new Option<int>("--grad-accum") { DefaultValueFactory = _ => defaults.GradientAccumulation };
+        var warmup = new Option<int>("--warmup") { Description = "linear warm-up steps of the cosine schedule", DefaultValueFactory = _ => defaults.WarmupSteps };
+        var weightDecay = new Option<double>("--weight-decay") { DefaultValueFactory = _ => defaults.WeightDecay };
+        var maxGradNorm = new Option<double>("--max-grad-norm") { Description = "gradient-norm clip (0 = off)", DefaultValueFactory = _ => defaults.MaxGradNorm };
+        var seed = new Option<int>("--seed") { DefaultValueFactory = _ => defaults.Seed };
+        var system = new Option<string?>("--system") { Description = "system prompt for every example" };
+        var resume = new Option<bool>("--resume") { Description = "continue from the last completed epoch; complete layers are skipped" };
+
+        var command = new Command("train-bipo", "train BiPO steering vectors (bi-directional preference optimization)")
+        {
+            model, data, test, layer, layers, epochs, output, lr, beta, batchSize, gradAccum, warmup, weightDecay, maxGradNorm, seed, system, resume,
+        };
+        command.SetAction(p => CliErrors.Run(() =>
+        {
+            if (p.GetValue(layer) is null == p.GetValue(layers) is null)
+                throw new ArgumentException("give exactly one of --layer L or --layers LIST");
+            IReadOnlyList<int> blocks = p.GetValue(layers) is string list ? SweepValues.Layers(list) : [p.GetValue(layer)!.Value];
+            var options = new BipoOptions
+            {
+                Epochs = p.GetValue(epochs), LearningRate = p.GetValue(lr), Beta = p.GetValue(beta), BatchSize = p.GetValue(batchSize),
+                GradientAccumulation = p.GetValue(gradAccum), WarmupSteps = p.GetValue(warmup), WeightDecay = p.GetValue(weightDecay),
+                MaxGradNorm = p.GetValue(maxGradNorm), Seed = p.GetValue(seed),
+            };
+            options.Validate();
+            using LanguageModel lm = LanguageModel.Load(p.GetValue(model)!, w => Console.Error.WriteLine($"warning: {w}"));
+            var trainPairs = PreferenceData.Load(p.GetValue(data)!, lm, p.GetValue(system));
+            var testPairs = p.GetValue(test) is string testPath ? PreferenceData.Load(testPath, lm, p.GetValue(system)) : trainPairs;
+            var trainer = new BipoTrainer(lm.Transformer, options);
+            string outDir = p.GetValue(output)!;
+            int totalSteps = trainer.StepsPerEpoch(trainPairs.Count) * options.Epochs;
+            var messages = new List<string>();
+
+            AnsiConsole.Progress()
+                .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
+                .Start(ctx =>
+                {
+                    var tasks = blocks.ToDictionary(l => l, l => ctx.AddTask($"layer {l}", autoStart: false, maxValue: totalSteps));
+                    trainer.Run(blocks, trainPairs, testPairs, outDir, p.GetValue(resume),
+                        onStep: s =>
+                        {
+                            var task = tasks[s.Layer];
+                            task.StartTask();
+                            task.Value = s.Step;
+                            task.Description = $"layer {s.Layer} · epoch {s.Epoch}/{options.Epochs} · loss {s.Loss:0.0000} · {s.StepTime.TotalSeconds:0.00} s/step";
+                        },
+                        onEpoch: m => AnsiConsole.MarkupLine(Markup.Escape(
+                            $"layer {m.Layer} epoch {m.Epoch}: train loss {m.TrainLoss:0.0000}; test +v loss {m.TestPlus.Loss:0.0000} acc {m.TestPlus.RewardAccuracy:0.00} " +
+                            $"margin {m.TestPlus.Margin:0.000}; −v loss {m.TestMinus.Loss:0.0000} acc {m.TestMinus.RewardAccuracy:0.00} margin {m.TestMinus.Margin:0.000}")),
+                        log: messages.Add);
+                    foreach (var task in tasks.Values) task.Value = task.MaxValue;
+                });
+            foreach (string message in messages) Console.WriteLine(message);
+            Console.WriteLine($"wrote vectors and {BipoTrainer.MetricsFileName} to {outDir}");
+            return 0;
+        }));
+        return command;
+    }
+}

@@ -1,0 +1,205 @@
+using System.Numerics.Tensors;
+using SteerEngine.Model;
+using SteerEngine.Runtime.Cpu;
+using SteerEngine.Training.Backward;
+
+namespace SteerEngine.Training;
+
+/// <summary>
+/// For a batch of (prompt, response) sequences: each sequence's summed response log-prob under the model
+/// steered by h_L ← h_L + m·v at every position (L = <see cref="Layer"/>, the output of block L), and the
+/// gradient of any function of those log-probs with respect to v — by hand, input gradients only.
+/// <para>
+/// Blocks 0..L do not depend on v: <see cref="Prefix"/> runs them once and a caller may reuse the result
+/// for any v. <see cref="Forward"/> adds m·v and runs blocks L+1..N−1 keeping only each block's input;
+/// <see cref="SteeredPass.Backward"/> goes back through the LM head and log-softmax (response rows only),
+/// the final RMSNorm and each block, whose activations it recomputes from the saved input.
+/// grad_v = m · Σ_rows ∂f/∂h_L.
+/// </para>
+/// </summary>
+public sealed class SteeredLogProb
+{
+    readonly Transformer _model;
+    readonly DecoderBlock[] _blocks;
+    DecoderBlock.Workspace? _ws;  // shared by every pass: one block's activations are alive at a time
+    SteeredPass? _wsOwner;        // the pass whose last block's activations ws holds
+
+    public SteeredLogProb(Transformer model, int layer)
+    {
+        ModelConfig c = model.Config;
+        if (layer < 0 || layer >= c.NumLayers)
+            throw new ArgumentException($"layer {layer} is out of range: the model has blocks 0..{c.NumLayers - 1}");
+        _model = model;
+        Layer = layer;
+        var rope = new Rope(c);
+        var ropeBackward = new RopeBackward(c);
+        _blocks = model.Weights.Layers.Select(w => new DecoderBlock(c, w, rope, ropeBackward)).ToArray();
+    }
+
+    public int Layer { get; }
+    public ModelConfig Config => _model.Config;
+
+    public SequenceBatch Batch(IReadOnlyList<ScoredSequence> sequences) => new(sequences, Config.VocabSize);
+
+    /// <summary>(T, H) the unsteered output of block <see cref="Layer"/> for every row of the batch.</summary>
+    public float[] Prefix(SequenceBatch batch)
+    {
+        int H = Config.HiddenSize, T = batch.Rows;
+        var x = new float[T * H];
+        var next = new float[T * H];
+        for (int s = 0, r = 0; s < batch.Count; s++)
+            foreach (int token in batch.Sequences[s].Tokens)
+                _model.Weights.Embedding.ReadRow(token, x.AsSpan(r++ * H, H));
+        DecoderBlock.Workspace ws = Workspace(T, null);
+        for (int l = 0; l <= Layer; l++)
+        {
+            _blocks[l].Forward(batch, x, next, ws);
+            (x, next) = (next, x);
+        }
+        return x;
+    }
+
+    /// <summary>Runs blocks L+1.. from h_L + multiplier·vector. prefix: (T, H) from <see cref="Prefix"/>; vector: (H).</summary>
+    public SteeredPass Forward(SequenceBatch batch, ReadOnlySpan<float> prefix, ReadOnlySpan<float> vector, float multiplier)
+    {
+        ModelConfig c = Config;
+        int H = c.HiddenSize, T = batch.Rows;
+        if (vector.Length != H) throw new ArgumentException($"steering vector has {vector.Length} elements, the model's hidden size is {H}");
+        if (prefix.Length != T * H) throw new ArgumentException($"prefix has {prefix.Length} values, expected {T} rows × {H}");
+
+        // inputs[k]: (T, H) the input of block L+1+k; the last entry is the output of the last block.
+        var inputs = new float[c.NumLayers - Layer][];
+        inputs[0] = new float[T * H];
+        for (int r = 0; r < T; r++)
+            TensorPrimitives.MultiplyAdd(vector, multiplier, prefix.Slice(r * H, H), inputs[0].AsSpan(r * H, H));
+        DecoderBlock.Workspace ws = Workspace(T, null);
+        for (int k = 1; k < inputs.Length; k++)
+        {
+            inputs[k] = new float[T * H];
+            _blocks[Layer + k].Forward(batch, inputs[k - 1], inputs[k], ws);
+        }
+
+        // Final norm and LM head for the response rows only.
+        int R = batch.ResponseRows.Length;
+        var normed = new float[R * H]; // (R, H)
+        float[] last = inputs[^1];
+        for (int i = 0; i < R; i++)
+            last.AsSpan(batch.ResponseRows[i] * H, H).CopyTo(normed.AsSpan(i * H, H));
+        RmsNorm.Forward(normed, _model.Weights.FinalNorm, normed, R, (float)c.RmsNormEps);
+        var tokenLogProbs = new double[R];
+        var logSumExp = new float[R];
+        LmHeadLogSoftmax.Forward(normed, _model.Weights.LmHead, batch.Targets, tokenLogProbs, logSumExp);
+
+        var logProbs = new double[batch.Count];
+        for (int s = 0, i = 0; s < batch.Count; s++)
+            for (int t = 0; t < batch.Sequences[s].ResponseLength; t++, i++) logProbs[s] += tokenLogProbs[i];
+        var pass = new SteeredPass(this, batch, multiplier, inputs, normed, logSumExp, logProbs);
+        if (inputs.Length > 1) _wsOwner = pass;
+        return pass;
+    }
+
+    /// <summary>
+    /// Heap bytes at the peak of a training step (the backward of a pass; weights are memory-mapped and not
+    /// counted): the N−L saved block inputs and the prefix, one block workspace, the backward's three (T, H)
+    /// gradient buffers, the (R, H) final-normed rows and their gradient, and the LM head's logits chunk and
+    /// per-task accumulators.
+    /// </summary>
+    public static long PeakBytes(ModelConfig c, long rows, long responseRows, int layer, int threads)
+    {
+        long th = 4 * rows * c.HiddenSize;
+        return (c.NumLayers - layer) * th + th                       // saved inputs, prefix
+               + DecoderBlock.Workspace.Bytes(c, rows)
+               + 3 * th                                              // dCur, dNext, recompute scratch
+               + 2 * 4 * responseRows * c.HiddenSize                 // normed rows, their gradient
+               + LmHeadLogSoftmax.ScratchBytes(c.VocabSize, c.HiddenSize, threads);
+    }
+
+    internal DecoderBlock Block(int layer) => _blocks[layer];
+
+    /// <summary>The shared workspace, grown to at least <paramref name="rows"/> rows, now written by <paramref name="owner"/>.</summary>
+    internal DecoderBlock.Workspace Workspace(int rows, SteeredPass? owner)
+    {
+        if (_ws is null || _ws.Rows < rows) _ws = new DecoderBlock.Workspace(Config, rows);
+        _wsOwner = owner;
+        return _ws;
+    }
+
+    internal bool WorkspaceHoldsLastBlockOf(SteeredPass pass) => ReferenceEquals(_wsOwner, pass);
+    internal ModelWeights Weights => _model.Weights;
+}
+
+/// <summary>One steered forward pass, holding what its backward needs: each upper block's input.</summary>
+public sealed class SteeredPass
+{
+    readonly SteeredLogProb _owner;
+    readonly SequenceBatch _batch;
+    readonly float _multiplier;
+    readonly float[][] _inputs;              // (N−L) × (T, H)
+    readonly float[] _normed;                // (R, H) final-normed response rows
+    readonly float[] _logSumExp;             // (R)
+    bool _done;
+
+    internal SteeredPass(SteeredLogProb owner, SequenceBatch batch, float multiplier, float[][] inputs,
+        float[] normed, float[] logSumExp, double[] logProbs)
+    {
+        _owner = owner;
+        _batch = batch;
+        _multiplier = multiplier;
+        _inputs = inputs;
+        _normed = normed;
+        _logSumExp = logSumExp;
+        LogProbs = logProbs;
+    }
+
+    /// <summary>(Count) Σ over each sequence's response tokens of log p(token | preceding tokens), steered.</summary>
+    public double[] LogProbs { get; }
+
+    /// <summary>
+    /// gradVector += ∂f/∂v where dLogProb[s] = ∂f/∂LogProbs[s]. Can be called once per pass.
+    /// </summary>
+    public void Backward(ReadOnlySpan<double> dLogProb, Span<float> gradVector)
+    {
+        ModelConfig c = _owner.Config;
+        int H = c.HiddenSize, T = _batch.Rows, R = _batch.ResponseRows.Length, L = _owner.Layer;
+        if (dLogProb.Length != _batch.Count) throw new ArgumentException($"need one gradient per sequence ({_batch.Count})");
+        if (_done) throw new InvalidOperationException("this pass has already been back-propagated");
+        _done = true;
+
+        var dRow = new float[R]; // (R) upstream gradient of each response token's log-prob
+        for (int s = 0, i = 0; s < _batch.Count; s++)
+            for (int t = 0; t < _batch.Sequences[s].ResponseLength; t++, i++) dRow[i] = (float)dLogProb[s];
+        var dNormed = new float[R * H];
+        LmHeadLogSoftmax.Backward(_normed, _owner.Weights.LmHead, _batch.Targets, _logSumExp, dRow, dNormed);
+
+        var dCur = new float[T * H];  // (T, H) gradient at the output of the block being undone
+        var dNext = new float[T * H];
+        float[] last = _inputs[^1];
+        var rowIn = new float[H];
+        var rowGrad = new float[H];
+        for (int i = 0; i < R; i++)
+        {
+            int r = _batch.ResponseRows[i];
+            last.AsSpan(r * H, H).CopyTo(rowIn);
+            RmsNormBackward.Backward(rowIn, _owner.Weights.FinalNorm, dNormed.AsSpan(i * H, H), rowGrad, 1, (float)c.RmsNormEps);
+            rowGrad.CopyTo(dCur.AsSpan(r * H, H));
+        }
+
+        // The forward left the last block's activations in the workspace unless another pass ran since.
+        bool recompute = !_owner.WorkspaceHoldsLastBlockOf(this);
+        DecoderBlock.Workspace ws = _owner.Workspace(T, null);
+        var scratch = new float[T * H];
+        for (int k = _inputs.Length - 2; k >= 0; k--)
+        {
+            DecoderBlock block = _owner.Block(L + 1 + k);
+            if (recompute) block.Forward(_batch, _inputs[k], scratch, ws);
+            recompute = true;
+            block.Backward(_batch, _inputs[k], dCur, dNext, ws);
+            (dCur, dNext) = (dNext, dCur);
+        }
+
+        var sum = new double[H];
+        for (int r = 0; r < T; r++)
+            for (int j = 0; j < H; j++) sum[j] += dCur[r * H + j];
+        for (int j = 0; j < H; j++) gradVector[j] += (float)(_multiplier * sum[j]);
+    }
+}

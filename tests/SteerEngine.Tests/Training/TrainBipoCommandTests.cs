@@ -1,0 +1,71 @@
+using SteerEngine.Tests.Support;
+using SteerEngine.Training;
+
+namespace SteerEngine.Tests.Training;
+
+/// <summary><c>steer train-bipo</c> run in-process.</summary>
+[TestFixture, NonParallelizable]
+public class TrainBipoCommandTests
+{
+    static (int Code, string Out, string Err) Steer(params string[] args)
+    {
+        var (oldOut, oldErr) = (Console.Out, Console.Error);
+        var (o, e) = (new StringWriter(), new StringWriter());
+        Console.SetOut(o);
+        Console.SetError(e);
+        try
+        {
+            int code = SteerEngine.Cli.Program.Main(args);
+            return (code, o.ToString(), e.ToString());
+        }
+        finally
+        {
+            Console.SetOut(oldOut);
+            Console.SetError(oldErr);
+        }
+    }
+
+    static string Csv(string dir, string name, int rows)
+    {
+        string path = Path.Combine(dir, name);
+        File.WriteAllLines(path, new[] { "question,matching,not_matching" }
+            .Concat(Enumerable.Range(0, rows).Select(i => $"Question {i}?,Yes,No")));
+        return path;
+    }
+
+    [Test]
+    public void Train_bipo_with_layers_writes_each_layers_vectors_then_resume_skips_them()
+    {
+        string model = TestModels.Get("tiny");
+        string dir = TestModels.TempDir("cli-bipo");
+        string data = Csv(dir, "train.csv", 4), outDir = Path.Combine(dir, "out");
+        string[] args = ["train-bipo", "--model", model, "--data", data, "--test", data, "--layers", "1,2", "--epochs", "1", "--out", outDir];
+        var run = Steer(args);
+        Assert.That(run.Code, Is.EqualTo(0), run.Err);
+        foreach (int layer in new[] { 1, 2 })
+        {
+            Assert.That(File.Exists(BipoTrainer.VectorPath(outDir, 1, layer)), $"layer {layer} .pt");
+            Assert.That(File.Exists(BipoTrainer.VectorPath(outDir, 1, layer, ".safetensors")), $"layer {layer} .safetensors");
+        }
+        Assert.That(File.ReadAllLines(Path.Combine(outDir, BipoTrainer.MetricsFileName)), Has.Length.EqualTo(2));
+
+        var again = Steer(args);
+        Assert.That(again.Code, Is.EqualTo(1));
+        Assert.That(again.Err.Trim(), Does.Contain("--resume").And.Not.Contain("\n"));
+        var resumed = Steer([.. args, "--resume"]);
+        Assert.That(resumed.Code, Is.EqualTo(0), resumed.Err);
+        Assert.That(resumed.Out, Does.Contain("layer 1: complete").And.Contain("layer 2: complete"));
+    }
+
+    [Test]
+    public void Train_bipo_on_a_broken_jsonl_line_fails_with_one_line_naming_it()
+    {
+        string model = TestModels.Get("tiny");
+        string dir = TestModels.TempDir("cli-bipo");
+        string data = Path.Combine(dir, "train.jsonl");
+        File.WriteAllLines(data, ["""{"prompt": "a", "chosen": "b", "rejected": "c"}""", "{not json"]);
+        var (code, _, err) = Steer("train-bipo", "--model", model, "--data", data, "--layer", "1", "--out", Path.Combine(dir, "out"));
+        Assert.That(code, Is.EqualTo(1));
+        Assert.That(err.Trim(), Does.StartWith($"error: {data}:2: not valid JSON").And.Not.Contain("\n"));
+    }
+}
