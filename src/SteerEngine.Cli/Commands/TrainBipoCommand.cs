@@ -49,7 +49,8 @@ public static class TrainBipoCommand
                 MaxGradNorm = p.GetValue(maxGradNorm), Seed = p.GetValue(seed),
             };
             options.Validate();
-            using LanguageModel lm = LanguageModel.Load(p.GetValue(model)!, w => Console.Error.WriteLine($"warning: {w}"));
+            // Training runs its own exact f32 ops over the memory-mapped weights: no packed copy is needed.
+            using LanguageModel lm = LanguageModel.Load(p.GetValue(model)!, w => Console.Error.WriteLine($"warning: {w}"), Runtime.Cpu.CpuKernelChoice.Exact);
             var trainPairs = PreferenceData.Load(p.GetValue(data)!, lm, p.GetValue(system));
             var testPairs = p.GetValue(test) is string testPath ? PreferenceData.Load(testPath, lm, p.GetValue(system)) : trainPairs;
             var trainer = new BipoTrainer(lm.Transformer, options);
