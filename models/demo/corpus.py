@@ -4,9 +4,9 @@ The language is defined by lexicon.json (word classes and grammar lines); this f
 from it and checks against it, using only the standard library. Two traits are carried by word
 classes: mood (happy / sad adjectives, verbs, adverbs) and formality (formal / casual openers and
 intensifiers). A user asks a question from a fixed set; the assistant answers with 2-4 sentences.
-Each answer draws a mood level p and a formality level q from {0, .25, .5, .75, 1}, and each
-sentence is happy with probability p and formal with probability q, so the trait is a latent the
-model has to carry from sentence to sentence. An optional system prompt can fix either level.
+Each answer draws its mood (happy or sad) and its formality (formal or casual) at random, half
+and half, and keeps them in every sentence, so each trait is a latent the model has to carry from
+its first trait word to the end of the answer. An optional system prompt can fix either one.
 
     python3 corpus.py sample [--seed S] [-n N]      print N chat examples as JSON lines
     python3 corpus.py pairs                         rewrite the contrastive pair files (mood, formality)
@@ -21,7 +21,7 @@ import re
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-LEVELS = (0.0, 0.25, 0.5, 0.75, 1.0)
+LEVELS = (0.0, 1.0)  # the share of happy (formal) sentences an answer draws
 
 
 # ----------------------------------------------------------------------------------------
