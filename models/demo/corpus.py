@@ -3,7 +3,7 @@
 The language is defined by lexicon.json (word classes and grammar lines); this file generates
 from it and checks against it, using only the standard library. Two traits are carried by word
 classes: mood (happy / sad adjectives, verbs, adverbs) and formality (formal / casual openers and
-intensifiers). A user asks a question from a fixed set; the assistant answers with 2-4 sentences.
+intensifiers). A user asks a question from a fixed set; the assistant answers with 3-5 sentences.
 Each answer draws its mood (happy or sad) and its formality (formal or casual) at random, half
 and half, and keeps them in every sentence, so each trait is a latent the model has to carry from
 its first trait word to the end of the answer. An optional system prompt can fix either one.
@@ -151,7 +151,7 @@ class Language:
         return words
 
     def answer(self, rng, p_mood, q_formal, question_subject):
-        n = rng.choice((2, 3, 3, 4))
+        n = rng.choice((3, 4, 4, 5))
         sentences = []
         for k in range(n):
             mood = "happy" if rng.random() < p_mood else "sad"

@@ -21,7 +21,7 @@ public static class DemoCommand
         var model = new Option<string?>("--model") { Description = "model directory (default: the bundled demo model, models/demo)" };
         var trait = new Option<string>("--trait") { Description = "mood (toward happy) or formality (toward formal)", DefaultValueFactory = _ => "mood" };
         var layer = new Option<int?>("--layer") { Description = "decoder block to extract at and steer (default: the middle one)" };
-        var multipliers = new Option<string>("--multipliers") { Description = "comma-separated", DefaultValueFactory = _ => "-8,-4,-2,0,2,4,8" };
+        var multipliers = new Option<string>("--multipliers") { Description = "comma-separated", DefaultValueFactory = _ => "-8,-4,-2,-1,0,1,2,4,8" };
         var samples = new Option<int>("--samples") { Description = "samples per prompt and multiplier", DefaultValueFactory = _ => 8 };
         var maxNew = new Option<int>("--max-new-tokens") { DefaultValueFactory = _ => 48 };
         var seed = new Option<ulong>("--seed") { DefaultValueFactory = _ => 0 };

@@ -72,11 +72,11 @@ public class CliTests
     public void Demo_json_reports_one_rate_per_multiplier()
     {
         string plot = Path.Combine(TestModels.TempDir("cli"), "sweep.png");
-        var (code, output, err) = Steer("demo", "--multipliers", "-8,0,8", "--samples", "2", "--max-new-tokens", "32", "--plot", plot, "--json");
+        var (code, output, err) = Steer("demo", "--multipliers", "-4,0,4", "--samples", "2", "--max-new-tokens", "32", "--plot", plot, "--json");
         Assert.That(code, Is.EqualTo(0), err);
         var doc = System.Text.Json.JsonDocument.Parse(output);
         double[] Values(string name) => doc.RootElement.GetProperty(name).EnumerateArray().Select(x => x.GetDouble()).ToArray();
-        Assert.That(Values("multipliers"), Is.EqualTo(new[] { -8.0, 0, 8 }));
+        Assert.That(Values("multipliers"), Is.EqualTo(new[] { -4.0, 0, 4 }));
         double[] rates = Values("trait_rate");
         Assert.That(rates, Has.Length.EqualTo(3));
         Assert.That(Values("coherence"), Has.Length.EqualTo(3));
