@@ -1,43 +1,74 @@
 using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
 using System.Text.Json;
 using Spectre.Console;
-using SteerEngine.Generation;
+using SteerEngine.Cli.Demo;
 using SteerEngine.Model;
-using SteerEngine.Runtime.Cpu;
-using SteerEngine.Steering;
 
 namespace SteerEngine.Cli.Commands;
 
 /// <summary>
-/// <c>steer demo</c>: a steered multiplier sweep on a generated <c>tiny</c> random-weight model. The
-/// vector is the unembedding row of a target word, added at the last block's output; the table
-/// shows how often the model then emits that word. Every multiplier runs as one row of the same batch.
+/// <c>steer demo</c>: on the trained demo model (models/demo), extract a trait vector by mean
+/// difference of hidden states over contrastive answers, run a steered sweep over multipliers as
+/// one batch, and report per multiplier the measured trait rate and coherence of the outputs with
+/// an example each — as a table (or one JSON object) and a PNG plot.
 /// </summary>
 public static class DemoCommand
 {
-    const string TargetWord = " happy";
-    static readonly string[] Prompts = ["Tell me about your day.", "What is the weather like?", "Describe a city.", "Write a short story."];
-
     public static Command Create()
     {
-        var model = new Option<string?>("--model") { Description = "model directory (default: a tiny random model, generated on first use)" };
-        var kernels = new Option<string>("--kernels") { Description = "auto | native | managed | exact (the f32 reference path)", DefaultValueFactory = _ => "auto" };
-        var backend = new Option<string>("--backend") { Description = "cpu | cuda | cuda-emu (the CUDA backend on the CPU emulator)", DefaultValueFactory = _ => "cpu" };
-        var tp = new Option<int>("--tp") { Description = "tensor-parallel devices (cuda, cuda-emu)", DefaultValueFactory = _ => 1 };
-        var multipliers = new Option<string>("--multipliers") { Description = "comma-separated", DefaultValueFactory = _ => "0,4,6,8,12" };
-        var maxNew = new Option<int>("--max-new-tokens") { DefaultValueFactory = _ => 16 };
+        var model = new Option<string?>("--model") { Description = "model directory (default: the bundled demo model, models/demo)" };
+        var trait = new Option<string>("--trait") { Description = "mood (toward happy) or formality (toward formal)", DefaultValueFactory = _ => "mood" };
+        var layer = new Option<int?>("--layer") { Description = "decoder block to extract at and steer (default: the middle one)" };
+        var multipliers = new Option<string>("--multipliers") { Description = "comma-separated", DefaultValueFactory = _ => "-8,-4,-2,-1,0,1,2,4,8" };
+        var samples = new Option<int>("--samples") { Description = "samples per prompt and multiplier", DefaultValueFactory = _ => 8 };
+        var maxNew = new Option<int>("--max-new-tokens") { DefaultValueFactory = _ => 48 };
+        var seed = new Option<ulong>("--seed") { DefaultValueFactory = _ => 0 };
+        var plot = new Option<string>("--plot") { Description = "where to write the PNG plot", DefaultValueFactory = _ => "demo_sweep.png" };
         var json = new Option<bool>("--json") { Description = "print one JSON object instead of the table" };
-        var command = new Command("demo", "steered multiplier sweep on the default model") { model, kernels, backend, tp, multipliers, maxNew, json };
+        var command = new Command("demo", "extract a trait vector on the demo model and sweep the steering multiplier")
+        {
+            model, trait, layer, multipliers, samples, maxNew, seed, plot, json,
+        };
         command.SetAction(p => CliErrors.Run(() =>
         {
             float[] ms = ParseList(p.GetValue(multipliers)!);
-            string dir = p.GetValue(model) ?? DefaultModel();
-            using LanguageModel lm = LanguageModel.Load(dir, w => Console.Error.WriteLine($"warning: {w}"), CpuKernels.Parse(p.GetValue(kernels)!), p.GetValue(backend)!, p.GetValue(tp));
-            var result = Sweep(lm, ms, p.GetValue(maxNew));
+            string dir = p.GetValue(model) ?? DemoModel.FindDirectory()
+                ?? throw new DirectoryNotFoundException("models/demo: the demo model was not found beside the binaries or above them; pass --model or set " + DemoModel.DirectoryVariable);
+            string traitName = p.GetValue(trait)!;
+            DemoLanguage language = DemoModel.Language(dir);
+            if (!language.Traits.TryGetValue(traitName, out var values))
+                throw new ArgumentException($"--trait '{traitName}': expected one of {string.Join(", ", language.Traits.Keys)}");
+
+            var clock = Stopwatch.StartNew();
+            using LanguageModel lm = LanguageModel.Load(dir, w => Console.Error.WriteLine($"warning: {w}"));
+            int block = p.GetValue(layer) ?? (lm.Config.NumLayers - 1) / 2;
+            var pairs = TraitVector.ReadPairs(Path.Combine(dir, $"{traitName}_pairs.jsonl"));
+            float[] vector = TraitVector.MeanDifference(lm, pairs, block);
+            var points = TraitSweep.Run(lm, language, traitName, vector, block, ms, TraitSweep.DefaultPrompts,
+                p.GetValue(samples), p.GetValue(maxNew), seed: p.GetValue(seed));
+
+            string plotPath = p.GetValue(plot)!;
+            string label = $"{traitName} rate ({values.Positive} share of {values.Positive}/{values.Negative} words)";
+            SweepPlot.Save(plotPath, points, label, $"Steering the demo model toward '{values.Positive}' at block {block}");
+
             if (p.GetValue(json))
-                Console.WriteLine(JsonSerializer.Serialize(new { model = dir, target = TargetWord, multipliers = ms, trait_rate = result.Rates }));
+            {
+                Console.WriteLine(JsonSerializer.Serialize(new
+                {
+                    model = dir, trait = traitName, positive = values.Positive, layer = block,
+                    vector_norm = Norm(vector), samples = p.GetValue(samples) * TraitSweep.DefaultPrompts.Length,
+                    multipliers = ms,
+                    trait_rate = points.Select(x => double.IsNaN(x.TraitRate) ? (double?)null : x.TraitRate),
+                    coherence = points.Select(x => x.Coherence),
+                    plot = plotPath,
+                }));
+            }
             else
-                Print(lm, ms, result);
+            {
+                Print(dir, traitName, values, block, vector, pairs.Count, points, plotPath, clock.Elapsed);
+            }
             return 0;
         }));
         return command;
@@ -47,8 +78,9 @@ public static class DemoCommand
     {
         try
         {
-            return s.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)
-                .Select(x => float.Parse(x, System.Globalization.CultureInfo.InvariantCulture)).ToArray();
+            float[] values = s.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)
+                .Select(x => float.Parse(x, CultureInfo.InvariantCulture)).ToArray();
+            return values.Length > 0 ? values : throw new FormatException();
         }
         catch (FormatException)
         {
@@ -56,60 +88,33 @@ public static class DemoCommand
         }
     }
 
-    static string DefaultModel()
+    static double Norm(float[] v) => Math.Sqrt(v.Sum(x => (double)x * x));
+
+    static void Print(string dir, string trait, (string Positive, string Negative) values, int block, float[] vector, int pairs,
+        IReadOnlyList<SweepPoint> points, string plotPath, TimeSpan elapsed)
     {
-        string cache = Environment.GetEnvironmentVariable("STEER_CACHE")
-            ?? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache", "steerengine");
-        string dir = Path.Combine(cache, "tiny-seed0");
-        if (!File.Exists(Path.Combine(dir, "config.json")))
-        {
-            Console.Error.WriteLine($"generating the tiny demo model in {dir}");
-            RandomModel.Write("tiny", 0, dir);
-        }
-        return dir;
-    }
-
-    sealed record SweepResult(double[] Rates, string[] Examples);
-
-    static SweepResult Sweep(LanguageModel lm, float[] multipliers, int maxNewTokens)
-    {
-        int target = lm.Tokenizer.Encode(TargetWord, addBos: false).Single();
-        var direction = new float[lm.Config.HiddenSize];
-        lm.Transformer.Weights.LmHead.ReadRow(target, direction);
-        int layer = lm.Config.NumLayers - 1;
-
-        // One batch: every (multiplier, prompt) pair is its own row with its own steering.
-        var requests = new List<GenerationRequest>();
-        foreach (float m in multipliers)
-            for (int i = 0; i < Prompts.Length; i++)
-                requests.Add(new GenerationRequest(lm.EncodePrompt(Prompts[i]), maxNewTokens, new SamplingOptions(),
-                    [new SteeringAdd(layer, direction, m, SteeringPositions.Response)], Seed: (ulong)i));
-        var results = new Generator(lm.Model).Generate(requests);
-
-        var rates = new double[multipliers.Length];
-        var examples = new string[multipliers.Length];
-        for (int k = 0; k < multipliers.Length; k++)
-        {
-            var rows = results.Skip(k * Prompts.Length).Take(Prompts.Length).ToList();
-            rates[k] = rows.Sum(r => r.Tokens.Count(t => t == target)) / (double)rows.Sum(r => Math.Max(1, r.Tokens.Length));
-            examples[k] = lm.Tokenizer.Decode(rows[0].Tokens, skipSpecialTokens: true);
-        }
-        return new SweepResult(rates, examples);
-    }
-
-    static void Print(LanguageModel lm, float[] multipliers, SweepResult r)
-    {
-        AnsiConsole.MarkupLine($"[bold]Steering toward '{TargetWord.Trim()}'[/] at block {lm.Config.NumLayers - 1} of {Markup.Escape(lm.Directory)}");
-        AnsiConsole.MarkupLine("[grey]random-weight model: the vector is the word's unembedding row; the rate is the share of generated tokens that are the word[/]");
-        var table = new Table().AddColumn("multiplier").AddColumn("target rate").AddColumn("example output (greedy)");
-        for (int k = 0; k < multipliers.Length; k++)
-            table.AddRow(multipliers[k].ToString("0.##"), r.Rates[k].ToString("P0"), Markup.Escape(Truncate(r.Examples[k], 60)));
+        AnsiConsole.MarkupLine($"[bold]Steering the demo model toward '{values.Positive}'[/] ({Markup.Escape(dir)})");
+        AnsiConsole.MarkupLine($"[grey]vector: mean difference of block {block} outputs over {pairs} {values.Positive}/{values.Negative} answer pairs, " +
+                               $"norm {Norm(vector):0.00}; added at every response position. {points[0].Outputs.Count} samples per multiplier (temperature 1).[/]");
+        var table = new Table()
+            .AddColumn("multiplier")
+            .AddColumn(new TableColumn($"{trait} rate\n({values.Positive} share)").RightAligned())
+            .AddColumn(new TableColumn("coherence").RightAligned())
+            .AddColumn("example output");
+        foreach (SweepPoint point in points)
+            table.AddRow(point.Multiplier.ToString("0.##", CultureInfo.InvariantCulture),
+                double.IsNaN(point.TraitRate) ? "-" : point.TraitRate.ToString("P0", CultureInfo.InvariantCulture),
+                point.Coherence.ToString("P0", CultureInfo.InvariantCulture),
+                Markup.Escape(Truncate(point.Outputs[0], 90)));
         AnsiConsole.Write(table);
+        AnsiConsole.MarkupLine($"[grey]trait rate: {values.Positive} words among {values.Positive} and {values.Negative} words; " +
+                               "coherence: complete sentences the demo grammar accepts.[/]");
+        AnsiConsole.MarkupLine($"plot: {Markup.Escape(Path.GetFullPath(plotPath))}  ({elapsed.TotalSeconds:0.0} s)");
     }
 
     static string Truncate(string s, int n)
     {
-        s = s.Replace("\n", "⏎");
+        s = new string(s.Select(c => c == '\n' ? '⏎' : char.IsControl(c) ? '·' : c).ToArray());
         return s.Length <= n ? s : s[..n] + "…";
     }
 }

@@ -71,12 +71,26 @@ public class CliTests
     [Test]
     public void Demo_json_reports_one_rate_per_multiplier()
     {
-        var (code, output, err) = Steer("demo", "--model", TestModels.Get("tiny"), "--multipliers", "0,30", "--max-new-tokens", "6", "--json");
+        string plot = Path.Combine(TestModels.TempDir("cli"), "sweep.png");
+        var (code, output, err) = Steer("demo", "--multipliers", "-4,0,4", "--samples", "2", "--max-new-tokens", "32", "--plot", plot, "--json");
         Assert.That(code, Is.EqualTo(0), err);
         var doc = System.Text.Json.JsonDocument.Parse(output);
-        var rates = doc.RootElement.GetProperty("trait_rate").EnumerateArray().Select(x => x.GetDouble()).ToArray();
-        Assert.That(rates, Has.Length.EqualTo(2));
+        double[] Values(string name) => doc.RootElement.GetProperty(name).EnumerateArray().Select(x => x.GetDouble()).ToArray();
+        Assert.That(Values("multipliers"), Is.EqualTo(new[] { -4.0, 0, 4 }));
+        double[] rates = Values("trait_rate");
+        Assert.That(rates, Has.Length.EqualTo(3));
+        Assert.That(Values("coherence"), Has.Length.EqualTo(3));
+        Assert.That(rates[2], Is.GreaterThan(rates[1]));
         Assert.That(rates[1], Is.GreaterThan(rates[0]));
+        Assert.That(File.ReadAllBytes(plot)[..4], Is.EqualTo(new byte[] { 0x89, (byte)'P', (byte)'N', (byte)'G' }));
+    }
+
+    [Test]
+    public void Demo_on_a_model_without_the_demo_language_fails_with_one_line()
+    {
+        var (code, _, err) = Steer("demo", "--model", TestModels.Get("tiny"), "--json");
+        Assert.That(code, Is.EqualTo(1));
+        Assert.That(err.Trim(), Does.Contain("lexicon.json").And.Not.Contain("\n"));
     }
 
     [Test]
