@@ -13,7 +13,7 @@ public class DemoModelTests
     public void F32_forward_and_hidden_states_match_the_torch_oracle()
     {
         DemoFiles.RequireModel();
-        using LanguageModel lm = LanguageModel.Load(DemoFiles.ModelDir);
+        using LanguageModel lm = LanguageModel.Load(DemoFiles.ModelDir, kernels: SteerEngine.Runtime.Cpu.CpuKernelChoice.Exact);
         int[][] sequences =
         [
             [.. lm.EncodePrompt("tell me about the garden."), .. lm.Tokenizer.Encode("indeed, the garden is quite lovely.", addBos: false)],
