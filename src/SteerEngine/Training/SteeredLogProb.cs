@@ -32,7 +32,7 @@ public sealed class SteeredLogProb
         _model = model;
         Layer = layer;
         var rope = new Rope(c);
-        var ropeBackward = new RopeBackward(c);
+        var ropeBackward = new RopeBackward(rope);
         _blocks = model.Weights.Layers.Select(w => new DecoderBlock(c, w, rope, ropeBackward)).ToArray();
     }
 

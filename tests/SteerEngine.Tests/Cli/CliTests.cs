@@ -6,23 +6,7 @@ namespace SteerEngine.Tests.Cli;
 [TestFixture, NonParallelizable]
 public class CliTests
 {
-    static (int Code, string Out, string Err) Steer(params string[] args)
-    {
-        var (oldOut, oldErr) = (Console.Out, Console.Error);
-        var (o, e) = (new StringWriter(), new StringWriter());
-        Console.SetOut(o);
-        Console.SetError(e);
-        try
-        {
-            int code = SteerEngine.Cli.Program.Main(args);
-            return (code, o.ToString(), e.ToString());
-        }
-        finally
-        {
-            Console.SetOut(oldOut);
-            Console.SetError(oldErr);
-        }
-    }
+    static (int Code, string Out, string Err) Steer(params string[] args) => SteerCli.Run(args);
 
     [Test]
     public void Model_init_with_an_unknown_shape_fails_with_one_line()

@@ -7,23 +7,7 @@ namespace SteerEngine.Tests.Training;
 [TestFixture, NonParallelizable]
 public class TrainBipoCommandTests
 {
-    static (int Code, string Out, string Err) Steer(params string[] args)
-    {
-        var (oldOut, oldErr) = (Console.Out, Console.Error);
-        var (o, e) = (new StringWriter(), new StringWriter());
-        Console.SetOut(o);
-        Console.SetError(e);
-        try
-        {
-            int code = SteerEngine.Cli.Program.Main(args);
-            return (code, o.ToString(), e.ToString());
-        }
-        finally
-        {
-            Console.SetOut(oldOut);
-            Console.SetError(oldErr);
-        }
-    }
+    static (int Code, string Out, string Err) Steer(params string[] args) => SteerCli.Run(args);
 
     static string Csv(string dir, string name, int rows)
     {

@@ -42,7 +42,15 @@ public sealed class Rope
     }
 
     /// <summary>Rotates every head of one token in place. x: (heads, hd)</summary>
-    public void Apply(Span<float> x, int heads, int position)
+    public void Apply(Span<float> x, int heads, int position) => Rotate(x, heads, position, inverse: false);
+
+    /// <summary>
+    /// Rotates every head back by the same angles: the transpose of <see cref="Apply"/>, which is the
+    /// input gradient of RoPE (dx = R(−θ)·dy). x: (heads, hd)
+    /// </summary>
+    public void ApplyInverse(Span<float> x, int heads, int position) => Rotate(x, heads, position, inverse: true);
+
+    void Rotate(Span<float> x, int heads, int position, bool inverse)
     {
         int half = _headDim / 2;
         Span<float> cos = stackalloc float[half];
@@ -51,7 +59,7 @@ public sealed class Rope
         {
             double angle = (float)position * _invFreq[i];
             cos[i] = (float)Math.Cos(angle);
-            sin[i] = (float)Math.Sin(angle);
+            sin[i] = inverse ? -(float)Math.Sin(angle) : (float)Math.Sin(angle);
         }
         for (int h = 0; h < heads; h++)
         {
