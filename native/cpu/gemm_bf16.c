@@ -7,6 +7,13 @@
  * NP contiguous streams with software prefetch (the m = 1 GEMV is bandwidth-bound); for large m
  * the group's KC-block stays in L1/L2 while all row tiles pass over it (compute-bound).
  *
+ * Every path computes the same f32 chain for each output: starting from 0, for each k pair in
+ * order, acc += x_odd·w_odd then acc += x_even·w_even, one rounding each (bf16·bf16 products
+ * are exact in f32), with denormals flushed (DAZ/FTZ): exactly what vdpbf16ps does. k blocks
+ * continue the chain from y rather than summing blocks apart. So a row's result is bitwise the
+ * same on every path, ISA and row count, and the driver can pick the fastest path per call
+ * (DESIGN.md §4: a sampled sequence must not change with its batch neighbours).
+ *
  * ISA paths, all on the same packed layout:
  *   AVX512_BF16  vdpbf16ps, x pairs broadcast, MR = 6, NP = 4
  *   AVX-512F     bf16 widened to f32 by shift/mask, FMA, MR = 4, NP = 4
@@ -42,7 +49,8 @@ typedef struct gemm_job {
  * micro-kernel's broadcasts read one contiguous run per k pair (rows of x lie a multiple of
  * 4 KB apart for the model's widths; read in place they would alias in L1):
  *   bf16 path:   uint32 pair (tile t, pair j, row rr) at (t · pairs + j) · MR + rr
- *   f32 paths:   float (tile t, column i, row rr)    at (t · 2·pairs + i) · MR + rr
+ *   f32 paths:   float (tile t, column i^1, row rr)  at (t · 2·pairs + i) · MR + rr
+ *                (each pair odd element first: the order of the accumulation chain)
  * Rows of the last tile past m are zero. */
 typedef struct convert_job {
     const float* x;  /* (m, k) */
@@ -54,7 +62,7 @@ STEER_INLINE void convert_row(const convert_job* j, int r, uint16_t* h /* (2·pa
     int kp = 2 * j->pairs, t = r / j->mr, rr = r % j->mr;
     if (j->widen) {
         float* o = (float*)j->out + (size_t)t * kp * j->mr + rr;
-        for (int i = 0; i < kp; i++) o[(size_t)i * j->mr] = steer_bf16_to_f32(h[i]);
+        for (int i = 0; i < kp; i++) o[(size_t)i * j->mr] = steer_bf16_to_f32(h[i ^ 1]);
     } else {
         uint32_t* o = (uint32_t*)j->out + (size_t)t * j->pairs * j->mr + rr;
         for (int p = 0; p < j->pairs; p++) o[(size_t)p * j->mr] = (uint32_t)h[2 * p] | (uint32_t)h[2 * p + 1] << 16;
@@ -119,6 +127,19 @@ static void* convert_x(const float* x, int m, int k, int pairs, int widen, int m
 /* Columns of panel p that exist in y: 16, or fewer in the last panel. */
 STEER_INLINE int panel_cols(int ncols, int p) { return STEER_MAX(0, STEER_MIN(16, ncols - 16 * p)); }
 
+#ifdef STEER_HAVE_X86
+STEER_INLINE STEER_TARGET_AVX512 __mmask16 cols_mask(int cols) { return (__mmask16)(cols >= 16 ? 0xffff : (1u << cols) - 1); }
+
+/* The chain's start for 16 columns of y: 0 in the first k block, y's partial sum after it. */
+STEER_INLINE STEER_TARGET_AVX512 __m512 chain_start(const float* yp, int cols, int accumulate) {
+    return accumulate && cols > 0 ? _mm512_maskz_loadu_ps(cols_mask(cols), yp) : _mm512_setzero_ps();
+}
+
+STEER_INLINE STEER_TARGET_AVX512 void chain_store(float* yp, int cols, __m512 v) {
+    if (cols > 0) _mm512_mask_storeu_ps(yp, cols_mask(cols), v);
+}
+#endif
+
 /* ---- AVX512_BF16 ---------------------------------------------------------------------- */
 
 #ifdef STEER_HAVE_X86
@@ -131,7 +152,7 @@ STEER_INLINE STEER_TARGET_AVX512_BF16 void kernel_bf16(
     float* y /* (MR, ldy) */, int ldy, int ncols, int accumulate, int prefetch) {
     __m512 c[BF16_MR][BF16_NP];
     for (int r = 0; r < MR; r++)
-        for (int p = 0; p < NP; p++) c[r][p] = _mm512_setzero_ps();
+        for (int p = 0; p < NP; p++) c[r][p] = chain_start(y + (size_t)r * ldy + 16 * p, panel_cols(ncols, p), accumulate);
     for (int j = 0; j < kc; j++) {
         __m512i b[BF16_NP];
         for (int p = 0; p < NP; p++) {
@@ -144,15 +165,7 @@ STEER_INLINE STEER_TARGET_AVX512_BF16 void kernel_bf16(
         }
     }
     for (int r = 0; r < MR; r++)
-        for (int p = 0; p < NP; p++) {
-            int cols = panel_cols(ncols, p);
-            if (cols == 0) continue;
-            __mmask16 mask = (__mmask16)(cols == 16 ? 0xffff : (1u << cols) - 1);
-            float* yp = y + (size_t)r * ldy + 16 * p;
-            __m512 v = c[r][p];
-            if (accumulate) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, yp));
-            _mm512_mask_storeu_ps(yp, mask, v);
-        }
+        for (int p = 0; p < NP; p++) chain_store(y + (size_t)r * ldy + 16 * p, panel_cols(ncols, p), c[r][p]);
 }
 
 /* The prefetch flag is a constant in every instantiation: a run-time branch in the loop makes
@@ -202,7 +215,7 @@ STEER_INLINE STEER_TARGET_AVX512 void kernel_avx512(
     __m512 c[F32_MR][F32_NP];
     const __m512i high = _mm512_set1_epi32((int)0xffff0000u);
     for (int r = 0; r < MR; r++)
-        for (int p = 0; p < NP; p++) c[r][p] = _mm512_setzero_ps();
+        for (int p = 0; p < NP; p++) c[r][p] = chain_start(y + (size_t)r * ldy + 16 * p, panel_cols(ncols, p), accumulate);
     for (int j = 0; j < kc; j++) {
         __m512 even[F32_NP], odd[F32_NP];
         for (int p = 0; p < NP; p++) {
@@ -212,20 +225,12 @@ STEER_INLINE STEER_TARGET_AVX512 void kernel_avx512(
             odd[p] = _mm512_castsi512_ps(_mm512_and_si512(b, high));
         }
         for (int r = 0; r < MR; r++) {
-            __m512 x0 = _mm512_set1_ps(x[(size_t)2 * j * F32_MR + r]), x1 = _mm512_set1_ps(x[(size_t)(2 * j + 1) * F32_MR + r]);
-            for (int p = 0; p < NP; p++) c[r][p] = _mm512_fmadd_ps(x1, odd[p], _mm512_fmadd_ps(x0, even[p], c[r][p]));
+            __m512 xo = _mm512_set1_ps(x[(size_t)2 * j * F32_MR + r]), xe = _mm512_set1_ps(x[(size_t)(2 * j + 1) * F32_MR + r]);
+            for (int p = 0; p < NP; p++) c[r][p] = _mm512_fmadd_ps(xe, even[p], _mm512_fmadd_ps(xo, odd[p], c[r][p]));
         }
     }
     for (int r = 0; r < MR; r++)
-        for (int p = 0; p < NP; p++) {
-            int cols = panel_cols(ncols, p);
-            if (cols == 0) continue;
-            __mmask16 mask = (__mmask16)(cols == 16 ? 0xffff : (1u << cols) - 1);
-            float* yp = y + (size_t)r * ldy + 16 * p;
-            __m512 v = c[r][p];
-            if (accumulate) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, yp));
-            _mm512_mask_storeu_ps(yp, mask, v);
-        }
+        for (int p = 0; p < NP; p++) chain_store(y + (size_t)r * ldy + 16 * p, panel_cols(ncols, p), c[r][p]);
 }
 
 #define F32_CALL(MR_, NP_) \
@@ -269,31 +274,30 @@ STEER_INLINE STEER_TARGET_AVX2 void kernel_avx2(
     const int MR, const float* x /* (2·kc, AVX2_MR) */, const uint16_t* w, int kc, float* y, int ldy, int cols, int accumulate, int prefetch) {
     __m256 c[AVX2_MR][2];
     const __m256i high = _mm256_set1_epi32((int)0xffff0000u);
-    for (int r = 0; r < MR; r++) c[r][0] = c[r][1] = _mm256_setzero_ps();
+    for (int r = 0; r < MR; r++) {
+        float t[16] = {0};
+        if (accumulate)
+            for (int i = 0; i < cols; i++) t[i] = y[(size_t)r * ldy + i];
+        c[r][0] = _mm256_loadu_ps(t);
+        c[r][1] = _mm256_loadu_ps(t + 8);
+    }
     for (int j = 0; j < kc; j++) {
         if (prefetch) _mm_prefetch((const char*)(w + (size_t)j * 32) + PREFETCH_BYTES, _MM_HINT_T0);
         for (int h = 0; h < 2; h++) {
             __m256i b = _mm256_load_si256((const __m256i*)(w + (size_t)j * 32 + 16 * h));
             __m256 even = _mm256_castsi256_ps(_mm256_slli_epi32(b, 16)), odd = _mm256_castsi256_ps(_mm256_and_si256(b, high));
             for (int r = 0; r < MR; r++) {
-                __m256 x0 = _mm256_broadcast_ss(x + (size_t)2 * j * AVX2_MR + r), x1 = _mm256_broadcast_ss(x + (size_t)(2 * j + 1) * AVX2_MR + r);
-                c[r][h] = _mm256_fmadd_ps(x1, odd, _mm256_fmadd_ps(x0, even, c[r][h]));
+                __m256 xo = _mm256_broadcast_ss(x + (size_t)2 * j * AVX2_MR + r), xe = _mm256_broadcast_ss(x + (size_t)(2 * j + 1) * AVX2_MR + r);
+                c[r][h] = _mm256_fmadd_ps(xe, even, _mm256_fmadd_ps(xo, odd, c[r][h]));
             }
         }
     }
     for (int r = 0; r < MR; r++) {
         float* yp = y + (size_t)r * ldy;
-        if (cols == 16) {
-            __m256 lo = c[r][0], hi = c[r][1];
-            if (accumulate) { lo = _mm256_add_ps(lo, _mm256_loadu_ps(yp)); hi = _mm256_add_ps(hi, _mm256_loadu_ps(yp + 8)); }
-            _mm256_storeu_ps(yp, lo);
-            _mm256_storeu_ps(yp + 8, hi);
-        } else {
-            float t[16];
-            _mm256_storeu_ps(t, c[r][0]);
-            _mm256_storeu_ps(t + 8, c[r][1]);
-            for (int i = 0; i < cols; i++) yp[i] = accumulate ? yp[i] + t[i] : t[i];
-        }
+        float t[16];
+        _mm256_storeu_ps(t, c[r][0]);
+        _mm256_storeu_ps(t + 8, c[r][1]);
+        for (int i = 0; i < cols; i++) yp[i] = t[i];
     }
 }
 
@@ -334,7 +338,7 @@ STEER_INLINE STEER_TARGET_AVX512 void kernel_wide(
     int kc2, float* y, int ldy, int ncols, int accumulate) {
     __m512 c[WIDE_MR][WIDE_NP];
     for (int r = 0; r < MR; r++)
-        for (int p = 0; p < NP; p++) c[r][p] = _mm512_setzero_ps();
+        for (int p = 0; p < NP; p++) c[r][p] = chain_start(y + (size_t)r * ldy + 16 * p, panel_cols(ncols, p), accumulate);
     for (int i = 0; i < kc2; i++) {
         __m512 b[WIDE_NP];
         for (int p = 0; p < NP; p++) b[p] = _mm512_load_ps(w + ((size_t)p * kc2 + i) * 16);
@@ -344,15 +348,7 @@ STEER_INLINE STEER_TARGET_AVX512 void kernel_wide(
         }
     }
     for (int r = 0; r < MR; r++)
-        for (int p = 0; p < NP; p++) {
-            int cols = panel_cols(ncols, p);
-            if (cols == 0) continue;
-            __mmask16 mask = (__mmask16)(cols == 16 ? 0xffff : (1u << cols) - 1);
-            float* yp = y + (size_t)r * ldy + 16 * p;
-            __m512 v = c[r][p];
-            if (accumulate) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, yp));
-            _mm512_mask_storeu_ps(yp, mask, v);
-        }
+        for (int p = 0; p < NP; p++) chain_store(y + (size_t)r * ldy + 16 * p, panel_cols(ncols, p), c[r][p]);
 }
 
 #if defined(__GNUC__)
@@ -364,25 +360,25 @@ STEER_INLINE STEER_TARGET_AVX512 void kernel_wide(
     "vfmadd231ps %%zmm0, %%zmm3, %%" #c0 "\n\t" \
     "vfmadd231ps %%zmm1, %%zmm3, %%" #c1 "\n\t" \
     "vfmadd231ps %%zmm2, %%zmm3, %%" #c2 "\n\t"
+#define WIDE_LOAD3(i, c0, c1, c2)                         \
+    "vmovaps " #i "*192(%[out]), %%" #c0 "\n\t"           \
+    "vmovaps " #i "*192+64(%[out]), %%" #c1 "\n\t"        \
+    "vmovaps " #i "*192+128(%[out]), %%" #c2 "\n\t"
 #define WIDE_STORE3(i, c0, c1, c2)                        \
     "vmovaps %%" #c0 ", " #i "*192(%[out])\n\t"           \
     "vmovaps %%" #c1 ", " #i "*192+64(%[out])\n\t"        \
     "vmovaps %%" #c2 ", " #i "*192+128(%[out])\n\t"
 
 STEER_TARGET_AVX512 static void kernel_wide_8x3(const float* x, const float* w, int kc2, float* y, int ldy, int accumulate) {
-    __attribute__((aligned(64))) float out[8 * 48];
+    __attribute__((aligned(64))) float out[8 * 48]; /* the chain's start, then its end */
+    for (int r = 0; r < 8; r++)
+        for (int p = 0; p < 3; p++) _mm512_store_ps(out + r * 48 + 16 * p, chain_start(y + (size_t)r * ldy + 16 * p, 16, accumulate));
     size_t ws = (size_t)kc2 * 64;
     long count = kc2;
     __asm__ volatile(
-        "vpxord %%zmm8, %%zmm8, %%zmm8\n\t"
-        "vmovaps %%zmm8, %%zmm9\n\t" "vmovaps %%zmm8, %%zmm10\n\t" "vmovaps %%zmm8, %%zmm11\n\t"
-        "vmovaps %%zmm8, %%zmm12\n\t" "vmovaps %%zmm8, %%zmm13\n\t" "vmovaps %%zmm8, %%zmm14\n\t"
-        "vmovaps %%zmm8, %%zmm15\n\t" "vmovaps %%zmm8, %%zmm16\n\t" "vmovaps %%zmm8, %%zmm17\n\t"
-        "vmovaps %%zmm8, %%zmm18\n\t" "vmovaps %%zmm8, %%zmm19\n\t" "vmovaps %%zmm8, %%zmm20\n\t"
-        "vmovaps %%zmm8, %%zmm21\n\t" "vmovaps %%zmm8, %%zmm22\n\t" "vmovaps %%zmm8, %%zmm23\n\t"
-        "vmovaps %%zmm8, %%zmm24\n\t" "vmovaps %%zmm8, %%zmm25\n\t" "vmovaps %%zmm8, %%zmm26\n\t"
-        "vmovaps %%zmm8, %%zmm27\n\t" "vmovaps %%zmm8, %%zmm28\n\t" "vmovaps %%zmm8, %%zmm29\n\t"
-        "vmovaps %%zmm8, %%zmm30\n\t" "vmovaps %%zmm8, %%zmm31\n\t"
+        WIDE_LOAD3(0, zmm8, zmm9, zmm10) WIDE_LOAD3(1, zmm11, zmm12, zmm13) WIDE_LOAD3(2, zmm14, zmm15, zmm16)
+        WIDE_LOAD3(3, zmm17, zmm18, zmm19) WIDE_LOAD3(4, zmm20, zmm21, zmm22) WIDE_LOAD3(5, zmm23, zmm24, zmm25)
+        WIDE_LOAD3(6, zmm26, zmm27, zmm28) WIDE_LOAD3(7, zmm29, zmm30, zmm31)
         "1:\n\t"
         "vmovaps (%[w]), %%zmm0\n\t"
         "vmovaps (%[w],%[ws]), %%zmm1\n\t"
@@ -403,12 +399,7 @@ STEER_TARGET_AVX512 static void kernel_wide_8x3(const float* x, const float* w, 
           "xmm16", "xmm17", "xmm18", "xmm19", "xmm20", "xmm21", "xmm22", "xmm23", "xmm24", "xmm25", "xmm26",
           "xmm27", "xmm28", "xmm29", "xmm30", "xmm31", "cc", "memory");
     for (int r = 0; r < 8; r++)
-        for (int p = 0; p < 3; p++) {
-            float* yp = y + (size_t)r * ldy + 16 * p;
-            __m512 v = _mm512_load_ps(out + r * 48 + 16 * p);
-            if (accumulate) v = _mm512_add_ps(v, _mm512_loadu_ps(yp));
-            _mm512_storeu_ps(yp, v);
-        }
+        for (int p = 0; p < 3; p++) _mm512_storeu_ps(y + (size_t)r * ldy + 16 * p, _mm512_load_ps(out + r * 48 + 16 * p));
 }
 #define WIDE_FULL_TILE(xp, wf, kc2, yp, n, ncols, acc) \
     if (ncols >= 48 && kc2 > 0) { kernel_wide_8x3(xp, wf, kc2, yp, n, acc); break; }
@@ -441,9 +432,12 @@ STEER_TARGET_AVX512 static void task_wide(const gemm_job* job, int p0, int np, i
             const uint16_t* wp = job->w + (size_t)(p0 + p) * ws + (size_t)kb * 32;
             float* dst = wf + (size_t)p * 2 * kc * 16;
             for (int j = 0; j < kc; j++) {
+                /* The next k block of this panel starts a new 4 KB page, where the hardware
+                 * prefetcher stops: fetch it while this block is computed. */
+                _mm_prefetch((const char*)(wp + (size_t)(j + KC_WIDE) * 32), _MM_HINT_T1);
                 __m512i b = _mm512_load_si512((const void*)(wp + (size_t)j * 32));
-                _mm512_store_si512((void*)(dst + (size_t)2 * j * 16), _mm512_slli_epi32(b, 16));
-                _mm512_store_si512((void*)(dst + (size_t)(2 * j + 1) * 16), _mm512_and_si512(b, high));
+                _mm512_store_si512((void*)(dst + (size_t)2 * j * 16), _mm512_and_si512(b, high));
+                _mm512_store_si512((void*)(dst + (size_t)(2 * j + 1) * 16), _mm512_slli_epi32(b, 16));
             }
         }
         for (int r = r0; r < r1; r += WIDE_MR) {
@@ -475,8 +469,8 @@ static void task_scalar(const gemm_job* job, int p0, int np, int r0, int r1) {
             float acc[16] = {0};
             for (int j = 0; j < pairs; j++)
                 for (int l = 0; l < 16; l++) {
-                    acc[l] += xr[(size_t)2 * j * SCALAR_MR] * steer_bf16_to_f32(wp[(size_t)j * 32 + 2 * l]);
-                    acc[l] += xr[(size_t)(2 * j + 1) * SCALAR_MR] * steer_bf16_to_f32(wp[(size_t)j * 32 + 2 * l + 1]);
+                    acc[l] += xr[(size_t)2 * j * SCALAR_MR] * steer_bf16_to_f32(wp[(size_t)j * 32 + 2 * l + 1]);
+                    acc[l] += xr[(size_t)(2 * j + 1) * SCALAR_MR] * steer_bf16_to_f32(wp[(size_t)j * 32 + 2 * l]);
                 }
             for (int l = 0; l < cols; l++) job->y[(size_t)r * n + 16 * p + l] = acc[l];
         }
@@ -494,7 +488,13 @@ static const int path_mr[] = {SCALAR_MR, AVX2_MR, F32_MR, WIDE_MR, BF16_MR};
 static const int path_np[] = {4, 2, F32_NP, WIDE_NP, BF16_NP};
 
 static int g_mode = STEER_GEMM_AUTO;
-static int g_dot_is_faster = -1; /* calibrated once: vdpbf16ps vs widened f32 FMA on compute-bound m */
+/* Calibrated once on AVX512_BF16 cores: */
+static int g_dot_is_faster = -1; /* vdpbf16ps beats widened f32 FMA on compute-bound m */
+static int g_paths_agree = -1;   /* and the two give bitwise the same y, so each call may take either */
+
+/* Up to this many rows a call is bound by reading the weights: vdpbf16ps streams them straight
+ * from memory, while the widened path spends time writing f32 copies. */
+#define DOT_MAX_ROWS 6
 
 int steer_cpu_set_gemm_mode(int mode) {
     g_mode = mode;
@@ -506,6 +506,11 @@ static void gemm_task(void* ctx, int task, int thread) {
     int g = task % job->groups, rc = task / job->groups;
     int p0 = g * job->np, np = STEER_MIN(job->np, job->panels - p0);
     int r0 = rc * job->row_chunk, r1 = STEER_MIN(job->m, r0 + job->row_chunk);
+#ifdef STEER_HAVE_X86
+    /* DAZ and FTZ, as vdpbf16ps has them built in: every path flushes the same denormals. */
+    unsigned int csr = _mm_getcsr();
+    _mm_setcsr(csr | 0x8040);
+#endif
     switch (job->path) {
 #ifdef STEER_HAVE_X86
     case PATH_DOT: task_bf16(job, p0, np, r0, r1); break;
@@ -517,6 +522,9 @@ static void gemm_task(void* ctx, int task, int thread) {
 #endif
     default: task_scalar(job, p0, np, r0, r1); break;
     }
+#ifdef STEER_HAVE_X86
+    _mm_setcsr(csr);
+#endif
 }
 
 static void gemm_run(const float* x, int m, int k, const uint16_t* packed, int n, float* y, int path) {
@@ -541,27 +549,37 @@ static void gemm_run(const float* x, int m, int k, const uint16_t* packed, int n
     steer_parallel_for(job.groups * row_chunks, gemm_task, &job);
 }
 
-/* Times both compute kernels on an L2-resident problem (a few ms, once). Some cores issue
- * vdpbf16ps at the f32 FMA rate (twice the flops), others at half of it. */
-static int calibrate_dot_is_faster(void) {
+/* Times both compute kernels on an L2-resident problem (a few ms, once): some cores issue
+ * vdpbf16ps at the f32 FMA rate (twice the flops), others at half of it. And checks that they
+ * agree bit for bit, as they must by construction (see the top of this file). */
+static void calibrate(void) {
     enum { M = 48, K = 1024, N = 256 };
     float* x = (float*)steer_aligned_alloc(sizeof(float) * M * K);
-    float* y = (float*)steer_aligned_alloc(sizeof(float) * M * N);
+    float* y[2] = {(float*)steer_aligned_alloc(sizeof(float) * M * N), (float*)steer_aligned_alloc(sizeof(float) * M * N)};
     uint16_t* w = (uint16_t*)steer_aligned_alloc(steer_pack_size(N, K));
-    for (int i = 0; i < M * K; i++) x[i] = (float)((i % 61) - 30) / 31.0f;
-    for (size_t i = 0; i < steer_pack_size(N, K) / 2; i++) w[i] = (uint16_t)(0x3c00 + i % 255);
+    uint32_t seed = 12345;
+    for (int i = 0; i < M * K; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        x[i] = ((float)(seed >> 8) / 16777216.0f - 0.5f) * (float)(1 << (seed % 7)); /* several magnitudes */
+    }
+    for (size_t i = 0; i < steer_pack_size(N, K) / 2; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        w[i] = (uint16_t)(0x3a00 + (seed >> 16) % 0x0800 + ((seed >> 8) & 1) * 0x8000); /* ±[2^-11, 2^5) */
+    }
     double best[2] = {1e30, 1e30};
     for (int rep = 0; rep < 5; rep++)
         for (int path = 0; path < 2; path++) {
             double t0 = steer_seconds();
-            for (int i = 0; i < 4; i++) gemm_run(x, M, K, w, N, y, path ? PATH_DOT : PATH_WIDE);
+            for (int i = 0; i < 4; i++) gemm_run(x, M, K, w, N, y[path], path ? PATH_DOT : PATH_WIDE);
             double t = steer_seconds() - t0;
             if (t < best[path]) best[path] = t;
         }
+    g_paths_agree = memcmp(y[0], y[1], sizeof(float) * M * N) == 0;
+    g_dot_is_faster = best[1] < best[0];
     steer_aligned_free(x);
-    steer_aligned_free(y);
+    steer_aligned_free(y[0]);
+    steer_aligned_free(y[1]);
     steer_aligned_free(w);
-    return best[1] < best[0];
 }
 
 static int choose_path(int isa, int m) {
@@ -569,12 +587,12 @@ static int choose_path(int isa, int m) {
     case STEER_ISA_AVX512_BF16:
         if (g_mode == STEER_GEMM_DOT) return PATH_DOT;
         if (g_mode == STEER_GEMM_WIDE) return PATH_WIDE;
-        /* One path for every m: a row's result must not depend on how many rows share the call,
-         * or a sampled sequence would change with its batch neighbours (DESIGN.md §4). The
-         * widened path streams bf16 weights once as well, so it loses nothing at m = 1. */
-        (void)m;
-        if (g_dot_is_faster < 0) g_dot_is_faster = calibrate_dot_is_faster();
-        return g_dot_is_faster ? PATH_DOT : PATH_WIDE;
+        /* A row's result must not depend on how many rows share the call, or a sampled sequence
+         * would change with its batch neighbours (DESIGN.md §4): the path may follow m only
+         * where both paths were seen to give the same bits. */
+        if (g_dot_is_faster < 0) calibrate();
+        if (g_dot_is_faster) return PATH_DOT;
+        return g_paths_agree && m <= DOT_MAX_ROWS ? PATH_DOT : PATH_WIDE;
     case STEER_ISA_AVX512:
         if (g_mode == STEER_GEMM_DOT) return PATH_SHIFT;
         return PATH_WIDE;

@@ -1,6 +1,7 @@
 /* Roofline numbers for the kernels at Llama-3.2-1B shapes: the machine probes first, then each
  * kernel's GB/s (weight bytes streamed) and GFLOP/s as fractions of them.
- *   out/native-cpu/bench_kernels [threads [gemm mode: 0 auto, 1 bf16 dot, 2 widened f32]] */
+ *   out/native-cpu/bench_kernels [threads [gemm mode: 0 auto, 1 bf16 dot, 2 widened f32 [rows,rows,...]]]
+ * With a list of row counts only the GEMMs run, at those m. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,7 +45,14 @@ int main(int argc, char** argv) {
     double peak = fma > dot ? fma : dot; /* the faster of the two compute paths bounds the GEMM */
 
     const int shapes[][2] = {{2048, 8192}, {8192, 2048}}; /* in, out */
-    const int ms[] = {1, 16, 64, 512};
+    int ms[16] = {1, 16, 64, 512}, nm = 4;
+    if (argc > 3) {
+        nm = 0;
+        for (char* p = argv[3]; *p && nm < 16; p++) {
+            ms[nm++] = (int)strtol(p, &p, 10);
+            if (!*p) break;
+        }
+    }
     for (int s = 0; s < 2; s++) {
         int k = shapes[s][0], n = shapes[s][1];
         /* 16 copies of the weights (512 MB) so the m = 1 GEMV streams from memory, not L3. */
@@ -55,7 +63,7 @@ int main(int argc, char** argv) {
         uint16_t* packed[16];
         for (int c = 0; c < copies; c++) { packed[c] = (uint16_t*)aligned(bytes); steer_pack_bf16(w, n, k, packed[c]); }
         free(w);
-        for (int mi = 0; mi < 4; mi++) {
+        for (int mi = 0; mi < nm; mi++) {
             int m = ms[mi];
             float* x = (float*)aligned(sizeof(float) * (size_t)m * k);
             float* y = (float*)aligned(sizeof(float) * (size_t)m * n);
@@ -73,7 +81,7 @@ int main(int argc, char** argv) {
     }
 
     /* attention, Llama-3.2-1B heads: 32 query heads, 8 KV heads, hd 64 */
-    {
+    if (argc <= 3) {
         const int nh = 32, nkv = 8, hd = 64;
         int prompt = 512;
         float* k = (float*)aligned(sizeof(float) * prompt * nkv * hd);

@@ -4,6 +4,7 @@
  *
  * Tolerances (the fast and reference paths see identical bf16-rounded inputs):
  *   gemm          |Δ| ≤ 2e-5 · Σ|x_i·w_i|  (f32 vs double accumulation; bf16·bf16 products are exact)
+ *                 and bit-exact across every path, ISA, thread count and row count (one f32 chain)
  *   rmsnorm       |Δ| ≤ 1e-6 · |ref|       (both sum squares in double)
  *   rope, residual-steer: bit-exact         (same operations in the same order, no contraction)
  *   swiglu        |Δ| ≤ 2e-6 · |ref| + 1e-12 (polynomial exp, < 2e-7 relative)
@@ -120,6 +121,49 @@ static void test_gemm(const char* isa) {
                 }
                 free(x); free(wf); free(w); free(packed); free(y); free(ref);
             }
+}
+
+/* Every GEMM path computes the same f32 chain per output, so y is bitwise the same on every ISA,
+ * mode and thread count, and a row's result does not depend on the rows computed with it. */
+static void test_gemm_bitwise(void) {
+    const int m = 23, n = 75, k = 1031; /* k spans several k blocks of every path */
+    float* x = random_floats((size_t)m * k, 3.0f);
+    for (size_t i = 0; i < (size_t)m * k; i += 7) x[i] *= 1e-3f; /* a spread of magnitudes */
+    float* wf = random_floats((size_t)n * k, 0.5f);
+    uint16_t* packed = (uint16_t*)aligned(steer_pack_size(n, k));
+    steer_pack_f32(wf, n, k, packed);
+    float* base = (float*)malloc(sizeof(float) * (size_t)m * n);
+    float* y = (float*)malloc(sizeof(float) * (size_t)m * n);
+    int best = steer_cpu_set_isa(-1);
+    steer_cpu_set_isa(0);
+    steer_gemm_bf16(x, m, k, packed, n, base); /* the scalar path */
+    const int thread_counts[] = {1, 2, 3};
+    for (int t = 0; t < 3; t++) {
+        steer_cpu_init(thread_counts[t]);
+        for (int isa = 0; isa <= best; isa++) {
+            if (steer_cpu_set_isa(isa) != isa) continue;
+            for (int mode = STEER_GEMM_AUTO; mode <= STEER_GEMM_WIDE; mode++) {
+                steer_cpu_set_gemm_mode(mode);
+                char what[96];
+                snprintf(what, sizeof what, "gemm bitwise mode=%d threads=%d", mode, thread_counts[t]);
+                steer_gemm_bf16(x, m, k, packed, n, y);
+                check(memcmp(y, base, sizeof(float) * (size_t)m * n) == 0, what, isa_name(isa), 0);
+                /* each row alone, and rows 5..16 as their own call */
+                int same = 1;
+                for (int r = 0; r < m; r++) {
+                    steer_gemm_bf16(x + (size_t)r * k, 1, k, packed, n, y);
+                    same &= memcmp(y, base + (size_t)r * n, sizeof(float) * n) == 0;
+                }
+                steer_gemm_bf16(x + (size_t)5 * k, 12, k, packed, n, y);
+                same &= memcmp(y, base + (size_t)5 * n, sizeof(float) * 12 * n) == 0;
+                snprintf(what, sizeof what, "gemm bitwise per row mode=%d threads=%d", mode, thread_counts[t]);
+                check(same, what, isa_name(isa), 0);
+            }
+        }
+    }
+    steer_cpu_set_gemm_mode(STEER_GEMM_AUTO);
+    steer_cpu_set_isa(best);
+    free(x); free(wf); free(packed); free(base); free(y);
 }
 
 static void test_pack_f16(void) {
@@ -293,6 +337,7 @@ int main(void) {
     printf("features: avx2+fma=%d avx512=%d avx512_bf16=%d\n", !!(features & STEER_CPU_AVX2_FMA),
            !!(features & STEER_CPU_AVX512), !!(features & STEER_CPU_AVX512_BF16));
     test_pack_f16();
+    test_gemm_bitwise();
     const int thread_counts[] = {2, 1, 3};
     for (int t = 0; t < 3; t++) {
         steer_cpu_init(thread_counts[t]);

@@ -1,4 +1,5 @@
 using SteerEngine.Generation;
+using SteerEngine.Runtime;
 using SteerEngine.Runtime.Cpu;
 using SteerEngine.Steering;
 
@@ -6,41 +7,49 @@ namespace SteerEngine.Model;
 
 /// <summary>
 /// The ops of <see cref="Transformer.Forward"/>, each dispatched to the exact reference kernel or to
-/// the fast kernel set. Kept apart so the forward pass itself reads like the model card.
+/// the fast kernel set, and timed into <see cref="Profile"/> when it is set. Kept apart so the
+/// forward pass itself reads like the model card. Buffers may be longer than the rows in use.
 /// </summary>
 public sealed partial class Transformer
 {
     float Eps => (float)Config.RmsNormEps;
 
     /// <summary>x, y: (rows, n) with n = weight length; may alias.</summary>
-    void Norm(ReadOnlySpan<float> x, float[] weight, Span<float> y, int rows)
+    void Norm(float[] x, float[] weight, float[] y, int rows)
     {
-        if (_fast is null) RmsNorm.Forward(x, weight, y, rows, Eps);
-        else _fast.RmsNorm(x, weight, y, rows, Eps);
+        long t0 = OpProfile.Start();
+        int n = rows * weight.Length;
+        if (_fast is null) RmsNorm.Forward(x.AsSpan(0, n), weight, y.AsSpan(0, n), rows, Eps);
+        else _fast.RmsNorm(x.AsSpan(0, n), weight, y.AsSpan(0, n), rows, Eps);
+        Profile?.Stop("rmsnorm", t0);
     }
 
     /// <summary>y = x · Wᵀ. x: (rows, in); y: (rows, out)</summary>
-    void Linear(ReadOnlySpan<float> x, WeightMatrix w, PackedMatrix? packed, Span<float> y, int rows)
+    void Linear(string name, float[] x, WeightMatrix w, PackedMatrix? packed, float[] y, int rows)
     {
-        if (_fast is null) MatMul.Forward(x, w, y, rows);
-        else _fast.MatMul(x, packed!, y, rows);
+        long t0 = OpProfile.Start();
+        ReadOnlySpan<float> input = x.AsSpan(0, rows * w.Cols);
+        Span<float> output = y.AsSpan(0, rows * w.Rows);
+        if (_fast is null) MatMul.Forward(input, w, output, rows);
+        else _fast.MatMul(input, packed!, output, rows);
+        Profile?.Stop(name, t0);
     }
 
     /// <summary>x: (rows, heads·hd), rotated in place at each row's position.</summary>
     void Rotate(float[] x, int rows, int heads, int[] positions)
     {
+        long t0 = OpProfile.Start();
         int width = heads * Config.HeadDim;
-        if (_fast is not null)
-        {
-            _fast.Rope(x.AsSpan(0, rows * width), rows, heads, Config.HeadDim, positions, _invFreq);
-            return;
-        }
-        for (int r = 0; r < rows; r++) _rope.Apply(x.AsSpan(r * width, width), heads, positions[r]);
+        if (_fast is not null) _fast.Rope(x.AsSpan(0, rows * width), rows, heads, Config.HeadDim, positions, _invFreq);
+        else
+            for (int r = 0; r < rows; r++) _rope.Apply(x.AsSpan(r * width, width), heads, positions[r]);
+        Profile?.Stop("rope", t0);
     }
 
     /// <summary>Writes each sequence's new K/V rows into its cache, then attends over the cache. q, att: (T, nh·hd)</summary>
     unsafe void Attend(IReadOnlyList<ForwardSequence> batch, int layer, float[] q, float[] k, float[] v, float[] att)
     {
+        long t0 = OpProfile.Start();
         ModelConfig c = Config;
         int r = 0;
         var sequences = _fast is null ? null : new AttentionSequence[batch.Count];
@@ -59,31 +68,38 @@ public sealed partial class Transformer
                     n, start, c.NumHeads, c.NumKvHeads, c.HeadDim);
             r += n;
         }
-        if (sequences is not null) _fast!.Attention(q, att, sequences, c.NumHeads, c.NumKvHeads, c.HeadDim);
+        if (sequences is not null) _fast!.Attention(q.AsSpan(0, r * c.QDim), att.AsSpan(0, r * c.QDim), sequences, c.NumHeads, c.NumKvHeads, c.HeadDim);
+        Profile?.Stop("attention", t0);
     }
 
     void AddResidual(float[] x, float[] delta, int rows)
     {
-        if (_fast is null) System.Numerics.Tensors.TensorPrimitives.Add(x, delta, x);
-        else _fast.ResidualAddSteered(x, delta, rows, Config.HiddenSize, default);
+        long t0 = OpProfile.Start();
+        int n = rows * Config.HiddenSize;
+        if (_fast is null) System.Numerics.Tensors.TensorPrimitives.Add(x.AsSpan(0, n), delta.AsSpan(0, n), x.AsSpan(0, n));
+        else _fast.ResidualAddSteered(x.AsSpan(0, n), delta.AsSpan(0, n), rows, Config.HiddenSize, default);
+        Profile?.Stop("residual", t0);
     }
 
     /// <summary>x ← x + delta, then every row's steering adds of this layer: the steering add.</summary>
     void AddResidualAndSteer(float[] x, float[] delta, int rows, int layer, BatchSteering steering)
     {
+        long t0 = OpProfile.Start();
+        int n = rows * Config.HiddenSize;
         if (_fast is null)
-        {
-            ResidualAdd.ForwardSteered(x, delta, Config.HiddenSize, layer, steering.OfRow, steering.PositionOfRow);
-            return;
-        }
-        if (!steering.Any) { _fast.ResidualAddSteered(x, delta, rows, Config.HiddenSize, default); return; }
-        _fast.ResidualAddSteered(x, delta, rows, Config.HiddenSize, steering.ForLayer(layer));
+            ResidualAdd.ForwardSteered(x.AsSpan(0, n), delta.AsSpan(0, n), Config.HiddenSize, layer, steering.OfRow, steering.PositionOfRow);
+        else
+            _fast.ResidualAddSteered(x.AsSpan(0, n), delta.AsSpan(0, n), rows, Config.HiddenSize, steering.Any ? steering.ForLayer(layer) : default);
+        Profile?.Stop(steering.Any ? "residual + steering" : "residual", t0);
     }
 
-    void Swiglu(float[] gate, float[] up)
+    void Swiglu(float[] gate, float[] up, int rows)
     {
-        if (_fast is null) SwiGlu.Forward(gate, up);
-        else _fast.SwiGlu(gate, up);
+        long t0 = OpProfile.Start();
+        int n = rows * Config.IntermediateSize;
+        if (_fast is null) SwiGlu.Forward(gate.AsSpan(0, n), up.AsSpan(0, n));
+        else _fast.SwiGlu(gate.AsSpan(0, n), up.AsSpan(0, n));
+        Profile?.Stop("swiglu", t0);
     }
 
     /// <summary>A block's matrices packed for the fast kernels.</summary>

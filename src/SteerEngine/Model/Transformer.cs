@@ -28,6 +28,7 @@ public sealed partial class Transformer : IForwardModel
     readonly ICpuKernels? _fast;      // null: the exact path
     readonly PackedLayer[]? _packed;  // per layer, with the fast path
     readonly PackedMatrix? _lmHead;
+    Workspace? _workspace;            // the activation buffers of the last Forward, reused by the next
 
     public Transformer(ModelConfig config, ModelWeights weights, CpuKernelChoice kernels = CpuKernelChoice.Exact)
     {
@@ -45,6 +46,9 @@ public sealed partial class Transformer : IForwardModel
 
     public ModelConfig Config { get; }
     public ModelWeights Weights { get; }
+
+    /// <summary>When set, every op of <see cref="Forward"/> adds its wall time here (<c>steer bench --profile</c>).</summary>
+    public OpProfile? Profile { get; set; }
 
     /// <summary>"exact", "native" or "managed".</summary>
     public string Kernels => _fast?.Name ?? "exact";
@@ -95,17 +99,13 @@ public sealed partial class Transformer : IForwardModel
         var layout = new BatchLayout(sequenceOfRow, positionOfRow);
         var steering = new BatchSteering(steeringOfRow, positionOfRow, H);
 
-        var x = new float[T * H];                         // (T, H) residual stream
-        var xn = new float[T * H];                        // (T, H) normed input of a sublayer
-        var q = new float[T * c.QDim];                    // (T, nh*hd)
-        var k = new float[T * c.KvDim];                   // (T, nkv*hd)
-        var v = new float[T * c.KvDim];                   // (T, nkv*hd)
-        var att = new float[T * c.QDim];                  // (T, nh*hd) attention output before O
-        var delta = new float[T * H];                     // (T, H) sublayer output
-        var gate = new float[T * c.IntermediateSize];     // (T, I)
-        var up = new float[T * c.IntermediateSize];       // (T, I)
+        // Taken, not shared: a second Forward running at the same time allocates its own.
+        Workspace ws = Interlocked.Exchange(ref _workspace, null) is { } free && free.Rows >= T ? free : new Workspace(c, T);
+        float[] x = ws.X, xn = ws.Xn, q = ws.Q, k = ws.K, v = ws.V, att = ws.Att, delta = ws.Delta, gate = ws.Gate, up = ws.Up;
 
+        long t0 = OpProfile.Start();
         Embed(batch, x);
+        Profile?.Stop("embedding", t0);
         sink?.Record(0, x, layout);
 
         for (int l = 0; l < c.NumLayers; l++)
@@ -115,36 +115,61 @@ public sealed partial class Transformer : IForwardModel
 
             // h = x + attention(attention_norm(x))
             Norm(x, w.InputNorm, xn, T);
-            Linear(xn, w.Q, p?.Q, q, T);
-            Linear(xn, w.K, p?.K, k, T);
-            Linear(xn, w.V, p?.V, v, T);
+            Linear("q_proj", xn, w.Q, p?.Q, q, T);
+            Linear("k_proj", xn, w.K, p?.K, k, T);
+            Linear("v_proj", xn, w.V, p?.V, v, T);
             if (w.QNorm is not null) Norm(q, w.QNorm, q, T * c.NumHeads);
             if (w.KNorm is not null) Norm(k, w.KNorm, k, T * c.NumKvHeads);
             Rotate(q, T, c.NumHeads, positionOfRow);
             Rotate(k, T, c.NumKvHeads, positionOfRow);
             Attend(batch, l, q, k, v, att);
-            Linear(att, w.O, p?.O, delta, T);
+            Linear("o_proj", att, w.O, p?.O, delta, T);
             AddResidual(x, delta, T);
 
             // out = h + feed_forward(ffn_norm(h)), then the steering add at this block's output
             Norm(x, w.PostAttentionNorm, xn, T);
-            Linear(xn, w.Gate, p?.Gate, gate, T);
-            Linear(xn, w.Up, p?.Up, up, T);
-            Swiglu(gate, up);
-            Linear(gate, w.Down, p?.Down, delta, T);
+            Linear("gate_proj", xn, w.Gate, p?.Gate, gate, T);
+            Linear("up_proj", xn, w.Up, p?.Up, up, T);
+            Swiglu(gate, up, T);
+            Linear("down_proj", gate, w.Down, p?.Down, delta, T);
             AddResidualAndSteer(x, delta, T, l, steering);
 
-            if (l < c.NumLayers - 1) sink?.Record(l + 1, x, layout);
+            if (l < c.NumLayers - 1) Record(sink, l + 1, x, T, layout);
         }
 
         Norm(x, Weights.FinalNorm, x, T);
-        sink?.Record(c.NumLayers, x, layout);
+        Record(sink, c.NumLayers, x, T, layout);
 
         foreach (ForwardSequence seq in batch) seq.Cache.Commit(seq.Tokens.Length);
-        return Logits(batch, x);
+        float[][] logits = Logits(batch, x);
+        _workspace = ws;
+        return logits;
     }
 
-    void Embed(IReadOnlyList<ForwardSequence> batch, Span<float> x)
+    void Record(IHiddenStateSink? sink, int entry, float[] x, int rows, BatchLayout layout)
+    {
+        if (sink is null) return;
+        long t0 = OpProfile.Start();
+        sink.Record(entry, x.AsSpan(0, rows * Config.HiddenSize), layout);
+        Profile?.Stop("capture", t0);
+    }
+
+    /// <summary>The activation buffers of a forward pass over up to <see cref="Rows"/> tokens.</summary>
+    sealed class Workspace(ModelConfig c, int rows)
+    {
+        public int Rows { get; } = rows;
+        public readonly float[] X = new float[rows * c.HiddenSize];              // (T, H) residual stream
+        public readonly float[] Xn = new float[rows * c.HiddenSize];             // (T, H) normed input of a sublayer
+        public readonly float[] Q = new float[rows * c.QDim];                    // (T, nh*hd)
+        public readonly float[] K = new float[rows * c.KvDim];                   // (T, nkv*hd)
+        public readonly float[] V = new float[rows * c.KvDim];                   // (T, nkv*hd)
+        public readonly float[] Att = new float[rows * c.QDim];                  // (T, nh*hd) attention output before O
+        public readonly float[] Delta = new float[rows * c.HiddenSize];          // (T, H) sublayer output
+        public readonly float[] Gate = new float[rows * c.IntermediateSize];     // (T, I)
+        public readonly float[] Up = new float[rows * c.IntermediateSize];       // (T, I)
+    }
+
+    void Embed(IReadOnlyList<ForwardSequence> batch, float[] x)
     {
         int H = Config.HiddenSize, r = 0;
         foreach (ForwardSequence seq in batch)
@@ -152,7 +177,7 @@ public sealed partial class Transformer : IForwardModel
             {
                 if ((uint)token >= (uint)Config.VocabSize)
                     throw new ArgumentException($"token id {token} is outside the vocabulary (size {Config.VocabSize})");
-                Weights.Embedding.ReadRow(token, x.Slice(r++ * H, H));
+                Weights.Embedding.ReadRow(token, x.AsSpan(r++ * H, H));
             }
     }
 
@@ -171,7 +196,7 @@ public sealed partial class Transformer : IForwardModel
             r += n;
         }
         var logits = new float[(long)rows * V];  // (rows, V)
-        Linear(selected, Weights.LmHead, _lmHead, logits, rows);
+        Linear("lm_head", selected, Weights.LmHead, _lmHead, logits, rows);
 
         var result = new float[batch.Count][];
         o = 0;
