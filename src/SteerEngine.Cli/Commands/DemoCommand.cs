@@ -5,23 +5,32 @@ using System.Text.Json;
 using Spectre.Console;
 using SteerEngine.Cli.Demo;
 using SteerEngine.Model;
+using SteerEngine.Training;
 
 namespace SteerEngine.Cli.Commands;
 
 /// <summary>
-/// <c>steer demo</c>: on the trained demo model (models/demo), extract a trait vector by mean
-/// difference of hidden states over contrastive answers, run a steered sweep over multipliers as
-/// one batch, and report per multiplier the measured trait rate and coherence of the outputs with
-/// an example each — as a table (or one JSON object) and a PNG plot.
+/// <c>steer demo</c>: on the trained demo model (models/demo), make a trait vector from contrastive
+/// answers (by mean difference of hidden states, or by BiPO training), run a steered sweep over
+/// multipliers as one batch, and report per multiplier the measured trait rate and coherence of the
+/// outputs with an example each — as a table (or one JSON object) and a PNG plot.
 /// </summary>
 public static class DemoCommand
 {
+    const string MeanDiff = "mean-diff", Bipo = "bipo";
+    const string MeanDiffMultipliers = "-8,-4,-2,-1,0,1,2,4,8", BipoMultipliers = "-2,-1,-0.5,0,0.5,1,2";
+
     public static Command Create()
     {
         var model = new Option<string?>("--model") { Description = "model directory (default: the bundled demo model, models/demo)" };
         var trait = new Option<string>("--trait") { Description = "mood (toward happy) or formality (toward formal)", DefaultValueFactory = _ => "mood" };
         var layer = new Option<int?>("--layer") { Description = "decoder block to extract at and steer (default: the middle one)" };
-        var multipliers = new Option<string>("--multipliers") { Description = "comma-separated", DefaultValueFactory = _ => "-8,-4,-2,-1,0,1,2,4,8" };
+        var method = new Option<string>("--method")
+        {
+            Description = $"how the vector is made: {MeanDiff} (mean difference of hidden states) or {Bipo} (BiPO training, a few seconds)",
+            DefaultValueFactory = _ => MeanDiff,
+        };
+        var multipliers = new Option<string?>("--multipliers") { Description = $"comma-separated (default: {MeanDiffMultipliers} for {MeanDiff}, {BipoMultipliers} for {Bipo})" };
         var samples = new Option<int>("--samples") { Description = "samples per prompt and multiplier", DefaultValueFactory = _ => 8 };
         var maxNew = new Option<int>("--max-new-tokens") { DefaultValueFactory = _ => 48 };
         var seed = new Option<ulong>("--seed") { DefaultValueFactory = _ => 0 };
@@ -29,11 +38,13 @@ public static class DemoCommand
         var json = new Option<bool>("--json") { Description = "print one JSON object instead of the table" };
         var command = new Command("demo", "extract a trait vector on the demo model and sweep the steering multiplier")
         {
-            model, trait, layer, multipliers, samples, maxNew, seed, plot, json,
+            model, trait, method, layer, multipliers, samples, maxNew, seed, plot, json,
         };
         command.SetAction(p => CliErrors.Run(() =>
         {
-            float[] ms = ParseList(p.GetValue(multipliers)!);
+            string how = p.GetValue(method)!;
+            if (how is not (MeanDiff or Bipo)) throw new ArgumentException($"--method '{how}': expected {MeanDiff} or {Bipo}");
+            float[] ms = ParseList(p.GetValue(multipliers) ?? (how == Bipo ? BipoMultipliers : MeanDiffMultipliers));
             string dir = p.GetValue(model) ?? DemoModel.FindDirectory()
                 ?? throw new DirectoryNotFoundException("models/demo: the demo model was not found beside the binaries or above them; pass --model or set " + DemoModel.DirectoryVariable);
             string traitName = p.GetValue(trait)!;
@@ -45,19 +56,21 @@ public static class DemoCommand
             using LanguageModel lm = LanguageModel.Load(dir, w => Console.Error.WriteLine($"warning: {w}"));
             int block = p.GetValue(layer) ?? (lm.Config.NumLayers - 1) / 2;
             var pairs = TraitVector.ReadPairs(Path.Combine(dir, $"{traitName}_pairs.jsonl"));
-            float[] vector = TraitVector.MeanDifference(lm, pairs, block);
+            float[] vector = how == Bipo
+                ? TraitVector.Bipo(lm, pairs, block, TraitVector.DemoBipoOptions)
+                : TraitVector.MeanDifference(lm, pairs, block);
             var points = TraitSweep.Run(lm, language, traitName, vector, block, ms, TraitSweep.DefaultPrompts,
                 p.GetValue(samples), p.GetValue(maxNew), seed: p.GetValue(seed));
 
             string plotPath = p.GetValue(plot)!;
             string label = $"{traitName} rate ({values.Positive} share of {values.Positive}/{values.Negative} words)";
-            SweepPlot.Save(plotPath, points, label, $"Steering the demo model toward '{values.Positive}' at block {block}");
+            SweepPlot.Save(plotPath, points, label, $"Steering the demo model toward '{values.Positive}' at block {block} ({how})");
 
             if (p.GetValue(json))
             {
                 Console.WriteLine(JsonSerializer.Serialize(new
                 {
-                    model = dir, trait = traitName, positive = values.Positive, layer = block,
+                    model = dir, trait = traitName, method = how, positive = values.Positive, layer = block,
                     vector_norm = Norm(vector), samples = p.GetValue(samples) * TraitSweep.DefaultPrompts.Length,
                     multipliers = ms,
                     trait_rate = points.Select(x => double.IsNaN(x.TraitRate) ? (double?)null : x.TraitRate),
@@ -67,7 +80,7 @@ public static class DemoCommand
             }
             else
             {
-                Print(dir, traitName, values, block, vector, pairs.Count, points, plotPath, clock.Elapsed);
+                Print(dir, traitName, values, block, how, vector, pairs.Count, points, plotPath, clock.Elapsed);
             }
             return 0;
         }));
@@ -90,11 +103,16 @@ public static class DemoCommand
 
     static double Norm(float[] v) => Math.Sqrt(v.Sum(x => (double)x * x));
 
-    static void Print(string dir, string trait, (string Positive, string Negative) values, int block, float[] vector, int pairs,
+    static void Print(string dir, string trait, (string Positive, string Negative) values, int block, string method, float[] vector, int pairs,
         IReadOnlyList<SweepPoint> points, string plotPath, TimeSpan elapsed)
     {
         AnsiConsole.MarkupLine($"[bold]Steering the demo model toward '{values.Positive}'[/] ({Markup.Escape(dir)})");
-        AnsiConsole.MarkupLine($"[grey]vector: mean difference of block {block} outputs over {pairs} {values.Positive}/{values.Negative} answer pairs, " +
+        BipoOptions o = TraitVector.DemoBipoOptions;
+        string made = method == Bipo
+            ? $"BiPO at block {block} ({o.Epochs} epochs, lr {o.LearningRate.ToString(CultureInfo.InvariantCulture)}, β {o.Beta.ToString(CultureInfo.InvariantCulture)}), " +
+              $"{values.Positive} answers chosen over {values.Negative} ones in {pairs} pairs"
+            : $"mean difference of block {block} outputs over {pairs} {values.Positive}/{values.Negative} answer pairs";
+        AnsiConsole.MarkupLine($"[grey]vector: {made}, " +
                                $"norm {Norm(vector):0.00}; added at every response position. {points[0].Outputs.Count} samples per multiplier (temperature 1).[/]");
         var table = new Table()
             .AddColumn("multiplier")

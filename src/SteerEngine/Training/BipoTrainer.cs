@@ -156,14 +156,31 @@ public sealed class BipoTrainer(Transformer model, BipoOptions options)
         return (At(0), At(1));
     }
 
+    /// <summary>
+    /// Trains one vector at <paramref name="layer"/> in memory, as <see cref="Run"/> does but writing no files and
+    /// evaluating nothing between epochs, and returns it. (H)
+    /// </summary>
+    public float[] Train(int layer, IReadOnlyList<PreferencePair> train, Action<BipoStep>? onStep = null)
+    {
+        Options.Validate();
+        if (layer < 0 || layer >= model.Config.NumLayers)
+            throw new ArgumentException($"layer {layer} is out of range: the model has blocks 0..{model.Config.NumLayers - 1}");
+        if (train.Count == 0) throw new ArgumentException("BiPO training needs at least one preference pair");
+        var slp = new SteeredLogProb(model, layer);
+        var vector = new float[model.Config.HiddenSize];
+        var adam = new AdamW(vector.Length, Options.WeightDecay);
+        double[] trainRef = ReferenceLogProbs(train);
+        for (int epoch = 1; epoch <= Options.Epochs; epoch++)
+            RunEpoch(slp, epoch, train, trainRef, vector, adam, onStep);
+        return vector;
+    }
+
     void TrainLayer(int layer, IReadOnlyList<PreferencePair> train, double[] trainRef, IReadOnlyList<PreferencePair> test, double[] testRef,
         string outDir, TrainingState? state, JsonlOutput metrics, HashSet<string> done, Action<BipoStep>? onStep, Action<BipoEpochMetrics>? onEpoch)
     {
-        BipoOptions o = Options;
-        int H = model.Config.HiddenSize;
         var slp = new SteeredLogProb(model, layer);
-        var vector = new float[H];
-        var adam = new AdamW(H, o.WeightDecay);
+        var vector = new float[model.Config.HiddenSize];
+        var adam = new AdamW(vector.Length, Options.WeightDecay);
         int startEpoch = 1;
         if (state is not null)
         {
@@ -173,53 +190,61 @@ public sealed class BipoTrainer(Transformer model, BipoOptions options)
             adam.Step = state.Step;
             startEpoch = state.Epoch + 1;
         }
-        int stepsPerEpoch = StepsPerEpoch(train.Count), totalSteps = stepsPerEpoch * o.Epochs;
-        int batches = (train.Count + o.BatchSize - 1) / o.BatchSize;
-        var grad = new float[H];
-
-        for (int epoch = startEpoch; epoch <= o.Epochs; epoch++)
+        for (int epoch = startEpoch; epoch <= Options.Epochs; epoch++)
         {
-            // Everything random in an epoch comes from (seed, epoch), so a resumed run repeats it exactly.
-            var rng = new SplitMix64(SplitMix64.Hash((ulong)o.Seed) ^ (ulong)epoch);
-            int[] order = Enumerable.Range(0, train.Count).ToArray();
-            for (int i = order.Length - 1; i > 0; i--)
-            {
-                int j = (int)(rng.Next() % (ulong)(i + 1));
-                (order[i], order[j]) = (order[j], order[i]);
-            }
-            double epochLoss = 0;
-            var clock = Stopwatch.StartNew();
-            double accumulatedLoss = 0;
-            int inGroup = 0;
-            for (int b = 0; b < batches; b++)
-            {
-                int[] members = order.Skip(b * o.BatchSize).Take(o.BatchSize).ToArray();
-                int direction = (rng.Next() >> 63) == 0 ? -1 : 1;
-                SequenceBatch batch = slp.Batch(Sequences(train, members));
-                double[] refs = members.SelectMany(i => new[] { trainRef[2 * i], trainRef[2 * i + 1] }).ToArray();
-                BipoBatchResult r = BipoObjective.Evaluate(slp, batch, slp.Prefix(batch), vector, direction, o.Beta, refs, grad,
-                    1.0 / o.GradientAccumulation);
-                epochLoss += r.Loss;
-                accumulatedLoss += r.Loss / o.GradientAccumulation;
-                inGroup++;
-                if (inGroup < o.GradientAccumulation && b < batches - 1) continue;
-
-                ClipGradient(grad, o.MaxGradNorm);
-                double lr = o.LearningRate * CosineSchedule.Factor(adam.Step, o.WarmupSteps, totalSteps);
-                adam.Update(vector, grad, lr);
-                Array.Clear(grad);
-                onStep?.Invoke(new BipoStep(layer, epoch, adam.Step, totalSteps, accumulatedLoss, lr, clock.Elapsed));
-                clock.Restart();
-                accumulatedLoss = 0;
-                inGroup = 0;
-            }
-
+            double trainLoss = RunEpoch(slp, epoch, train, trainRef, vector, adam, onStep);
             var (trainPlus, trainMinus) = Evaluate(layer, vector, train, trainRef);
             var (testPlus, testMinus) = Evaluate(layer, vector, test, testRef);
-            var m = new BipoEpochMetrics(layer, epoch, adam.Step, epochLoss / batches, trainPlus, trainMinus, testPlus, testMinus);
+            var m = new BipoEpochMetrics(layer, epoch, adam.Step, trainLoss, trainPlus, trainMinus, testPlus, testMinus);
             WriteEpoch(outDir, layer, epoch, vector, adam, m, metrics, done);
             onEpoch?.Invoke(m);
         }
+    }
+
+    /// <summary>One epoch (1-based) of optimizer steps on <paramref name="vector"/>; returns the mean batch loss.</summary>
+    double RunEpoch(SteeredLogProb slp, int epoch, IReadOnlyList<PreferencePair> train, double[] trainRef, float[] vector, AdamW adam,
+        Action<BipoStep>? onStep)
+    {
+        BipoOptions o = Options;
+        int totalSteps = StepsPerEpoch(train.Count) * o.Epochs;
+        int batches = (train.Count + o.BatchSize - 1) / o.BatchSize;
+        var grad = new float[vector.Length];
+
+        // Everything random in an epoch comes from (seed, epoch), so a resumed run repeats it exactly.
+        var rng = new SplitMix64(SplitMix64.Hash((ulong)o.Seed) ^ (ulong)epoch);
+        int[] order = Enumerable.Range(0, train.Count).ToArray();
+        for (int i = order.Length - 1; i > 0; i--)
+        {
+            int j = (int)(rng.Next() % (ulong)(i + 1));
+            (order[i], order[j]) = (order[j], order[i]);
+        }
+        double epochLoss = 0;
+        var clock = Stopwatch.StartNew();
+        double accumulatedLoss = 0;
+        int inGroup = 0;
+        for (int b = 0; b < batches; b++)
+        {
+            int[] members = order.Skip(b * o.BatchSize).Take(o.BatchSize).ToArray();
+            int direction = (rng.Next() >> 63) == 0 ? -1 : 1;
+            SequenceBatch batch = slp.Batch(Sequences(train, members));
+            double[] refs = members.SelectMany(i => new[] { trainRef[2 * i], trainRef[2 * i + 1] }).ToArray();
+            BipoBatchResult r = BipoObjective.Evaluate(slp, batch, slp.Prefix(batch), vector, direction, o.Beta, refs, grad,
+                1.0 / o.GradientAccumulation);
+            epochLoss += r.Loss;
+            accumulatedLoss += r.Loss / o.GradientAccumulation;
+            inGroup++;
+            if (inGroup < o.GradientAccumulation && b < batches - 1) continue;
+
+            ClipGradient(grad, o.MaxGradNorm);
+            double lr = o.LearningRate * CosineSchedule.Factor(adam.Step, o.WarmupSteps, totalSteps);
+            adam.Update(vector, grad, lr);
+            Array.Clear(grad);
+            onStep?.Invoke(new BipoStep(slp.Layer, epoch, adam.Step, totalSteps, accumulatedLoss, lr, clock.Elapsed));
+            clock.Restart();
+            accumulatedLoss = 0;
+            inGroup = 0;
+        }
+        return epochLoss / batches;
     }
 
     void WriteEpoch(string outDir, int layer, int epoch, float[] vector, AdamW adam, BipoEpochMetrics m, JsonlOutput metrics, HashSet<string> done)

@@ -40,6 +40,16 @@ public static class PreferenceData
         return pairs;
     }
 
+    /// <summary>
+    /// One pair from text, as a <c>.jsonl</c> record {prompt, chosen, rejected} gives it: the user turn through the
+    /// chat template (with the optional system prompt), each response + EOS.
+    /// </summary>
+    public static PreferencePair FromText(LanguageModel lm, string prompt, string chosen, string rejected, string? system = null)
+    {
+        int eos = EosId(lm);
+        return new PreferencePair(Prompt(lm, [new ChatMessage("user", prompt)], system), Response(lm, chosen, eos), Response(lm, rejected, eos));
+    }
+
     static int EosId(LanguageModel lm) =>
         lm.Tokenizer.EosToken is string eos && lm.Tokenizer.TokenToId(eos) is int id
             ? id

@@ -70,6 +70,22 @@ public class CliTests
     }
 
     [Test]
+    public void Demo_with_bipo_trains_a_vector_that_moves_the_rate()
+    {
+        string plot = Path.Combine(TestModels.TempDir("cli"), "bipo.png");
+        var (code, output, err) = Steer("demo", "--method", "bipo", "--multipliers", "-2,2", "--samples", "2", "--max-new-tokens", "32", "--plot", plot, "--json");
+        Assert.That(code, Is.EqualTo(0), err);
+        var o = System.Text.Json.JsonDocument.Parse(output).RootElement;
+        Assert.That(o.GetProperty("method").GetString(), Is.EqualTo("bipo"));
+        double[] rates = o.GetProperty("trait_rate").EnumerateArray().Select(x => x.GetDouble()).ToArray();
+        Assert.That(rates[1] - rates[0], Is.GreaterThan(0.5));
+
+        var bad = Steer("demo", "--method", "pca", "--json");
+        Assert.That(bad.Code, Is.EqualTo(1));
+        Assert.That(bad.Err.Trim(), Does.StartWith("error: --method 'pca'").And.Not.Contain("\n"));
+    }
+
+    [Test]
     public void Demo_on_a_model_without_the_demo_language_fails_with_one_line()
     {
         var (code, _, err) = Steer("demo", "--model", TestModels.Get("tiny"), "--json");

@@ -32,17 +32,20 @@ public class PreferenceDataTests
     }
 
     [Test]
-    public void Jsonl_plain_and_chat_records_give_the_same_pair()
+    public void Jsonl_plain_and_chat_records_and_text_give_the_same_pair()
     {
         string path = Write("a.jsonl",
             """{"prompt": "Hello?", "chosen": "Yes.", "rejected": "No."}""",
             "",
             """{"messages": [{"role": "user", "content": "Hello?"}], "chosen": [{"role": "assistant", "content": "Yes."}], "rejected": "No."}""");
-        var pairs = PreferenceData.Load(path, Lm);
-        Assert.That(pairs, Has.Count.EqualTo(2));
-        Assert.That(pairs[1].Prompt, Is.EqualTo(pairs[0].Prompt));
-        Assert.That(pairs[1].Chosen, Is.EqualTo(pairs[0].Chosen));
-        Assert.That(pairs[1].Rejected, Is.EqualTo(pairs[0].Rejected));
+        var pairs = PreferenceData.Load(path, Lm).Append(PreferenceData.FromText(Lm, "Hello?", "Yes.", "No.")).ToList();
+        Assert.That(pairs, Has.Count.EqualTo(3));
+        foreach (PreferencePair other in pairs.Skip(1))
+        {
+            Assert.That(other.Prompt, Is.EqualTo(pairs[0].Prompt));
+            Assert.That(other.Chosen, Is.EqualTo(pairs[0].Chosen));
+            Assert.That(other.Rejected, Is.EqualTo(pairs[0].Rejected));
+        }
     }
 
     [Test]
