@@ -324,14 +324,19 @@ STEER_TARGET_AVX2 static void task_avx2(const gemm_job* job, int p0, int np, int
     }
 }
 /* ---- AVX-512F on pre-widened weights (compute-bound m) ---------------------------------
- * Each task widens its KC_WIDE-pair block of NP panels to f32 once, into per-thread scratch
- * laid out (NP, 2·kc, 16), and every row tile then runs a plain f32 FMA micro-kernel over it.
+ * Each task widens a k block of its NP panels to f32 once, into per-thread scratch laid out
+ * (NP, 2·kc, 16), and every row tile then runs a plain f32 FMA micro-kernel over it.
  * On cores where vdpbf16ps issues at half the f32 FMA rate this is the faster compute path;
  * steer_gemm_bf16 calibrates once which of the two to use. */
 
 #define WIDE_MR 8
 #define WIDE_NP 3
 #define KC_WIDE 64
+/* With many row tiles a task widens a long k block (kept in L2) so that each row tile runs the
+ * chain over it in one go: y is then read and written once per block instead of once per 64
+ * pairs, and x streams along its contiguous run. */
+#define KC_WIDE_LONG 1024
+#define WIDE_LONG_MIN_ROWS 32
 
 STEER_INLINE STEER_TARGET_AVX512 void kernel_wide(
     const int MR, const int NP, const float* x /* (2·kc, WIDE_MR) */, const float* w /* (NP, 2·kc, 16) */,
@@ -421,19 +426,20 @@ STEER_TARGET_AVX512 static void kernel_wide_8x3(const float* x, const float* w, 
     default: kernel_wide(1, NP_, xp, wf, 2 * kc, yp, n, ncols, kb > 0); break;              \
     }
 
-STEER_TARGET_AVX512 static void task_wide(const gemm_job* job, int p0, int np, int r0, int r1, float* wf /* (NP, 2·KC_WIDE, 16) */) {
+STEER_TARGET_AVX512 static void task_wide(const gemm_job* job, int p0, int np, int r0, int r1, float* wf /* (NP, 2·KC, 16) */) {
+    const int block = r1 - r0 >= WIDE_LONG_MIN_ROWS ? KC_WIDE_LONG : KC_WIDE;
     int pairs = job->pairs, n = job->n;
     size_t ws = (size_t)pairs * 32;
     int ncols = n - 16 * p0;
     const __m512i high = _mm512_set1_epi32((int)0xffff0000u);
-    for (int kb = 0; kb < pairs; kb += KC_WIDE) {
-        int kc = STEER_MIN(KC_WIDE, pairs - kb);
+    for (int kb = 0; kb < pairs; kb += block) {
+        int kc = STEER_MIN(block, pairs - kb);
         for (int p = 0; p < np; p++) {
             const uint16_t* wp = job->w + (size_t)(p0 + p) * ws + (size_t)kb * 32;
             float* dst = wf + (size_t)p * 2 * kc * 16;
             for (int j = 0; j < kc; j++) {
-                /* The next k block of this panel starts a new 4 KB page, where the hardware
-                 * prefetcher stops: fetch it while this block is computed. */
+                /* 4 KB ahead: a 64-pair block ends at a page boundary, where the hardware
+                 * prefetcher stops, so the next block comes in while this one is computed. */
                 _mm_prefetch((const char*)(wp + (size_t)(j + KC_WIDE) * 32), _MM_HINT_T1);
                 __m512i b = _mm512_load_si512((const void*)(wp + (size_t)j * 32));
                 _mm512_store_si512((void*)(dst + (size_t)2 * j * 16), _mm512_and_si512(b, high));
@@ -492,9 +498,10 @@ static int g_mode = STEER_GEMM_AUTO;
 static int g_dot_is_faster = -1; /* vdpbf16ps beats widened f32 FMA on compute-bound m */
 static int g_paths_agree = -1;   /* and the two give bitwise the same y, so each call may take either */
 
-/* Up to this many rows a call is bound by reading the weights: vdpbf16ps streams them straight
- * from memory, while the widened path spends time writing f32 copies. */
-#define DOT_MAX_ROWS 6
+/* Up to about this many rows vdpbf16ps is the faster path even where its peak is half the f32
+ * FMA peak: it streams the weights straight from memory, while the widened path waits on memory
+ * to widen each block before computing on it (on the 2-core Xeon the two meet near m = 14). */
+#define DOT_MAX_ROWS 12
 
 int steer_cpu_set_gemm_mode(int mode) {
     g_mode = mode;
@@ -515,7 +522,7 @@ static void gemm_task(void* ctx, int task, int thread) {
 #ifdef STEER_HAVE_X86
     case PATH_DOT: task_bf16(job, p0, np, r0, r1); break;
     case PATH_WIDE:
-        task_wide(job, p0, np, r0, r1, (float*)steer_thread_scratch(thread, sizeof(float) * WIDE_NP * 2 * KC_WIDE * 16));
+        task_wide(job, p0, np, r0, r1, (float*)steer_thread_scratch(thread, sizeof(float) * WIDE_NP * 2 * KC_WIDE_LONG * 16));
         break;
     case PATH_SHIFT: task_avx512(job, p0, np, r0, r1); break;
     case PATH_AVX2: task_avx2(job, p0, np, r0, r1); break;
