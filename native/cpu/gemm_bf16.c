@@ -30,6 +30,7 @@
 #endif
 
 #define KC 128              /* pairs per k block */
+#define MAX_RUNS 256
 #define PREFETCH_BYTES 1024 /* software prefetch distance along each panel stream */
 
 typedef struct gemm_job {
@@ -38,7 +39,9 @@ typedef struct gemm_job {
     float* y;            /* (m, n) */
     int m, n, pairs, panels;
     int np;              /* panels per task */
-    int groups;          /* tasks along n */
+    int groups;          /* panel groups along n */
+    int runs;            /* tasks along n: run r is groups [run_start[r], run_start[r + 1]) */
+    int32_t run_start[MAX_RUNS + 1];
     int row_chunk;       /* rows per task */
     int path;            /* enum gemm_path */
 } gemm_job;
@@ -336,7 +339,7 @@ STEER_TARGET_AVX2 static void task_avx2(const gemm_job* job, int p0, int np, int
  * chain over it in one go: y is then read and written once per block instead of once per 64
  * pairs, and x streams along its contiguous run. */
 #define KC_WIDE_LONG 1024
-#define WIDE_LONG_MIN_ROWS 32
+#define WIDE_LONG_MIN_ROWS 128
 
 STEER_INLINE STEER_TARGET_AVX512 void kernel_wide(
     const int MR, const int NP, const float* x /* (2·kc, WIDE_MR) */, const float* w /* (NP, 2·kc, 16) */,
@@ -374,7 +377,9 @@ STEER_INLINE STEER_TARGET_AVX512 void kernel_wide(
     "vmovaps %%" #c1 ", " #i "*192+64(%[out])\n\t"        \
     "vmovaps %%" #c2 ", " #i "*192+128(%[out])\n\t"
 
-STEER_TARGET_AVX512 static void kernel_wide_8x3(const float* x, const float* w, int kc2, float* y, int ldy, int accumulate) {
+/* pf advances by pfs bytes per k step, prefetching into L2 the weights this thread reads next. */
+STEER_TARGET_AVX512 static void kernel_wide_8x3(const float* x, const float* w, int kc2, float* y, int ldy, int accumulate,
+                                                const char* pf, long pfs) {
     __attribute__((aligned(64))) float out[8 * 48]; /* the chain's start, then its end */
     for (int r = 0; r < 8; r++)
         for (int p = 0; p < 3; p++) _mm512_store_ps(out + r * 48 + 16 * p, chain_start(y + (size_t)r * ldy + 16 * p, 16, accumulate));
@@ -391,6 +396,8 @@ STEER_TARGET_AVX512 static void kernel_wide_8x3(const float* x, const float* w, 
         WIDE_FMA3(0, zmm8, zmm9, zmm10) WIDE_FMA3(1, zmm11, zmm12, zmm13) WIDE_FMA3(2, zmm14, zmm15, zmm16)
         WIDE_FMA3(3, zmm17, zmm18, zmm19) WIDE_FMA3(4, zmm20, zmm21, zmm22) WIDE_FMA3(5, zmm23, zmm24, zmm25)
         WIDE_FMA3(6, zmm26, zmm27, zmm28) WIDE_FMA3(7, zmm29, zmm30, zmm31)
+        "prefetcht1 (%[pf])\n\t"
+        "add %[pfs], %[pf]\n\t"
         "add $64, %[w]\n\t"
         "add $32, %[x]\n\t"
         "dec %[count]\n\t"
@@ -398,16 +405,20 @@ STEER_TARGET_AVX512 static void kernel_wide_8x3(const float* x, const float* w, 
         WIDE_STORE3(0, zmm8, zmm9, zmm10) WIDE_STORE3(1, zmm11, zmm12, zmm13) WIDE_STORE3(2, zmm14, zmm15, zmm16)
         WIDE_STORE3(3, zmm17, zmm18, zmm19) WIDE_STORE3(4, zmm20, zmm21, zmm22) WIDE_STORE3(5, zmm23, zmm24, zmm25)
         WIDE_STORE3(6, zmm26, zmm27, zmm28) WIDE_STORE3(7, zmm29, zmm30, zmm31)
-        : [x] "+r"(x), [w] "+r"(w), [count] "+r"(count)
-        : [ws] "r"(ws), [out] "r"(out)
+        : [x] "+r"(x), [w] "+r"(w), [count] "+r"(count), [pf] "+r"(pf)
+        : [ws] "r"(ws), [out] "r"(out), [pfs] "r"(pfs)
         : "xmm0", "xmm1", "xmm2", "xmm3", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15",
           "xmm16", "xmm17", "xmm18", "xmm19", "xmm20", "xmm21", "xmm22", "xmm23", "xmm24", "xmm25", "xmm26",
           "xmm27", "xmm28", "xmm29", "xmm30", "xmm31", "cc", "memory");
     for (int r = 0; r < 8; r++)
         for (int p = 0; p < 3; p++) _mm512_storeu_ps(y + (size_t)r * ldy + 16 * p, _mm512_load_ps(out + r * 48 + 16 * p));
 }
-#define WIDE_FULL_TILE(xp, wf, kc2, yp, n, ncols, acc) \
-    if (ncols >= 48 && kc2 > 0) { kernel_wide_8x3(xp, wf, kc2, yp, n, acc); break; }
+#define WIDE_FULL_TILE(xp, wf, kc2, yp, n, ncols, acc)                  \
+    if (ncols >= 48 && kc2 > 0) {                                        \
+        kernel_wide_8x3(xp, wf, kc2, yp, n, acc, pf, pfs);               \
+        pf += (size_t)pfs * (kc2);                                       \
+        break;                                                           \
+    }
 #else
 #define WIDE_FULL_TILE(xp, wf, kc2, yp, n, ncols, acc)
 #endif
@@ -426,11 +437,17 @@ STEER_TARGET_AVX512 static void kernel_wide_8x3(const float* x, const float* w, 
     default: kernel_wide(1, NP_, xp, wf, 2 * kc, yp, n, ncols, kb > 0); break;              \
     }
 
-STEER_TARGET_AVX512 static void task_wide(const gemm_job* job, int p0, int np, int r0, int r1, float* wf /* (NP, 2·KC, 16) */) {
+/* next_p0: the first panel of the group this thread computes next, or -1. Its weights (one
+ * contiguous run of panels) are prefetched into L2 while this group computes, spread evenly
+ * over the micro-kernel's k steps, so that widening them later does not wait on memory. */
+STEER_TARGET_AVX512 static void task_wide(const gemm_job* job, int p0, int np, int r0, int r1, int next_p0, float* wf /* (NP, 2·KC, 16) */) {
     const int block = r1 - r0 >= WIDE_LONG_MIN_ROWS ? KC_WIDE_LONG : KC_WIDE;
     int pairs = job->pairs, n = job->n;
     size_t ws = (size_t)pairs * 32;
     int ncols = n - 16 * p0;
+    int tiles = (r1 - r0 + WIDE_MR - 1) / WIDE_MR, next_np = next_p0 < 0 ? 0 : STEER_MIN(WIDE_NP, job->panels - next_p0);
+    const char* pf = (const char*)(job->w + (size_t)(next_p0 < 0 ? p0 : next_p0) * ws);
+    long pfs = (64L * next_np + 2L * tiles - 1) / (2L * tiles); /* bytes per k step: next_np·pairs lines over tiles·2·pairs steps */
     const __m512i high = _mm512_set1_epi32((int)0xffff0000u);
     for (int kb = 0; kb < pairs; kb += block) {
         int kc = STEER_MIN(block, pairs - kb);
@@ -510,24 +527,27 @@ int steer_cpu_set_gemm_mode(int mode) {
 
 static void gemm_task(void* ctx, int task, int thread) {
     const gemm_job* job = (const gemm_job*)ctx;
-    int g = task % job->groups, rc = task / job->groups;
-    int p0 = g * job->np, np = STEER_MIN(job->np, job->panels - p0);
+    int g0 = job->run_start[task % job->runs], g1 = job->run_start[task % job->runs + 1], rc = task / job->runs;
     int r0 = rc * job->row_chunk, r1 = STEER_MIN(job->m, r0 + job->row_chunk);
 #ifdef STEER_HAVE_X86
     /* DAZ and FTZ, as vdpbf16ps has them built in: every path flushes the same denormals. */
     unsigned int csr = _mm_getcsr();
     _mm_setcsr(csr | 0x8040);
 #endif
-    switch (job->path) {
+    for (int g = g0; g < g1; g++) {
+        int p0 = g * job->np, np = STEER_MIN(job->np, job->panels - p0);
+        switch (job->path) {
 #ifdef STEER_HAVE_X86
-    case PATH_DOT: task_bf16(job, p0, np, r0, r1); break;
-    case PATH_WIDE:
-        task_wide(job, p0, np, r0, r1, (float*)steer_thread_scratch(thread, sizeof(float) * WIDE_NP * 2 * KC_WIDE_LONG * 16));
-        break;
-    case PATH_SHIFT: task_avx512(job, p0, np, r0, r1); break;
-    case PATH_AVX2: task_avx2(job, p0, np, r0, r1); break;
+        case PATH_DOT: task_bf16(job, p0, np, r0, r1); break;
+        case PATH_WIDE:
+            task_wide(job, p0, np, r0, r1, g + 1 < g1 ? p0 + np : -1,
+                      (float*)steer_thread_scratch(thread, sizeof(float) * WIDE_NP * 2 * KC_WIDE_LONG * 16));
+            break;
+        case PATH_SHIFT: task_avx512(job, p0, np, r0, r1); break;
+        case PATH_AVX2: task_avx2(job, p0, np, r0, r1); break;
 #endif
-    default: task_scalar(job, p0, np, r0, r1); break;
+        default: task_scalar(job, p0, np, r0, r1); break;
+        }
     }
 #ifdef STEER_HAVE_X86
     _mm_setcsr(csr);
@@ -553,7 +573,15 @@ static void gemm_run(const float* x, int m, int k, const uint16_t* packed, int n
     job.row_chunk = (m + row_chunks - 1) / row_chunks;
     job.row_chunk = (job.row_chunk + mr - 1) / mr * mr;
     row_chunks = (m + job.row_chunk - 1) / job.row_chunk;
-    steer_parallel_for(job.groups * row_chunks, gemm_task, &job);
+    /* Runs of consecutive groups per task, so that a task knows which weights it reads next,
+     * shrinking toward the end (guided scheduling) so that the threads finish together. */
+    job.runs = 0;
+    for (int g = 0; g < job.groups; job.runs++) {
+        job.run_start[job.runs] = g;
+        g += job.runs == MAX_RUNS - 1 ? job.groups - g : STEER_MAX(1, (job.groups - g) / (3 * threads));
+    }
+    job.run_start[job.runs] = job.groups;
+    steer_parallel_for(job.runs * row_chunks, gemm_task, &job);
 }
 
 /* Times both compute kernels on an L2-resident problem (a few ms, once): some cores issue
