@@ -105,6 +105,30 @@ public unsafe class CpuKernelTests
     }
 
     [Test]
+    public void A_matmul_row_is_bitwise_the_same_alone_and_among_other_rows()
+    {
+        NativeCpuKernels native = Native();
+        var rng = new Random(12);
+        using var w = new Bf16Weights(rng, 75, 1031); // k spans several k blocks of every path
+        using PackedMatrix packed = native.Pack(w.Matrix);
+        const int rows = 37;
+        float[] x = Random(rng, rows * 1031, 2f);
+        foreach (ICpuKernels k in new ICpuKernels[] { native, _managed })
+        {
+            var all = new float[rows * 75];
+            k.MatMul(x, packed, all, rows);
+            foreach (int first in new[] { 0, 5, 36 })
+                foreach (int count in new[] { 1, 3, 4, 12 })
+                {
+                    if (first + count > rows) continue;
+                    var part = new float[count * 75];
+                    k.MatMul(x.AsSpan(first * 1031, count * 1031), packed, part, count);
+                    Assert.That(part, Is.EqualTo(all.AsSpan(first * 75, count * 75).ToArray()), $"{k.Name} rows {first}..{first + count - 1}");
+                }
+        }
+    }
+
+    [Test]
     public void Native_and_managed_matmul_match_the_exact_f32_matmul_within_bf16_rounding()
     {
         NativeCpuKernels native = Native();

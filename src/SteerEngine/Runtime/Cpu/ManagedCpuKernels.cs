@@ -79,7 +79,9 @@ public sealed unsafe class ManagedCpuKernels : ICpuKernels
                 int p0 = g * PanelsPerTask, np = Math.Min(PanelsPerTask, w.Panels - p0);
                 int r0 = chunk * tilesPerChunk * RowTile, r1 = Math.Min(rows, r0 + tilesPerChunk * RowTile);
                 if (!Vector512.IsHardwareAccelerated) GemmScalar(xPtr, w, yPtr, p0, np, r0, r1);
-                // One path for every row count, so a row's result does not depend on its batch (DESIGN.md §4).
+                // Both paths compute the same chain per output (same k blocks, same order), so a row's
+                // result does not depend on how many rows share the call (DESIGN.md §4).
+                else if (r1 - r0 == 1) GemvStream(xPtr, w, yPtr, p0, np, r0);
                 else GemmWide(xPtr, w, yPtr, p0, np, r0, r1);
             });
         }
@@ -140,6 +142,40 @@ public sealed unsafe class ManagedCpuKernels : ICpuKernels
                     Tile4x4(xt, wide, kc2, y + (long)r * n, n, Math.Min(RowTile, r1 - r), p0, np, kb > 0);
                 }
             }
+        }
+    }
+
+    /// <summary>
+    /// One row (batch-1 decode): bound by reading the weights, so they stream straight from the packed
+    /// matrix, widened in registers instead of through a block copy. Same k blocks and FMA order as
+    /// <see cref="GemmWide"/> (each pair's even element, then its odd one), hence the same bits.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void GemvStream(float* x, PackedMatrix w, float* y, int p0, int np, int row)
+    {
+        int pairs = w.Pairs, n = w.Rows;
+        long ws = (long)pairs * 32;
+        var high = Vector512.Create(0xFFFF0000u);
+        float* xt = x + (long)(row / RowTile) * 2 * pairs * RowTile + row % RowTile;
+        // Panels past the matrix's last read the group's first again; their sums are never stored.
+        uint* w0 = (uint*)(w.Data + p0 * ws), w1 = (uint*)(w.Data + (p0 + (np > 1 ? 1 : 0)) * ws);
+        uint* w2 = (uint*)(w.Data + (p0 + (np > 2 ? 2 : 0)) * ws), w3 = (uint*)(w.Data + (p0 + (np > 3 ? 3 : 0)) * ws);
+        for (int kb = 0; kb < pairs; kb += PairsPerBlock)
+        {
+            int end = Math.Min(pairs, kb + PairsPerBlock);
+            Vector512<float> c0 = default, c1 = default, c2 = default, c3 = default;
+            for (int j = kb; j < end; j++)
+            {
+                var u0 = Vector512.Load(w0 + j * 16); var u1 = Vector512.Load(w1 + j * 16);
+                var u2 = Vector512.Load(w2 + j * 16); var u3 = Vector512.Load(w3 + j * 16);
+                var even = Vector512.Create(xt[2L * j * RowTile]);
+                c0 = Vector512.FusedMultiplyAdd(even, (u0 << 16).AsSingle(), c0); c1 = Vector512.FusedMultiplyAdd(even, (u1 << 16).AsSingle(), c1);
+                c2 = Vector512.FusedMultiplyAdd(even, (u2 << 16).AsSingle(), c2); c3 = Vector512.FusedMultiplyAdd(even, (u3 << 16).AsSingle(), c3);
+                var odd = Vector512.Create(xt[(2L * j + 1) * RowTile]);
+                c0 = Vector512.FusedMultiplyAdd(odd, (u0 & high).AsSingle(), c0); c1 = Vector512.FusedMultiplyAdd(odd, (u1 & high).AsSingle(), c1);
+                c2 = Vector512.FusedMultiplyAdd(odd, (u2 & high).AsSingle(), c2); c3 = Vector512.FusedMultiplyAdd(odd, (u3 & high).AsSingle(), c3);
+            }
+            StoreRow(y + (long)row * n, p0, np, n, kb > 0, c0, c1, c2, c3);
         }
     }
 
