@@ -7,8 +7,10 @@
  *   bound: ≈ 3.1 ms at 350 GFLOP/s (2 cores × 16 f32 FMA lanes × 2 ports). The softmax adds
  *   ≈ 12 vector ops per 16 scores against 2·hd FMAs per score lane, i.e. < 10 % for hd = 64.
  *   decode (n = 1): every cached key and value row is read once, 2·len·nkv·hd·4 bytes per
- *   sequence, against 4·nh·hd·len flops: 2·G flops per byte (8 for G = 4), far below the
- *   machine balance (≈ 12 flops per byte at 30 GB/s), so decode is bound by reading K and V.
+ *   sequence, against 4·nh·hd·len flops: G/2 flops per byte (2 for G = 4), far below the
+ *   machine balance (≈ 12 flops per byte: 350 GFLOP/s over 30 GB/s), so decode is bound by
+ *   reading K and V: 64 sequences × 512 cached keys = 128 MB of K/V ≈ 4.3 ms at 30 GB/s when
+ *   it comes from memory (in L2/L3 it can go faster).
  *
  * AVX-512F path
  *   Prefill (n > 1): a task is (sequence, KV head, tile of tq tokens); the tile's queries of
@@ -16,23 +18,28 @@
  *   Query vectors run along the 16 lanes of a zmm (lane = token·G + head), so everything per
  *   query (running max, running sum, causal position, rescale factor) is a vector and no
  *   horizontal reduction is needed:
- *     Sᵀ (BK keys × M) = K_block · Qᵀ   broadcast K[j][d], FMA with Qᵀ[d] (R keys × M/16 zmm
+ *     Sᵀ (60 keys × M) = K_block · Qᵀ   broadcast K[j][d], FMA with Qᵀ[d] (R keys × M/16 zmm
  *                                       accumulators, 6×4 or 8×≤3), started at −m (the running
  *                                       max) so scores come out already shifted;
  *     online softmax                    block max per lane; when any lane's max grows, shift
  *                                       that block's scores and rescale the running sum and Oᵀ
  *                                       by 2^(m_old − m_new); else P = 2^Sᵀ directly;
- *     Oᵀ (hd × M) += Vᵀ_block · Pᵀ      broadcast V[j][d], FMA with Pᵀ[j] (D dims × M/16 zmm).
- *   Queries are pre-scaled by log2(e)/sqrt(hd) so the softmax uses exp2 (steer_exp2_avx512:
- *   exact reduction, degree-6 minimax, vscalefps). The causal mask is applied only in groups
- *   of keys past the tile's first token. Any hd works (no hd % 16 requirement: K and V
- *   elements are broadcast, hd is the loop count).
+ *     Oᵀ (hd × M) += Vᵀ_block · Pᵀ      broadcast V[j][d], FMA with Pᵀ[j] (D dims × M/16 zmm,
+ *                                       D the largest divisor of hd up to 6, or 8 when M ≤ 48).
+ *   Qᵀ is filled and Oᵀ written back through 16 × 16 in-register transposes; tasks run
+ *   costliest (last) tiles first. Queries are pre-scaled by log2(e)/sqrt(hd), so the softmax
+ *   is exp2 (steer_exp2_avx512: exact reduction, degree-6 minimax, vscalefps). The causal mask
+ *   is applied only to key groups past the tile's first token. Any hd works (K and V elements
+ *   are broadcast and hd is only a loop count).
  *   Decode (n = 1): a task is (sequence, range of KV heads, range of keys) and streams its K/V
- *   rows once in blocks of 64 keys. Scores vectorize over hd: 16 partial dot products (4 heads
- *   × 4 keys, 2 × 8 or 1 × 16) reduce to one zmm in a 4-level shuffle tree; the softmax then
- *   runs along keys, and P·V vectorizes over hd (masked loads for hd % 16). When the batch has
- *   fewer tasks than 4 per thread, long caches are split into key ranges whose partial
- *   (max, sum, Σ p·v) are merged after the parallel pass, so one sequence keeps both cores busy.
+ *   rows once in blocks of 64 keys, prefetching 16 rows ahead (the rows of one KV head are
+ *   nkv·hd apart, too sparse for the hardware prefetchers). With enough sequences a task is a
+ *   whole sequence, whose rows are then read front to back. Scores vectorize over hd: 16
+ *   partial dot products (4 heads × 4 keys, 2 × 8 or 1 × 16) reduce to one zmm in a 4-level
+ *   shuffle tree; the softmax then runs along keys, and P·V vectorizes over hd (masked loads
+ *   for hd % 16). When the batch has fewer than 4 tasks per thread, caches are split into key
+ *   ranges whose partial (max, sum, Σ p·v) are merged after the parallel pass, so a single
+ *   sequence keeps every core busy.
  *
  * AVX2 and portable paths: the plain C tile below (K block transposed to (hd, BK), scores
  * vectorized over keys by the compiler), one task per (sequence, KV head, tile). */
@@ -41,6 +48,7 @@
 #define BK 64
 #define MAX_M 64
 #define MAX_HD 256
+
 typedef struct attn_job {
     const float* q;
     float* out;
@@ -165,13 +173,14 @@ static void attention_generic(const float* q, float* out, const steer_attn_seq* 
 
 #ifdef STEER_HAVE_X86
 
-#define FA_NEG (-1e30f) /* a masked score: 2^(FA_NEG − anything finite) is exactly 0 */
-#define FA_DBK 64       /* decode: keys per block */
-#define FA_SPLIT_MIN 128
-#define FA_PF_ROWS 16     /* decode: software prefetch distance along each head's rows */
-#define FA_PF_HINT _MM_HINT_T0 /* decode: fewest keys in a key range of a split sequence */
+#define FA_NEG (-1e30f)        /* a masked score: 2^(FA_NEG − anything finite) is exactly 0 */
+#define FA_BK 60               /* prefill: keys per block, a multiple of the 6-key micro-tile */
+#define FA_DBK 64              /* decode: keys per block */
+#define FA_SPLIT_MIN 128       /* decode: fewest keys in a key range of a split sequence */
+#define FA_PF_ROWS 16          /* decode: software prefetch distance along each head's rows */
+#define FA_PF_HINT _MM_HINT_T0
 
-static const float fa_zeros[MAX_HD];
+static const float fa_zeros[MAX_HD]; /* stands in for key rows past the end of the cache */
 
 /* Fully unrolled small loops keep the micro-kernels' accumulator arrays in registers. */
 #if defined(__GNUC__) && !defined(__clang__)
@@ -180,7 +189,7 @@ static const float fa_zeros[MAX_HD];
 #define FA_UNROLL _Pragma("unroll")
 #else
 #define FA_UNROLL
-#endif /* stands in for key rows past the end of the cache */
+#endif
 
 typedef struct fa_job {
     const float* q;
@@ -248,15 +257,15 @@ STEER_TARGET_AVX512 STEER_INLINE void fa_pv(const int D, const int MZ, float* ot
         FA_UNROLL for (int z = 0; z < MZ; z++) _mm512_store_ps(ot + (size_t)dd * mp + 16 * z, acc[dd][z]);
 }
 
-/* Dims per P·V micro-tile: the largest divisor of hd with D × MZ ≤ 24 accumulators. */
+/* Dims per P·V micro-tile: the largest divisor of hd up to 6 (4-zmm tiles) or 8 (narrower). */
 static int fa_pv_dims(int hd, int mz) {
     for (int d = mz == 4 ? 6 : 8; d > 1; d--)
         if (hd % d == 0) return d;
     return 1;
 }
 
-/* Scratch floats of a tile: Qᵀ and Oᵀ (hd, 64), Sᵀ (BK + 8, 64), positions (64). */
-static size_t fa_tile_floats(int hd) { return (size_t)2 * hd * MAX_M + (size_t)(BK + 8) * MAX_M + MAX_M; }
+/* Scratch floats of a tile: Qᵀ and Oᵀ (hd, 64), Sᵀ (FA_BK + 8, 64), positions (64). */
+static size_t fa_tile_floats(int hd) { return (size_t)2 * hd * MAX_M + (size_t)(FA_BK + 8) * MAX_M + MAX_M; }
 
 /* In-register transpose of a 16 × 16 block: r[i] lane c ↔ r[c] lane i. */
 STEER_TARGET_AVX512 STEER_INLINE void fa_transpose16(__m512* r) {
@@ -294,8 +303,8 @@ STEER_TARGET_AVX512 STEER_INLINE void fa_tile(const int MZ, const fa_job* j, con
     const size_t qdim = (size_t)j->nh * hd, kvdim = (size_t)j->nkv * hd;
     float* qt = scratch;                            /* (hd, mp) scaled queries */
     float* ot = qt + (size_t)hd * mp;               /* (hd, mp) running Σ p·v */
-    float* st = ot + (size_t)hd * mp;               /* (BK + 8, mp) scores, then probabilities */
-    int32_t* posb = (int32_t*)(st + (size_t)(BK + 8) * mp); /* (mp) position of each lane's token */
+    float* st = ot + (size_t)hd * mp;               /* (FA_BK + 8, mp) scores, then probabilities */
+    int32_t* posb = (int32_t*)(st + (size_t)(FA_BK + 8) * mp); /* (mp) position of each lane's token */
     /* Qᵀ: 16 lanes × 16 dims at a time through an in-register transpose */
     const __m512 qscale = _mm512_set1_ps(j->qscale);
     for (int z = 0; z < MZ; z++) {
@@ -327,8 +336,8 @@ STEER_TARGET_AVX512 STEER_INLINE void fa_tile(const int MZ, const fa_job* j, con
     const float* kbase = seq->k + (size_t)kvh * hd;
     const float* vbase = seq->v + (size_t)kvh * hd;
     const int D = fa_pv_dims(hd, MZ);
-    for (int kb = 0; kb < keys; kb += BK) {
-        const int bk = STEER_MIN(BK, keys - kb), first = kb == 0;
+    for (int kb = 0; kb < keys; kb += FA_BK) {
+        const int bk = STEER_MIN(FA_BK, keys - kb), first = kb == 0;
         FA_UNROLL for (int z = 0; z < MZ; z++) {
             init[z] = first ? zero : _mm512_sub_ps(zero, m[z]);
             bmax[z] = _mm512_set1_ps(FA_NEG);
@@ -504,7 +513,7 @@ STEER_TARGET_AVX512 static void fa_decode(const fa_job* j, const steer_attn_seq*
     for (int kb = k0; kb < k1; kb += FA_DBK) {
         const int bk = STEER_MIN(FA_DBK, k1 - kb);
         /* each row read also prefetches the row FA_PF_ROWS ahead (0: itself, at the range's end) */
-        const size_t pf = kb + FA_DBK < k1 ? (size_t)FA_PF_ROWS * kvdim : 0;
+        const size_t pf = kb + FA_DBK + FA_PF_ROWS <= k1 ? (size_t)FA_PF_ROWS * kvdim : 0;
         for (int kvh = h0; kvh < h1; kvh++) {
             const float* kbase = seq->k + (size_t)kb * kvdim + (size_t)kvh * hd;
             const float* vbase = seq->v + (size_t)kb * kvdim + (size_t)kvh * hd;
@@ -517,29 +526,30 @@ STEER_TARGET_AVX512 static void fa_decode(const fa_job* j, const steer_attn_seq*
                 const int HG = G - g0 >= 4 ? 4 : G - g0 >= 2 ? 2 : 1, KG = 16 / HG;
                 for (int j0 = 0; j0 < bk; j0 += KG) {
                     const float* kr = kbase + (size_t)j0 * kvdim;
-                    size_t stride = kvdim;
+                    size_t stride = kvdim, kpf = pf;
                     if (kb + j0 + KG > keys) { /* would read past the cache: copy the last rows */
                         int valid = keys - kb - j0;
-                        FA_UNROLL for (int i = 0; i < KG; i++)
+                        for (int i = 0; i < KG; i++)
                             for (int d = 0; d < hdp; d++)
                                 ktail[(size_t)i * hdp + d] = i < valid && d < hd ? kr[(size_t)i * kvdim + d] : 0.0f;
                         kr = ktail;
                         stride = (size_t)hdp;
+                        kpf = 0;
                     }
                     const float* qg = qh + (size_t)g0 * hdp;
                     float* sg = sc + (size_t)g0 * FA_DBK + j0;
                     if (HG == 4) {
-                        __m512 z = fa_dots(4, 4, kr, stride, qg, hdp, nfull, tail, pf);
+                        __m512 z = fa_dots(4, 4, kr, stride, qg, hdp, nfull, tail, kpf);
                         _mm_storeu_ps(sg, _mm512_extractf32x4_ps(z, 0));
                         _mm_storeu_ps(sg + FA_DBK, _mm512_extractf32x4_ps(z, 1));
                         _mm_storeu_ps(sg + 2 * FA_DBK, _mm512_extractf32x4_ps(z, 2));
                         _mm_storeu_ps(sg + 3 * FA_DBK, _mm512_extractf32x4_ps(z, 3));
                     } else if (HG == 2) {
-                        __m512 z = fa_dots(2, 8, kr, stride, qg, hdp, nfull, tail, pf);
+                        __m512 z = fa_dots(2, 8, kr, stride, qg, hdp, nfull, tail, kpf);
                         _mm256_storeu_ps(sg, _mm512_castps512_ps256(z));
                         _mm256_storeu_ps(sg + FA_DBK, _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(z), 1)));
                     } else {
-                        _mm512_storeu_ps(sg, fa_dots(1, 16, kr, stride, qg, hdp, nfull, tail, pf));
+                        _mm512_storeu_ps(sg, fa_dots(1, 16, kr, stride, qg, hdp, nfull, tail, kpf));
                     }
                 }
                 g0 += HG;
