@@ -19,11 +19,11 @@
  *   query (running max, running sum, causal position, rescale factor) is a vector and no
  *   horizontal reduction is needed:
  *     Sᵀ (60 keys × M) = K_block · Qᵀ   broadcast K[j][d], FMA with Qᵀ[d] (R keys × M/16 zmm
- *                                       accumulators, 6×4 or 8×≤3), started at −m (the running
- *                                       max) so scores come out already shifted;
- *     online softmax                    block max per lane; when any lane's max grows, shift
- *                                       that block's scores and rescale the running sum and Oᵀ
- *                                       by 2^(m_old − m_new); else P = 2^Sᵀ directly;
+ *                                       accumulators, 6×4 or 8×≤3), block max per lane in the
+ *                                       epilogue;
+ *     online softmax                    when any lane's block max passes its running max m,
+ *                                       rescale the running sum and Oᵀ by 2^(m_old − m_new)
+ *                                       (skipped otherwise); P = 2^(Sᵀ − m);
  *     Oᵀ (hd × M) += Vᵀ_block · Pᵀ      broadcast V[j][d], FMA with Pᵀ[j] (D dims × M/16 zmm,
  *                                       D the largest divisor of hd up to 6, or 8 when M ≤ 48).
  *   Qᵀ is filled and Oᵀ written back through 16 × 16 in-register transposes; tasks run
@@ -37,7 +37,7 @@
  *   whole sequence, whose rows are then read front to back. Scores vectorize over hd: 16
  *   partial dot products (4 heads × 4 keys, 2 × 8 or 1 × 16) reduce to one zmm in a 4-level
  *   shuffle tree; the softmax then runs along keys, and P·V vectorizes over hd (masked loads
- *   for hd % 16). When the batch has fewer than 4 tasks per thread, caches are split into key
+ *   for hd % 16). When the batch has fewer than 8 tasks per thread, caches are split into key
  *   ranges whose partial (max, sum, Σ p·v) are merged after the parallel pass, so a single
  *   sequence keeps every core busy.
  *
@@ -210,14 +210,14 @@ typedef struct fa_job {
 
 /* -- prefill: one tile of query vectors along lanes, MZ zmm wide -- */
 
-/* Scores of R keys (rows of Sᵀ) against the tile's MZ·16 query lanes, started at `init`
- * (−running max). Keys past the visible range of a lane (or past the block) get FA_NEG. */
+/* Scores of R keys (rows of Sᵀ) against the tile's MZ·16 query lanes, and their running
+ * max per lane. Keys past the visible range of a lane (or past the block) get FA_NEG. */
 STEER_TARGET_AVX512 STEER_INLINE void fa_scores(const int R, const int MZ, const float* const* krow, const float* qt, int hd,
-                                                int mp, const __m512* init, float* st, __m512* bmax, const __m512i* pos,
-                                                int key0, int nvalid, int masked) {
+                                                int mp, float* st, __m512* bmax, const __m512i* pos, int key0, int nvalid,
+                                                int masked) {
     __m512 acc[8][4];
     FA_UNROLL for (int r = 0; r < R; r++)
-        FA_UNROLL for (int z = 0; z < MZ; z++) acc[r][z] = init[z];
+        FA_UNROLL for (int z = 0; z < MZ; z++) acc[r][z] = _mm512_setzero_ps();
     for (int d = 0; d < hd; d++) {
         __m512 qv[4];
         FA_UNROLL for (int z = 0; z < MZ; z++) qv[z] = _mm512_load_ps(qt + (size_t)d * mp + 16 * z);
@@ -327,7 +327,7 @@ STEER_TARGET_AVX512 STEER_INLINE void fa_tile(const int MZ, const fa_job* j, con
     memset(ot, 0, sizeof(float) * (size_t)hd * mp);
     const __m512 zero = _mm512_setzero_ps();
     __m512i pos[4];
-    __m512 m[4], l[4], delta[4], bmax[4], init[4];
+    __m512 m[4], l[4], bmax[4];
     FA_UNROLL for (int z = 0; z < MZ; z++) {
         pos[z] = _mm512_load_si512((const void*)(posb + 16 * z));
         m[z] = l[z] = zero;
@@ -338,34 +338,27 @@ STEER_TARGET_AVX512 STEER_INLINE void fa_tile(const int MZ, const fa_job* j, con
     const int D = fa_pv_dims(hd, MZ);
     for (int kb = 0; kb < keys; kb += FA_BK) {
         const int bk = STEER_MIN(FA_BK, keys - kb), first = kb == 0;
-        FA_UNROLL for (int z = 0; z < MZ; z++) {
-            init[z] = first ? zero : _mm512_sub_ps(zero, m[z]);
-            bmax[z] = _mm512_set1_ps(FA_NEG);
-        }
+        FA_UNROLL for (int z = 0; z < MZ; z++) bmax[z] = _mm512_set1_ps(FA_NEG);
         for (int j0 = 0; j0 < bk; j0 += R) {
             const int nvalid = STEER_MIN(R, bk - j0);
             const float* krow[8];
             FA_UNROLL for (int r = 0; r < R; r++) krow[r] = r < nvalid ? kbase + (size_t)(kb + j0 + r) * kvdim : fa_zeros;
             const int masked = nvalid < R || kb + j0 + R - 1 > minpos;
-            fa_scores(R, MZ, krow, qt, hd, mp, init, st + (size_t)j0 * mp, bmax, pos, kb + j0, nvalid, masked);
+            fa_scores(R, MZ, krow, qt, hd, mp, st + (size_t)j0 * mp, bmax, pos, kb + j0, nvalid, masked);
         }
-        /* Online softmax. Scores are relative to the running max m; a lane whose block max
-         * is positive moves m up by it, and everything accumulated so far is rescaled. */
-        int shift = first;
+        /* Online softmax: where a lane's block max passes its running max m, m moves up and
+         * the sum and Oᵀ accumulated so far are rescaled by 2^(m_old − m_new). */
         if (first) {
-            FA_UNROLL for (int z = 0; z < MZ; z++) m[z] = delta[z] = bmax[z];
+            FA_UNROLL for (int z = 0; z < MZ; z++) m[z] = bmax[z];
         } else {
             __mmask16 grew = 0;
-            FA_UNROLL for (int z = 0; z < MZ; z++) {
-                delta[z] = _mm512_max_ps(bmax[z], zero);
-                grew |= _mm512_cmp_ps_mask(delta[z], zero, _CMP_GT_OQ);
-            }
+            FA_UNROLL for (int z = 0; z < MZ; z++) grew |= _mm512_cmp_ps_mask(bmax[z], m[z], _CMP_GT_OQ);
             if (grew) {
-                shift = 1;
                 __m512 corr[4];
                 FA_UNROLL for (int z = 0; z < MZ; z++) {
-                    m[z] = _mm512_add_ps(m[z], delta[z]);
-                    corr[z] = steer_exp2_avx512(_mm512_sub_ps(zero, delta[z]));
+                    __m512 mnew = _mm512_max_ps(m[z], bmax[z]);
+                    corr[z] = steer_exp2_avx512(_mm512_sub_ps(m[z], mnew));
+                    m[z] = mnew;
                     l[z] = _mm512_mul_ps(l[z], corr[z]);
                 }
                 for (int d = 0; d < hd; d++)
@@ -378,9 +371,7 @@ STEER_TARGET_AVX512 STEER_INLINE void fa_tile(const int MZ, const fa_job* j, con
         for (int jj = 0; jj < bk; jj++)
             FA_UNROLL for (int z = 0; z < MZ; z++) {
                 float* s = st + (size_t)jj * mp + 16 * z;
-                __m512 x = _mm512_load_ps(s);
-                if (shift) x = _mm512_sub_ps(x, delta[z]);
-                __m512 p = steer_exp2_avx512(x);
+                __m512 p = steer_exp2_avx512(_mm512_sub_ps(_mm512_load_ps(s), m[z]));
                 l[z] = _mm512_add_ps(l[z], p);
                 _mm512_store_ps(s, p);
             }
@@ -503,9 +494,14 @@ STEER_TARGET_AVX512 static void fa_decode(const fa_job* j, const steer_attn_seq*
     float* m = ktail + 16 * (size_t)hdp;     /* (H) running max */
     float* l = m + H;                        /* (H) running sum */
     const float* qrow = j->q + (size_t)(seq->row + seq->n - 1) * qdim + (size_t)h0 * G * hd;
+    const __m512 qscale = _mm512_set1_ps(j->qscale);
     for (int h = 0; h < H; h++) {
-        for (int d = 0; d < hdp; d++) qs[(size_t)h * hdp + d] = d < hd ? qrow[(size_t)h * hd + d] * j->qscale : 0.0f;
-        memset(o + (size_t)h * hdp, 0, sizeof(float) * (size_t)hdp);
+        for (int c = 0; c < nch; c++) {
+            __mmask16 mk = c < nfull ? (__mmask16)0xffff : tail;
+            __m512 x = _mm512_maskz_loadu_ps(mk, qrow + (size_t)h * hd + 16 * c);
+            _mm512_store_ps(qs + (size_t)h * hdp + 16 * c, _mm512_mul_ps(x, qscale));
+            _mm512_store_ps(o + (size_t)h * hdp + 16 * c, _mm512_setzero_ps());
+        }
         m[h] = FA_NEG;
         l[h] = 0;
     }
@@ -614,8 +610,11 @@ STEER_TARGET_AVX512 static void fa_decode(const fa_job* j, const steer_attn_seq*
     } else {
         float* dst = j->out + (size_t)(seq->row + seq->n - 1) * qdim + (size_t)h0 * G * hd;
         for (int h = 0; h < H; h++) {
-            float inv = 1.0f / l[h];
-            for (int d = 0; d < hd; d++) dst[(size_t)h * hd + d] = o[(size_t)h * hdp + d] * inv;
+            __m512 inv = _mm512_set1_ps(1.0f / l[h]);
+            for (int c = 0; c < nch; c++) {
+                __mmask16 mk = c < nfull ? (__mmask16)0xffff : tail;
+                _mm512_mask_storeu_ps(dst + (size_t)h * hd + 16 * c, mk, _mm512_mul_ps(_mm512_load_ps(o + (size_t)h * hdp + 16 * c), inv));
+            }
         }
     }
 }
@@ -701,7 +700,8 @@ static void attention_avx512(const float* q, float* out, const steer_attn_seq* s
     j.tq = STEER_MAX(1, MAX_M / j.group);
     j.qscale = 1.44269504088896341f / sqrtf((float)hd);
     /* Decode tasks: a whole sequence (all KV heads, contiguous rows) when there are enough of
-     * them, else one per KV head, and then, still fewer than 4 tasks per thread, key ranges. */
+     * them, else one per KV head, and then, with fewer than 8 tasks per thread (small enough to
+     * even out a core slowed by other work), key ranges. */
     int threads = steer_pool_threads(), prefill = 0, decode = 0;
     for (int s = 0; s < nseq; s++) {
         if (seqs[s].n > 1) prefill += nkv * ((seqs[s].n + j.tq - 1) / j.tq);
@@ -709,7 +709,7 @@ static void attention_avx512(const float* q, float* out, const steer_attn_seq* s
     }
     j.hparts = prefill + decode >= 4 * threads ? 1 : nkv;
     int base = prefill + decode * j.hparts;
-    int want = base < 4 * threads && decode > 0 ? (4 * threads + base - 1) / base : 1;
+    int want = base < 8 * threads && decode > 0 ? (8 * threads + base - 1) / base : 1;
     int slots = 0;
     for (int s = 0; s < nseq; s++) {
         int per, c = seqs[s].n == 1 ? fa_key_ranges(seqs[s].start + 1, want, &per) : 1;
