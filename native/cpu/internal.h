@@ -68,8 +68,9 @@ static inline float steer_bf16_to_f32(uint16_t h) {
 }
 
 /* exp(x) for f32, branch-free so loops calling it vectorize: 2^(x·log2 e) split into an integer
- * power (exponent bits) and a degree-6 polynomial on [-0.5, 0.5]; relative error < 2e-7 on the
- * normal range; x < -87.3 gives 0, x > 88.7 gives +inf. */
+ * power (exponent bits) and a degree-6 polynomial on [-ln2/2, ln2/2]; relative error ≤ 2.4e-7
+ * on [-87, 88.37] (measured against double exp); x < -87.3 gives 0, x > 88.37 gives +inf
+ * (2^128 overflows in the scale before the polynomial brings it back; exp overflows at 88.72). */
 STEER_INLINE float steer_expf(float x) {
     x = x < -87.33654f ? -87.33654f : x;
     x = x > 88.72283f ? 88.72283f : x;
@@ -94,5 +95,54 @@ STEER_INLINE float steer_expf(float x) {
     float y = p * scale;
     return x <= -87.33654f ? 0.0f : y;
 }
+
+/* ---- AVX-512 exp ---- */
+
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+#define STEER_HAVE_X86 1
+
+/* 2^x, 16 lanes: x = n + f with n = round(x) and f = x - n in [-0.5, 0.5] (vreduceps, exact),
+ * 2^f by a degree-6 minimax polynomial (relative error 1.9e-9 before f32 rounding), then
+ * scaled by 2^n with vscalefps, which also gives exact 0 / +inf / denormals outside the normal
+ * range. Relative error ≤ 2 ulp (≈ 1.2e-7) on the normal range; ±inf and NaN as exp2. */
+STEER_TARGET_AVX512 STEER_INLINE __m512 steer_exp2_avx512(__m512 x) {
+    __m512 n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 f = _mm512_reduce_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 p = _mm512_set1_ps(1.5345812004000534e-4f);
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.3399931219124377e-3f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.6184889571025133e-3f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.5503287769656406e-2f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.4022646890634405e-1f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.9314720573726729e-1f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
+    return _mm512_scalef_ps(p, n);
+}
+
+/* e^x, 16 lanes, as 2^(x·log2 e) with the product carried in two floats (hi + lo, the lo part
+ * from an FMA residual and log2 e's own rounding error), so the reduction adds no error beyond
+ * ~2^-40 relative. Relative error ≤ 2 ulp on the normal range, i.e. at least as accurate as
+ * steer_expf (measured: 8.6e-8 here, 2.4e-7 for steer_expf over [-87, 88]); x < -103.3 gives 0
+ * (denormals down to there), x > 88.72 gives +inf, -inf gives 0, NaN stays NaN. */
+STEER_TARGET_AVX512 STEER_INLINE __m512 steer_exp_avx512(__m512 x) {
+    const __m512 log2e = _mm512_set1_ps(1.44269502162933349609375f);       /* log2 e rounded to f32 */
+    const __m512 log2e_lo = _mm512_set1_ps(1.925962991126617468e-8f); /* log2 e - log2e */
+    /* Clamped first (NaN passes through): past the range the lo part is no longer small. */
+    x = _mm512_min_ps(_mm512_set1_ps(89.0f), _mm512_max_ps(_mm512_set1_ps(-104.0f), x));
+    __m512 hi = _mm512_mul_ps(x, log2e);
+    __m512 lo = _mm512_fmsub_ps(x, log2e, hi);
+    lo = _mm512_fmadd_ps(x, log2e_lo, lo);
+    __m512 n = _mm512_roundscale_ps(hi, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 f = _mm512_add_ps(_mm512_reduce_ps(hi, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), lo);
+    __m512 p = _mm512_set1_ps(1.5345812004000534e-4f);
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.3399931219124377e-3f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.6184889571025133e-3f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.5503287769656406e-2f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.4022646890634405e-1f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.9314720573726729e-1f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
+    return _mm512_scalef_ps(p, n);
+}
+#endif
 
 #endif

@@ -1,7 +1,7 @@
 /* Roofline numbers for the kernels at Llama-3.2-1B shapes: the machine probes first, then each
  * kernel's GB/s (weight bytes streamed) and GFLOP/s as fractions of them.
- *   out/native-cpu/bench_kernels [threads [gemm mode: 0 auto, 1 bf16 dot, 2 widened f32 [rows,rows,...]]]
- * With a list of row counts only the GEMMs run, at those m. */
+ *   out/native-cpu/bench_kernels [--attention] [threads [gemm mode: 0 auto, 1 bf16 dot, 2 widened f32 [rows,rows,...]]]
+ * --attention skips the GEMM benches; with a list of row counts only the GEMMs run, at those m. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +39,8 @@ static void* aligned(size_t bytes) {
     })
 
 int main(int argc, char** argv) {
+    int only_attention = 0;
+    if (argc > 1 && strcmp(argv[1], "--attention") == 0) { only_attention = 1; argc--; argv++; }
     int threads = steer_cpu_init(argc > 1 ? atoi(argv[1]) : 0);
     g_single = threads == 1;
     if (argc > 2) steer_cpu_set_gemm_mode(atoi(argv[2])); /* 0 auto, 1 dot, 2 wide */
@@ -58,7 +60,7 @@ int main(int argc, char** argv) {
             if (!*p) break;
         }
     }
-    for (int s = 0; s < 2; s++) {
+    for (int s = 0; s < (only_attention ? 0 : 2); s++) {
         int k = shapes[s][0], n = shapes[s][1];
         /* 16 copies of the weights (512 MB) so the m = 1 GEMV streams from memory, not L3. */
         const int copies = 16;
@@ -108,6 +110,29 @@ int main(int argc, char** argv) {
         double kv_bytes = 2.0 * nseq * prompt * nkv * hd * 4;
         printf("attention decode 64 seqs x 512 cache: %.3f ms  %.1f GB/s of KV read\n", t * 1e3, kv_bytes / t * 1e-9);
         free(k); free(v); free(q); free(o);
+    }
+    /* decode from memory: every sequence has its own cache (512 MB in all, past the L3 a core
+     * can count on), then one long sequence, which must keep every thread busy on its own */
+    {
+        const int nh = 32, nkv = 8, hd = 64, nseq = 64, len = 2048, long_len = 32768;
+        size_t per = (size_t)len * nkv * hd;
+        float* kv = (float*)aligned(sizeof(float) * per * 2 * nseq);
+        for (size_t i = 0; i < per * 2 * nseq; i++) kv[i] = (float)((int)(i % 13) - 6) / 7;
+        float* q = (float*)aligned(sizeof(float) * nseq * nh * hd);
+        float* o = (float*)aligned(sizeof(float) * nseq * nh * hd);
+        for (int i = 0; i < nseq * nh * hd; i++) q[i] = (float)((i % 7) - 3) / 4;
+        steer_attn_seq seqs[64];
+        for (int s = 0; s < nseq; s++) seqs[s] = (steer_attn_seq){kv + per * 2 * s, kv + per * (2 * s + 1), s, 1, len - 1, 0};
+        double t = TIME_BEST(3, 2, steer_attention(q, o, seqs, nseq, nh, nkv, hd));
+        double bytes = 2.0 * per * nseq * 4;
+        printf("attention decode 64 seqs x %d cache, distinct caches: %.3f ms  %.1f GB/s of KV read (%.0f%% of read)\n", len,
+               t * 1e3, bytes / t * 1e-9, 100 * bytes / t * 1e-9 / bw);
+        steer_attn_seq one = {kv, kv + per * nseq, 0, 1, long_len - 1, 0}; /* K, V: 64 MB each, in the same buffer */
+        t = TIME_BEST(3, 2, steer_attention(q, o, &one, 1, nh, nkv, hd));
+        bytes = 2.0 * long_len * nkv * hd * 4;
+        printf("attention decode 1 seq x %d cache: %.3f ms  %.1f GB/s of KV read (%.0f%% of read)\n", long_len, t * 1e3,
+               bytes / t * 1e-9, 100 * bytes / t * 1e-9 / bw);
+        free(kv); free(q); free(o);
     }
     steer_cpu_shutdown();
     return 0;

@@ -10,13 +10,14 @@
  *   swiglu        |Δ| ≤ 2e-6 · |ref| + 1e-12 (polynomial exp, < 2e-7 relative)
  *   log_softmax   |Δ| ≤ 2e-5                (values are O(log V))
  *   attention     |Δ| ≤ 2e-5                (outputs are convex combinations of v in [-1, 1])
+ *   exp           relative ≤ 2.5e-7 (steer_expf), ≤ 1.5e-7 and no worse than steer_expf (AVX-512)
  */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "steer_cpu.h"
+#include "internal.h" /* steer_cpu.h, and the vector exps tested on their own */
 
 static int failures;
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
@@ -292,44 +293,94 @@ static void test_log_softmax(const char* isa) {
     }
 }
 
-static void test_attention(const char* isa) {
-    const int configs[][3] = {{8, 2, 64}, {6, 6, 40}, {16, 1, 128}, {4, 2, 6}}; /* nh, nkv, hd */
-    const int seqdefs[][2] = {{1, 0}, {1, 100}, {37, 0}, {70, 13}, {5, 200}, {130, 0}}; /* n, start */
-    const int nseq = 6;
-    for (int c = 0; c < 4; c++) {
-        int nh = configs[c][0], nkv = configs[c][1], hd = configs[c][2];
-        steer_attn_seq seqs[6];
-        float* caches[12];
-        int rows = 0;
-        for (int s = 0; s < nseq; s++) {
-            int len = seqdefs[s][0] + seqdefs[s][1];
-            caches[2 * s] = random_floats((size_t)len * nkv * hd, 1.0f);
-            caches[2 * s + 1] = random_floats((size_t)len * nkv * hd, 1.0f);
-            seqs[s].k = caches[2 * s];
-            seqs[s].v = caches[2 * s + 1];
-            seqs[s].row = rows;
-            seqs[s].n = seqdefs[s][0];
-            seqs[s].start = seqdefs[s][1];
-            seqs[s].pad_ = 0;
-            rows += seqs[s].n;
-        }
-        size_t count = (size_t)rows * nh * hd;
-        float* q = random_floats(count, 2.0f);
-        float* out = random_floats(count, 1.0f);
-        float* ref = (float*)malloc(sizeof(float) * count);
-        steer_attention(q, out, seqs, nseq, nh, nkv, hd);
-        steer_ref_attention(q, ref, seqs, nseq, nh, nkv, hd);
-        double worst = 0;
-        for (size_t i = 0; i < count; i++) {
-            double err = fabs((double)out[i] - ref[i]);
-            if (!(err <= worst)) worst = err;
-        }
-        char what[96];
-        snprintf(what, sizeof what, "attention nh=%d nkv=%d hd=%d", nh, nkv, hd);
-        check(worst <= 2e-5, what, isa, worst);
-        free(q); free(out); free(ref);
-        for (int i = 0; i < 2 * nseq; i++) free(caches[i]);
+/* One attention call over sequences given as (n, start) pairs, checked against the reference. */
+static void attention_case(const char* isa, int nh, int nkv, int hd, const int (*defs)[2], int nseq, const char* label) {
+    steer_attn_seq seqs[16];
+    float* caches[32];
+    int rows = 0;
+    for (int s = 0; s < nseq; s++) {
+        int len = defs[s][0] + defs[s][1];
+        caches[2 * s] = random_floats((size_t)len * nkv * hd, 1.0f);
+        caches[2 * s + 1] = random_floats((size_t)len * nkv * hd, 1.0f);
+        seqs[s].k = caches[2 * s];
+        seqs[s].v = caches[2 * s + 1];
+        seqs[s].row = rows;
+        seqs[s].n = defs[s][0];
+        seqs[s].start = defs[s][1];
+        seqs[s].pad_ = 0;
+        rows += seqs[s].n;
     }
+    size_t count = (size_t)rows * nh * hd;
+    float* q = random_floats(count, 2.0f);
+    float* out = random_floats(count, 1.0f);
+    float* ref = (float*)malloc(sizeof(float) * count);
+    steer_attention(q, out, seqs, nseq, nh, nkv, hd);
+    steer_ref_attention(q, ref, seqs, nseq, nh, nkv, hd);
+    double worst = 0;
+    for (size_t i = 0; i < count; i++) {
+        double err = fabs((double)out[i] - ref[i]);
+        if (!(err <= worst)) worst = err;
+    }
+    char what[128];
+    snprintf(what, sizeof what, "attention nh=%d nkv=%d hd=%d %s", nh, nkv, hd, label);
+    check(worst <= 2e-5, what, isa, worst);
+    free(q); free(out); free(ref);
+    for (int i = 0; i < 2 * nseq; i++) free(caches[i]);
+}
+
+static void test_attention(const char* isa) {
+    /* nh, nkv, hd: group sizes 1, 2, 3, 4, 12, 16, 64; hd multiples of 16 and not (40, 80, 6) */
+    const int configs[][3] = {{8, 2, 64}, {6, 6, 40}, {16, 1, 128}, {4, 2, 6}, {12, 4, 40}, {32, 8, 64}, {24, 2, 80}, {64, 1, 16}};
+    /* (n, start): decode at several cache lengths (block edges at 64), prefill from an empty
+     * cache and continuing one, and caches long enough to cross many key blocks */
+    const int mixed[][2] = {{1, 0}, {1, 100}, {37, 0}, {70, 13}, {5, 200}, {130, 0}, {1, 63}, {1, 64}, {1, 699}, {20, 700}, {3, 45}, {17, 47}};
+    const int decode_batch[][2] = {{1, 0}, {1, 1}, {1, 15}, {1, 300}, {1, 999}};
+    const int one_decode[][2] = {{1, 699}}; /* a lone sequence: its cache is split into key ranges */
+    const int one_prefill[][2] = {{2, 0}};
+    for (int c = 0; c < 8; c++) {
+        int nh = configs[c][0], nkv = configs[c][1], hd = configs[c][2];
+        attention_case(isa, nh, nkv, hd, mixed, 12, "mixed batch");
+        attention_case(isa, nh, nkv, hd, decode_batch, 5, "decode batch");
+        attention_case(isa, nh, nkv, hd, one_decode, 1, "one decode");
+        attention_case(isa, nh, nkv, hd, one_prefill, 1, "prefill n=2");
+    }
+}
+
+/* The vector exps against double precision over [-87, 88.3], where steer_expf is finite and
+ * exp is a normal f32. */
+#ifdef STEER_HAVE_X86
+STEER_TARGET_AVX512 static void exp_errors(double* scalar, double* vexp, double* vexp2) {
+    *scalar = *vexp = *vexp2 = 0;
+    float xs[16];
+    int filled = 0;
+    for (float x = -87.0f; x < 88.3f; x += 0.000731f) {
+        xs[filled++] = x;
+        if (filled < 16) continue;
+        filled = 0;
+        float e[16], e2[16];
+        _mm512_storeu_ps(e, steer_exp_avx512(_mm512_loadu_ps(xs)));
+        _mm512_storeu_ps(e2, steer_exp2_avx512(_mm512_mul_ps(_mm512_loadu_ps(xs), _mm512_set1_ps(1.4426950408889634f))));
+        for (int i = 0; i < 16; i++) {
+            double r = exp((double)xs[i]), x2 = (double)(xs[i] * 1.4426950408889634f), r2 = exp2(x2);
+            double a = fabs(steer_expf(xs[i]) - r) / r, b = fabs(e[i] - r) / r, c = fabs(e2[i] - r2) / r2;
+            if (a > *scalar) *scalar = a;
+            if (b > *vexp) *vexp = b;
+            if (x2 > -126 && c > *vexp2) *vexp2 = c;
+        }
+    }
+}
+#endif
+
+static void test_exp(void) {
+#ifdef STEER_HAVE_X86
+    if (!(steer_cpu_features() & STEER_CPU_AVX512)) return;
+    double scalar, vexp, vexp2;
+    exp_errors(&scalar, &vexp, &vexp2);
+    printf("exp relative error: steer_expf %.3g, steer_exp_avx512 %.3g, steer_exp2_avx512 %.3g\n", scalar, vexp, vexp2);
+    check(scalar <= 2.5e-7, "exp steer_expf", "scalar", scalar);
+    check(vexp <= scalar && vexp <= 1.5e-7, "exp steer_exp_avx512", "avx512", vexp);
+    check(vexp2 <= 1.5e-7, "exp steer_exp2_avx512", "avx512", vexp2);
+#endif
 }
 
 int main(void) {
@@ -338,6 +389,7 @@ int main(void) {
            !!(features & STEER_CPU_AVX512), !!(features & STEER_CPU_AVX512_BF16));
     test_pack_f16();
     test_gemm_bitwise();
+    test_exp();
     const int thread_counts[] = {2, 1, 3};
     for (int t = 0; t < 3; t++) {
         steer_cpu_init(thread_counts[t]);
