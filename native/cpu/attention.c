@@ -619,7 +619,16 @@ STEER_TARGET_AVX512 static void fa_decode(const fa_job* j, const steer_attn_seq*
     }
 }
 
+static void fa_task_body(void* ctx, int task, int thread);
+
+/* Denormals flushed: see steer_denormals_flush (the exps of a softmax over large scores). */
 static void fa_task(void* ctx, int task, int thread) {
+    unsigned int csr = steer_denormals_flush();
+    fa_task_body(ctx, task, thread);
+    steer_denormals_restore(csr);
+}
+
+static void fa_task_body(void* ctx, int task, int thread) {
     const fa_job* j = (const fa_job*)ctx;
     int s = seq_of_task(j->first_task, j->nseq, task);
     const steer_attn_seq* seq = &j->seqs[s];

@@ -531,8 +531,7 @@ static void gemm_task(void* ctx, int task, int thread) {
     int r0 = rc * job->row_chunk, r1 = STEER_MIN(job->m, r0 + job->row_chunk);
 #ifdef STEER_HAVE_X86
     /* DAZ and FTZ, as vdpbf16ps has them built in: every path flushes the same denormals. */
-    unsigned int csr = _mm_getcsr();
-    _mm_setcsr(csr | 0x8040);
+    unsigned int csr = steer_denormals_flush();
 #endif
     for (int g = g0; g < g1; g++) {
         int p0 = g * job->np, np = STEER_MIN(job->np, job->panels - p0);
@@ -550,7 +549,7 @@ static void gemm_task(void* ctx, int task, int thread) {
         }
     }
 #ifdef STEER_HAVE_X86
-    _mm_setcsr(csr);
+    steer_denormals_restore(csr);
 #endif
 }
 

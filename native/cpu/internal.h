@@ -102,6 +102,17 @@ STEER_INLINE float steer_expf(float x) {
 #include <immintrin.h>
 #define STEER_HAVE_X86 1
 
+/* Flush denormal inputs and results to zero (MXCSR DAZ | FTZ) on this thread until
+ * steer_denormals_restore: a softmax over large scores makes exps far below 2^-126, and every
+ * op on a denormal costs a microcode assist (measured: attention 40× slower). Returns the old
+ * state. */
+STEER_INLINE unsigned int steer_denormals_flush(void) {
+    unsigned int csr = _mm_getcsr();
+    _mm_setcsr(csr | 0x8040);
+    return csr;
+}
+STEER_INLINE void steer_denormals_restore(unsigned int csr) { _mm_setcsr(csr); }
+
 /* 2^x, 16 lanes: x = n + f with n = round(x) and f = x - n in [-0.5, 0.5] (vreduceps, exact),
  * 2^f by a degree-6 minimax polynomial (relative error 1.9e-9 before f32 rounding), then
  * scaled by 2^n with vscalefps, which also gives exact 0 / +inf / denormals outside the normal
