@@ -68,13 +68,14 @@ public static class BenchCommand
                 for (int steered = 0; steered < 2; steered++)
                     decode.Add(new DecodeResult(b, steered == 1, best[steered], best[steered] / bound, roof.DecodeBound(m, b, ctx)));
             }
-            var largest = decode.Where(d => d.Batch == maxBatch).ToList();
-            double overhead = 1 - largest.Single(d => d.Steered).TokS / largest.Single(d => !d.Steered).TokS;
-            log.WriteLine($"decode batch {maxBatch}, steered and monitored…");
-            double monitored = 0;
-            for (int round = 0; round < nRounds; round++)
-                monitored = Math.Max(monitored, Decode(t, caches.Take(maxBatch).ToList(), ctx, p.GetValue(steps), vector, new ProjectionCost(t.Config, vector)));
-            double monitorOverhead = 1 - monitored / largest.Single(d => d.Steered).TokS;
+            // Overheads from steps that alternate one by one between the two variants, so that other
+            // work on the machine falls on both alike (separate timed runs differ by a few per cent).
+            log.WriteLine($"decode batch {maxBatch}: steering overhead, steps alternating unsteered / steered…");
+            int pairs = 2 * nRounds * p.GetValue(steps);
+            var big = caches.Take(maxBatch).ToList();
+            double overhead = Overhead(t, big, ctx, pairs, (null, null), (vector, null));
+            log.WriteLine($"decode batch {maxBatch}: monitoring overhead, steps alternating steered / steered and monitored…");
+            double monitorOverhead = Overhead(t, big, ctx, pairs, (vector, null), (vector, new ProjectionCost(t.Config, vector)));
 
             // The limits again, after the tests: a burst of other work during the first probe would
             // understate them and flatter every fraction, so the higher reading of each counts.
@@ -166,6 +167,26 @@ public static class BenchCommand
         double seconds = clock.Elapsed.TotalSeconds;
         foreach (KvCache c in caches) c.Truncate(context);
         return caches.Count * steps / seconds;
+    }
+
+    /// <summary>1 − (time of the base steps) / (time of the variant's steps), over alternating single steps at one context length.</summary>
+    static double Overhead(Transformer t, List<KvCache> caches, int context, int pairs,
+        (float[]? Vector, Capture.IHiddenStateSink? Sink) baseline, (float[]? Vector, Capture.IHiddenStateSink? Sink) variant)
+    {
+        List<ForwardSequence> Batch(float[]? vector) => caches.Select((c, i) => new ForwardSequence(c, [1 + i], vector is null ? null
+            : new SequenceSteering([new SteeringAdd(t.Config.NumLayers / 2, vector, 0.25f + i * 0.1f)], context))).ToList();
+        var batches = new[] { Batch(baseline.Vector), Batch(variant.Vector) };
+        var sinks = new[] { baseline.Sink, variant.Sink };
+        var seconds = new double[2];
+        for (int step = -1; step < pairs; step++)
+            for (int which = 0; which < 2; which++)
+            {
+                var clock = Stopwatch.StartNew();
+                t.Forward(batches[which], sinks[which]);
+                if (step >= 0) seconds[which] += clock.Elapsed.TotalSeconds; // step -1 warms both up
+                foreach (KvCache c in caches) c.Truncate(context);
+            }
+        return 1 - seconds[0] / seconds[1];
     }
 
     static int[] RandomTokens(Random rng, int n, int vocab) => Enumerable.Range(0, n).Select(_ => rng.Next(Math.Min(vocab, 128000))).ToArray();
