@@ -12,6 +12,13 @@ public sealed unsafe class WeightMatrix(string name, DType dtype, int rows, int 
     public int Cols { get; } = cols;
     public byte* Data { get; } = data;
 
+    /// <summary>
+    /// Lets the OS drop this matrix's pages of the mapped file from the process (Linux
+    /// madvise DONTNEED; a no-op elsewhere). Reading it again faults them back in from the file, so
+    /// nothing changes but the resident size: after packing, the fast path no longer reads them.
+    /// </summary>
+    public void ReleasePages() => MappedPages.Release(Data, (long)Rows * Cols * DTypes.Size(DType));
+
     /// <summary>Row <paramref name="row"/> widened exactly to f32. destination: (Cols)</summary>
     public void ReadRow(int row, Span<float> destination)
     {

@@ -107,11 +107,16 @@ public sealed partial class Transformer
     {
         public required PackedMatrix Q, K, V, O, Gate, Up, Down;
 
-        public static PackedLayer Pack(ICpuKernels k, LayerWeights w) => new()
+        public static PackedLayer Pack(ICpuKernels k, LayerWeights w)
         {
-            Q = k.Pack(w.Q), K = k.Pack(w.K), V = k.Pack(w.V), O = k.Pack(w.O),
-            Gate = k.Pack(w.Gate), Up = k.Pack(w.Up), Down = k.Pack(w.Down),
-        };
+            var packed = new PackedLayer
+            {
+                Q = k.Pack(w.Q), K = k.Pack(w.K), V = k.Pack(w.V), O = k.Pack(w.O),
+                Gate = k.Pack(w.Gate), Up = k.Pack(w.Up), Down = k.Pack(w.Down),
+            };
+            foreach (WeightMatrix m in new[] { w.Q, w.K, w.V, w.O, w.Gate, w.Up, w.Down }) m.ReleasePages();
+            return packed;
+        }
 
         public void Dispose()
         {

@@ -39,8 +39,11 @@ public sealed partial class Transformer : IForwardModel
         _fast = CpuKernels.Create(kernels);
         if (_fast is not null)
         {
+            // Each matrix's mapped file pages are handed back once it is packed, so the resident
+            // size stays near one copy of the weights (the 8B shape in 24 GiB).
             _packed = weights.Layers.Select(l => PackedLayer.Pack(_fast, l)).ToArray();
             _lmHead = _fast.Pack(weights.LmHead);
+            weights.LmHead.ReleasePages();
         }
     }
 

@@ -391,12 +391,17 @@ public sealed unsafe class ManagedCpuKernels : ICpuKernels
                 var sc = scores.AsSpan(0, visible);
                 float max = TensorPrimitives.Max(sc);
                 TensorPrimitives.Subtract(sc, max, sc);
+                // No denormals (each op on one costs a microcode assist, ~40× on large scores): exps
+                // stay ≥ e^-87, and keys weighing under 1e-20 of the total are skipped, which moves
+                // the output by less than 1e-20 · Σ|v| (the max key alone weighs 1).
+                TensorPrimitives.Max(sc, -87f, sc);
                 TensorPrimitives.Exp(sc, sc);
                 float inv = 1f / TensorPrimitives.Sum(sc);
                 var oi = new Span<float>(oPtr + (long)(seq.Row + i) * qDim + h * headDim, headDim);
                 oi.Clear();
                 for (int j = 0; j < visible; j++)
-                    TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(seq.Values + (long)j * kvDim + kvOffset, headDim), sc[j] * inv, oi, oi);
+                    if (sc[j] * inv >= 1e-20f)
+                        TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(seq.Values + (long)j * kvDim + kvOffset, headDim), sc[j] * inv, oi, oi);
             });
         }
     }
