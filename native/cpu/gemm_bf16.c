@@ -368,27 +368,48 @@ STEER_INLINE STEER_TARGET_AVX512 void kernel_wide(
     "vfmadd231ps %%zmm0, %%zmm3, %%" #c0 "\n\t" \
     "vfmadd231ps %%zmm1, %%zmm3, %%" #c1 "\n\t" \
     "vfmadd231ps %%zmm2, %%zmm3, %%" #c2 "\n\t"
-#define WIDE_LOAD3(i, c0, c1, c2)                         \
-    "vmovaps " #i "*192(%[out]), %%" #c0 "\n\t"           \
-    "vmovaps " #i "*192+64(%[out]), %%" #c1 "\n\t"        \
-    "vmovaps " #i "*192+128(%[out]), %%" #c2 "\n\t"
-#define WIDE_STORE3(i, c0, c1, c2)                        \
-    "vmovaps %%" #c0 ", " #i "*192(%[out])\n\t"           \
-    "vmovaps %%" #c1 ", " #i "*192+64(%[out])\n\t"        \
-    "vmovaps %%" #c2 ", " #i "*192+128(%[out])\n\t"
+/* y rows of the tile: three base registers and the row stride cover rows 0..7 with x86 scale
+ * factors (0, 1, 2, 4 from y0; 3, 5, 7 from y3; 6 from y6). */
+#define Y_ROW0 "(%[y0])"
+#define Y_ROW1 "(%[y0],%[ld])"
+#define Y_ROW2 "(%[y0],%[ld],2)"
+#define Y_ROW3 "(%[y3])"
+#define Y_ROW4 "(%[y0],%[ld],4)"
+#define Y_ROW5 "(%[y3],%[ld],2)"
+#define Y_ROW6 "(%[y6])"
+#define Y_ROW7 "(%[y3],%[ld],4)"
+#define WIDE_LOAD3(row, c0, c1, c2)                   \
+    "vmovups " row ", %%" #c0 "\n\t"                  \
+    "vmovups 64" row ", %%" #c1 "\n\t"                \
+    "vmovups 128" row ", %%" #c2 "\n\t"
+#define WIDE_STORE3(row, c0, c1, c2)                  \
+    "vmovups %%" #c0 ", " row "\n\t"                  \
+    "vmovups %%" #c1 ", 64" row "\n\t"                \
+    "vmovups %%" #c2 ", 128" row "\n\t"
+#define WIDE_ZERO3(c0, c1, c2)                        \
+    "vpxord %%" #c0 ", %%" #c0 ", %%" #c0 "\n\t"      \
+    "vpxord %%" #c1 ", %%" #c1 ", %%" #c1 "\n\t"      \
+    "vpxord %%" #c2 ", %%" #c2 ", %%" #c2 "\n\t"
 
-/* pf advances by pfs bytes per k step, prefetching into L2 the weights this thread reads next. */
+/* The chain starts from y (accumulate) or 0 and ends in y: the accumulators go straight
+ * between y and registers. pf advances by pfs bytes per k step, prefetching into L2 the
+ * weights this thread reads next. */
 STEER_TARGET_AVX512 static void kernel_wide_8x3(const float* x, const float* w, int kc2, float* y, int ldy, int accumulate,
                                                 const char* pf, long pfs) {
-    __attribute__((aligned(64))) float out[8 * 48]; /* the chain's start, then its end */
-    for (int r = 0; r < 8; r++)
-        for (int p = 0; p < 3; p++) _mm512_store_ps(out + r * 48 + 16 * p, chain_start(y + (size_t)r * ldy + 16 * p, 16, accumulate));
-    size_t ws = (size_t)kc2 * 64;
-    long count = kc2;
+    size_t ws = (size_t)kc2 * 64, ld = (size_t)ldy * 4;
+    float *y0 = y, *y3 = y + (size_t)3 * ldy, *y6 = y + (size_t)6 * ldy;
+    long count = kc2, acc = accumulate;
     __asm__ volatile(
-        WIDE_LOAD3(0, zmm8, zmm9, zmm10) WIDE_LOAD3(1, zmm11, zmm12, zmm13) WIDE_LOAD3(2, zmm14, zmm15, zmm16)
-        WIDE_LOAD3(3, zmm17, zmm18, zmm19) WIDE_LOAD3(4, zmm20, zmm21, zmm22) WIDE_LOAD3(5, zmm23, zmm24, zmm25)
-        WIDE_LOAD3(6, zmm26, zmm27, zmm28) WIDE_LOAD3(7, zmm29, zmm30, zmm31)
+        "test %[acc], %[acc]\n\t"
+        "jz 2f\n\t"
+        WIDE_LOAD3(Y_ROW0, zmm8, zmm9, zmm10) WIDE_LOAD3(Y_ROW1, zmm11, zmm12, zmm13) WIDE_LOAD3(Y_ROW2, zmm14, zmm15, zmm16)
+        WIDE_LOAD3(Y_ROW3, zmm17, zmm18, zmm19) WIDE_LOAD3(Y_ROW4, zmm20, zmm21, zmm22) WIDE_LOAD3(Y_ROW5, zmm23, zmm24, zmm25)
+        WIDE_LOAD3(Y_ROW6, zmm26, zmm27, zmm28) WIDE_LOAD3(Y_ROW7, zmm29, zmm30, zmm31)
+        "jmp 1f\n\t"
+        "2:\n\t"
+        WIDE_ZERO3(zmm8, zmm9, zmm10) WIDE_ZERO3(zmm11, zmm12, zmm13) WIDE_ZERO3(zmm14, zmm15, zmm16)
+        WIDE_ZERO3(zmm17, zmm18, zmm19) WIDE_ZERO3(zmm20, zmm21, zmm22) WIDE_ZERO3(zmm23, zmm24, zmm25)
+        WIDE_ZERO3(zmm26, zmm27, zmm28) WIDE_ZERO3(zmm29, zmm30, zmm31)
         "1:\n\t"
         "vmovaps (%[w]), %%zmm0\n\t"
         "vmovaps (%[w],%[ws]), %%zmm1\n\t"
@@ -402,16 +423,14 @@ STEER_TARGET_AVX512 static void kernel_wide_8x3(const float* x, const float* w, 
         "add $32, %[x]\n\t"
         "dec %[count]\n\t"
         "jnz 1b\n\t"
-        WIDE_STORE3(0, zmm8, zmm9, zmm10) WIDE_STORE3(1, zmm11, zmm12, zmm13) WIDE_STORE3(2, zmm14, zmm15, zmm16)
-        WIDE_STORE3(3, zmm17, zmm18, zmm19) WIDE_STORE3(4, zmm20, zmm21, zmm22) WIDE_STORE3(5, zmm23, zmm24, zmm25)
-        WIDE_STORE3(6, zmm26, zmm27, zmm28) WIDE_STORE3(7, zmm29, zmm30, zmm31)
+        WIDE_STORE3(Y_ROW0, zmm8, zmm9, zmm10) WIDE_STORE3(Y_ROW1, zmm11, zmm12, zmm13) WIDE_STORE3(Y_ROW2, zmm14, zmm15, zmm16)
+        WIDE_STORE3(Y_ROW3, zmm17, zmm18, zmm19) WIDE_STORE3(Y_ROW4, zmm20, zmm21, zmm22) WIDE_STORE3(Y_ROW5, zmm23, zmm24, zmm25)
+        WIDE_STORE3(Y_ROW6, zmm26, zmm27, zmm28) WIDE_STORE3(Y_ROW7, zmm29, zmm30, zmm31)
         : [x] "+r"(x), [w] "+r"(w), [count] "+r"(count), [pf] "+r"(pf)
-        : [ws] "r"(ws), [out] "r"(out), [pfs] "r"(pfs)
+        : [ws] "r"(ws), [pfs] "r"(pfs), [y0] "r"(y0), [y3] "r"(y3), [y6] "r"(y6), [ld] "r"(ld), [acc] "r"(acc)
         : "xmm0", "xmm1", "xmm2", "xmm3", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15",
           "xmm16", "xmm17", "xmm18", "xmm19", "xmm20", "xmm21", "xmm22", "xmm23", "xmm24", "xmm25", "xmm26",
           "xmm27", "xmm28", "xmm29", "xmm30", "xmm31", "cc", "memory");
-    for (int r = 0; r < 8; r++)
-        for (int p = 0; p < 3; p++) _mm512_storeu_ps(y + (size_t)r * ldy + 16 * p, _mm512_load_ps(out + r * 48 + 16 * p));
 }
 #define WIDE_FULL_TILE(xp, wf, kc2, yp, n, ncols, acc)                  \
     if (ncols >= 48 && kc2 > 0) {                                        \
