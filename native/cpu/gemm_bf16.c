@@ -1,11 +1,13 @@
 /* y(m, n) = x(m, k) · Wᵀ with W packed bf16 (pack.c), x rounded to bf16 once per call and
  * f32 accumulation.
  *
- * Work split: a task is a group of NP panels (NP·16 output columns) × a chunk of rows. Within a
- * task, k is blocked in KC pairs and the rows in micro-tiles of MR; a micro-kernel keeps
+ * Work split: a task is a run of consecutive groups of NP panels (NP·16 output columns each) ×
+ * a chunk of rows; runs shrink toward the end of the call so the threads finish together.
+ * Within a group, k is blocked and the rows go in micro-tiles of MR; a micro-kernel keeps
  * MR × NP accumulator registers. For small m the group's panels are read once from memory, as
  * NP contiguous streams with software prefetch (the m = 1 GEMV is bandwidth-bound); for large m
- * the group's KC-block stays in L1/L2 while all row tiles pass over it (compute-bound).
+ * the group's k block is widened once into L1/L2 while all row tiles pass over it
+ * (compute-bound), and the next group's weights are prefetched meanwhile.
  *
  * Every path computes the same f32 chain for each output: starting from 0, for each k pair in
  * order, acc += x_odd·w_odd then acc += x_even·w_even, one rounding each (bf16·bf16 products

@@ -72,10 +72,11 @@ STEER_API void steer_pack_f16(const uint16_t* w, int rows, int cols, uint16_t* p
 /* y = x · Wᵀ. x is rounded to bf16 (nearest-even) once per call; products accumulate in f32.
  * x: (m, k) f32; packed: W (n = out, k = in) packed by steer_pack_*(w, n, k, ...); y: (m, n) f32 */
 STEER_API void steer_gemm_bf16(const float* x, int m, int k, const uint16_t* packed, int n, float* y);
-/* Compute-bound GEMMs (m >= 8) run either on vdpbf16ps or on f32 FMAs over weights widened
- * block by block; which is faster depends on the core (vdpbf16ps issues at the f32 FMA rate on
- * some, at half of it on others), so the first such call times both. Tests and benchmarks can
- * force one. Returns the mode now set. */
+/* GEMMs run either on vdpbf16ps or on f32 FMAs over weights widened block by block, which give
+ * bitwise the same y. Which is faster depends on the core (vdpbf16ps issues at the f32 FMA rate
+ * on some, at half of it on others) and on m (up to ~12 rows reading the weights is the bound and
+ * vdpbf16ps streams them best), so the first call times both. Tests and benchmarks can force
+ * one. Returns the mode now set. */
 #define STEER_GEMM_AUTO 0
 #define STEER_GEMM_DOT  1 /* vdpbf16ps (AVX512_BF16), or shift-widening in registers (AVX-512F) */
 #define STEER_GEMM_WIDE 2 /* f32 FMA over widened weight blocks (AVX-512F and up) */

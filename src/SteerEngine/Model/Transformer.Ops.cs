@@ -102,10 +102,38 @@ public sealed partial class Transformer
         Profile?.Stop("swiglu", t0);
     }
 
-    /// <summary>A block's matrices packed for the fast kernels.</summary>
+    /// <summary>
+    /// q, k, v = x · W_qᵀ, x · W_kᵀ, x · W_vᵀ. With the fast kernels, one product over the stacked
+    /// matrices when they stack (one pass over x, one task split), then the columns go to q, k, v;
+    /// every output is the same chain either way, so the bits do not change.
+    /// </summary>
+    void QkvProjection(float[] xn, LayerWeights w, PackedLayer? p, float[] qkv, float[] q, float[] k, float[] v, int rows)
+    {
+        if (p?.Qkv is null)
+        {
+            Linear("q_proj", xn, w.Q, p?.Q, q, rows);
+            Linear("k_proj", xn, w.K, p?.K, k, rows);
+            Linear("v_proj", xn, w.V, p?.V, v, rows);
+            return;
+        }
+        long t0 = OpProfile.Start();
+        int qd = Config.QDim, kd = Config.KvDim, width = qd + 2 * kd;
+        _fast!.MatMul(xn.AsSpan(0, rows * w.Q.Cols), p.Qkv, qkv.AsSpan(0, rows * width), rows);
+        for (int r = 0; r < rows; r++)
+        {
+            ReadOnlySpan<float> row = qkv.AsSpan(r * width, width);
+            row[..qd].CopyTo(q.AsSpan(r * qd, qd));
+            row.Slice(qd, kd).CopyTo(k.AsSpan(r * kd, kd));
+            row.Slice(qd + kd, kd).CopyTo(v.AsSpan(r * kd, kd));
+        }
+        Profile?.Stop("qkv_proj", t0);
+    }
+
+    /// <summary>A block's matrices packed for the fast kernels: Q, K and V stacked as one (Qkv) when they stack, else apart.</summary>
     sealed class PackedLayer : IDisposable
     {
-        public required PackedMatrix Q, K, V, O, Gate, Up, Down;
+        public PackedMatrix? Qkv, Q, K, V;
+        public required PackedMatrix O, Gate, Up, Down;
 
         public static PackedLayer Pack(ICpuKernels k, LayerWeights w)
         {
@@ -114,13 +142,19 @@ public sealed partial class Transformer
                 Q = k.Pack(w.Q), K = k.Pack(w.K), V = k.Pack(w.V), O = k.Pack(w.O),
                 Gate = k.Pack(w.Gate), Up = k.Pack(w.Up), Down = k.Pack(w.Down),
             };
+            packed.Qkv = PackedMatrix.Stack($"{w.Q.Name}+k+v", [packed.Q!, packed.K!, packed.V!]);
+            if (packed.Qkv is not null)
+            {
+                foreach (PackedMatrix m in new[] { packed.Q!, packed.K!, packed.V! }) m.Dispose();
+                packed.Q = packed.K = packed.V = null;
+            }
             foreach (WeightMatrix m in new[] { w.Q, w.K, w.V, w.O, w.Gate, w.Up, w.Down }) m.ReleasePages();
             return packed;
         }
 
         public void Dispose()
         {
-            foreach (PackedMatrix m in new[] { Q, K, V, O, Gate, Up, Down }) m.Dispose();
+            foreach (PackedMatrix? m in new[] { Qkv, Q, K, V, O, Gate, Up, Down }) m?.Dispose();
         }
     }
 

@@ -104,7 +104,7 @@ public sealed partial class Transformer : IForwardModel
 
         // Taken, not shared: a second Forward running at the same time allocates its own.
         Workspace ws = Interlocked.Exchange(ref _workspace, null) is { } free && free.Rows >= T ? free : new Workspace(c, T);
-        float[] x = ws.X, xn = ws.Xn, q = ws.Q, k = ws.K, v = ws.V, att = ws.Att, delta = ws.Delta, gate = ws.Gate, up = ws.Up;
+        float[] x = ws.X, xn = ws.Xn, qkv = ws.Qkv, q = ws.Q, k = ws.K, v = ws.V, att = ws.Att, delta = ws.Delta, gate = ws.Gate, up = ws.Up;
 
         long t0 = OpProfile.Start();
         Embed(batch, x);
@@ -118,9 +118,7 @@ public sealed partial class Transformer : IForwardModel
 
             // h = x + attention(attention_norm(x))
             Norm(x, w.InputNorm, xn, T);
-            Linear("q_proj", xn, w.Q, p?.Q, q, T);
-            Linear("k_proj", xn, w.K, p?.K, k, T);
-            Linear("v_proj", xn, w.V, p?.V, v, T);
+            QkvProjection(xn, w, p, qkv, q, k, v, T);
             if (w.QNorm is not null) Norm(q, w.QNorm, q, T * c.NumHeads);
             if (w.KNorm is not null) Norm(k, w.KNorm, k, T * c.NumKvHeads);
             Rotate(q, T, c.NumHeads, positionOfRow);
@@ -163,6 +161,7 @@ public sealed partial class Transformer : IForwardModel
         public int Rows { get; } = rows;
         public readonly float[] X = new float[rows * c.HiddenSize];              // (T, H) residual stream
         public readonly float[] Xn = new float[rows * c.HiddenSize];             // (T, H) normed input of a sublayer
+        public readonly float[] Qkv = new float[rows * (c.QDim + 2 * c.KvDim)];  // (T, nh*hd + 2·nkv*hd) stacked projections
         public readonly float[] Q = new float[rows * c.QDim];                    // (T, nh*hd)
         public readonly float[] K = new float[rows * c.KvDim];                   // (T, nkv*hd)
         public readonly float[] V = new float[rows * c.KvDim];                   // (T, nkv*hd)

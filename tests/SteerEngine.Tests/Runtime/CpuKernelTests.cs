@@ -129,6 +129,38 @@ public unsafe class CpuKernelTests
     }
 
     [Test]
+    public void A_product_over_stacked_matrices_is_bitwise_the_separate_products()
+    {
+        NativeCpuKernels native = Native();
+        var rng = new Random(13);
+        const int cols = 131, rows = 9;
+        using var a = new Bf16Weights(rng, 48, cols);
+        using var b = new Bf16Weights(rng, 16, cols);
+        using var c = new Bf16Weights(rng, 21, cols); // the last part may end mid-panel
+        float[] x = Random(rng, rows * cols, 2f);
+        foreach (ICpuKernels k in new ICpuKernels[] { native, _managed })
+        {
+            PackedMatrix[] parts = [k.Pack(a.Matrix), k.Pack(b.Matrix), k.Pack(c.Matrix)];
+            using PackedMatrix stacked = PackedMatrix.Stack("abc", parts)!;
+            Assert.That(stacked, Is.Not.Null);
+            var all = new float[rows * 85];
+            k.MatMul(x, stacked, all, rows);
+            int offset = 0;
+            foreach (PackedMatrix part in parts)
+            {
+                var y = new float[rows * part.Rows];
+                k.MatMul(x, part, y, rows);
+                for (int r = 0; r < rows; r++)
+                    Assert.That(all.AsSpan(r * 85 + offset, part.Rows).ToArray(), Is.EqualTo(y.AsSpan(r * part.Rows, part.Rows).ToArray()), $"{k.Name} row {r}");
+                offset += part.Rows;
+                part.Dispose();
+            }
+        }
+        using PackedMatrix odd = new("c", 21, cols), whole = new("a", 48, cols);
+        Assert.That(PackedMatrix.Stack("ca", [odd, whole]), Is.Null, "a part ending mid-panel must be last");
+    }
+
+    [Test]
     public void Native_and_managed_matmul_match_the_exact_f32_matmul_within_bf16_rounding()
     {
         NativeCpuKernels native = Native();

@@ -30,6 +30,24 @@ public sealed unsafe class PackedMatrix : IDisposable
 
     public static long SizeInBytes(int rows, int cols) => (long)((rows + 15) / 16) * ((cols + 1) / 2) * 64;
 
+    /// <summary>
+    /// The parts' rows one after another, as one matrix (Q, K and V as one product): panel-major
+    /// packing makes that a byte copy when every part but the last has whole panels. Null when the
+    /// parts do not stack (their column counts differ, or a part ends mid-panel).
+    /// </summary>
+    public static PackedMatrix? Stack(string name, IReadOnlyList<PackedMatrix> parts)
+    {
+        if (parts.Count == 0 || parts.Any(p => p.Cols != parts[0].Cols) || parts.SkipLast(1).Any(p => p.Rows % 16 != 0)) return null;
+        var stacked = new PackedMatrix(name, parts.Sum(p => p.Rows), parts[0].Cols);
+        byte* dst = (byte*)stacked.Data;
+        foreach (PackedMatrix p in parts)
+        {
+            Buffer.MemoryCopy(p.Data, dst, p.Bytes, p.Bytes);
+            dst += p.Bytes;
+        }
+        return stacked;
+    }
+
     public void Dispose()
     {
         if (Data is null) return;
