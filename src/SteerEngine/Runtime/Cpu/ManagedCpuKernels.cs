@@ -1,6 +1,7 @@
 using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using SteerEngine.Model;
 
 namespace SteerEngine.Runtime.Cpu;
@@ -131,6 +132,8 @@ public sealed unsafe class ManagedCpuKernels : ICpuKernels
                     ushort* src = w.Data + (p0 + p) * ws + (long)kb * 32;
                     for (int j = 0; j < kc; j++)
                     {
+                        // the same panel's next block, 4 KB on: the hardware prefetcher stops at the page boundary
+                        if (Sse.IsSupported) Sse.Prefetch1(src + (j + PairsPerBlock) * 32);
                         var u = Vector512.Load((uint*)(src + j * 32));
                         (u << 16).AsSingle().Store(dst + 2 * j * 16);
                         (u & high).AsSingle().Store(dst + (2 * j + 1) * 16);
