@@ -188,7 +188,8 @@ public sealed partial class Transformer : IForwardModel
     {
         int H = Config.HiddenSize, V = Config.VocabSize;
         int rows = batch.Sum(s => s.AllLogits ? s.Tokens.Length : 1);
-        var selected = new float[rows * H];   // (rows, H) the final-normed states that need logits
+        // Every element of these is written before it is read: no zeroing (megabytes per decode step).
+        float[] selected = GC.AllocateUninitializedArray<float>(rows * H);   // (rows, H) the final-normed states that need logits
         int r = 0, o = 0;
         foreach (ForwardSequence seq in batch)
         {
@@ -197,7 +198,7 @@ public sealed partial class Transformer : IForwardModel
             o += count;
             r += n;
         }
-        var logits = new float[(long)rows * V];  // (rows, V)
+        float[] logits = GC.AllocateUninitializedArray<float>(checked(rows * V)); // (rows, V)
         Linear("lm_head", selected, Weights.LmHead, _lmHead, logits, rows);
 
         var result = new float[batch.Count][];
@@ -205,7 +206,8 @@ public sealed partial class Transformer : IForwardModel
         for (int s = 0; s < batch.Count; s++)
         {
             int count = batch[s].AllLogits ? batch[s].Tokens.Length : 1;
-            result[s] = logits.AsSpan(o * V, count * V).ToArray();
+            result[s] = GC.AllocateUninitializedArray<float>(count * V);
+            logits.AsSpan(o * V, count * V).CopyTo(result[s]);
             o += count;
         }
         return result;
