@@ -109,7 +109,7 @@ public sealed partial class Transformer : IForwardModel
         long t0 = OpProfile.Start();
         Embed(batch, x);
         Profile?.Stop("embedding", t0);
-        sink?.Record(0, x, layout);
+        Record(sink, 0, x, T, layout);
 
         for (int l = 0; l < c.NumLayers; l++)
         {

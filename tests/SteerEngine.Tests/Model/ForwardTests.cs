@@ -1,5 +1,6 @@
 using SteerEngine.Generation;
 using SteerEngine.Model;
+using SteerEngine.Runtime.Cpu;
 using SteerEngine.Steering;
 using SteerEngine.Tests.Support;
 
@@ -56,6 +57,24 @@ public class ForwardTests
         Assert.That(() => model.Forward([new ForwardSequence(cache, [1], new SequenceSteering([new SteeringAdd(4, new float[128], 1f)], 1))]),
             Throws.ArgumentException.With.Message.Contains("out of range"));
         Assert.That(cache.Length, Is.EqualTo(0), "a rejected batch must not touch the cache");
+    }
+
+    [TestCase(CpuKernelChoice.Exact)]
+    [TestCase(CpuKernelChoice.Managed)]
+    public void A_sink_sees_exactly_the_batch_rows_at_every_entry_after_a_larger_batch(CpuKernelChoice kernels)
+    {
+        // Forward reuses its buffers, so after a long prompt they are longer than a decode batch.
+        using var model = Transformer.Load(TestModels.Get("tiny"), kernels);
+        model.Forward([new ForwardSequence(model.NewCache(), Compare.RandomTokens(new Random(4), 20, 1000))]);
+        var sink = new RowCountSink();
+        model.Forward([new ForwardSequence(model.NewCache(), [5, 6, 7])], sink);
+        Assert.That(sink.Seen, Is.EqualTo(Enumerable.Range(0, model.Config.NumLayers + 1).Select(e => (e, 3 * model.Config.HiddenSize))));
+    }
+
+    sealed class RowCountSink : SteerEngine.Capture.IHiddenStateSink
+    {
+        public List<(int Entry, int Length)> Seen { get; } = [];
+        public void Record(int entry, ReadOnlySpan<float> states, SteerEngine.Capture.BatchLayout layout) => Seen.Add((entry, states.Length));
     }
 
     [Test]
