@@ -113,13 +113,10 @@ STEER_INLINE unsigned int steer_denormals_flush(void) {
 }
 STEER_INLINE void steer_denormals_restore(unsigned int csr) { _mm_setcsr(csr); }
 
-/* 2^x, 16 lanes: x = n + f with n = round(x) and f = x - n in [-0.5, 0.5] (vreduceps, exact),
- * 2^f by a degree-6 minimax polynomial (relative error 1.9e-9 before f32 rounding), then
- * scaled by 2^n with vscalefps, which also gives exact 0 / +inf / denormals outside the normal
- * range. Relative error ≤ 2 ulp (≈ 1.2e-7) on the normal range; ±inf and NaN as exp2. */
-STEER_TARGET_AVX512 STEER_INLINE __m512 steer_exp2_avx512(__m512 x) {
-    __m512 n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 f = _mm512_reduce_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+/* 2^(n + f) for an integer n and f in about [-0.5, 0.5]: 2^f by a degree-6 minimax polynomial
+ * (relative error 1.9e-9 before f32 rounding), then scaled by 2^n with vscalefps, which also
+ * gives exact 0 / +inf / denormals outside the normal range. */
+STEER_TARGET_AVX512 STEER_INLINE __m512 steer_exp2_parts_avx512(__m512 n, __m512 f) {
     __m512 p = _mm512_set1_ps(1.5345812004000534e-4f);
     p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.3399931219124377e-3f));
     p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.6184889571025133e-3f));
@@ -128,6 +125,13 @@ STEER_TARGET_AVX512 STEER_INLINE __m512 steer_exp2_avx512(__m512 x) {
     p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.9314720573726729e-1f));
     p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
     return _mm512_scalef_ps(p, n);
+}
+
+/* 2^x, 16 lanes: x = n + f with n = round(x) and f = x - n in [-0.5, 0.5] (vreduceps, exact).
+ * Relative error ≤ 2 ulp (≈ 1.2e-7) on the normal range; ±inf and NaN as exp2. */
+STEER_TARGET_AVX512 STEER_INLINE __m512 steer_exp2_avx512(__m512 x) {
+    return steer_exp2_parts_avx512(_mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC),
+                                   _mm512_reduce_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
 }
 
 /* e^x, 16 lanes, as 2^(x·log2 e) with the product carried in two floats (hi + lo, the lo part
@@ -145,14 +149,7 @@ STEER_TARGET_AVX512 STEER_INLINE __m512 steer_exp_avx512(__m512 x) {
     lo = _mm512_fmadd_ps(x, log2e_lo, lo);
     __m512 n = _mm512_roundscale_ps(hi, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m512 f = _mm512_add_ps(_mm512_reduce_ps(hi, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), lo);
-    __m512 p = _mm512_set1_ps(1.5345812004000534e-4f);
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.3399931219124377e-3f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.6184889571025133e-3f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.5503287769656406e-2f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.4022646890634405e-1f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.9314720573726729e-1f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
-    return _mm512_scalef_ps(p, n);
+    return steer_exp2_parts_avx512(n, f);
 }
 #endif
 
