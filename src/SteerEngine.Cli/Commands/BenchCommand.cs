@@ -155,12 +155,15 @@ public static class BenchCommand
         return tokens / best;
     }
 
-    /// <summary>Steps of one token for each cache (each row its own multiplier when steered), after a warm-up step.</summary>
+    /// <summary>One new token per cache; steered: at the middle block, each row with its own multiplier.</summary>
+    static List<ForwardSequence> DecodeBatch(Transformer t, List<KvCache> caches, int context, float[]? vector) =>
+        caches.Select((c, i) => new ForwardSequence(c, [1 + i], vector is null ? null
+            : new SequenceSteering([new SteeringAdd(t.Config.NumLayers / 2, vector, 0.25f + i * 0.1f)], context))).ToList();
+
+    /// <summary>Steps of one token for each cache (<see cref="DecodeBatch"/>), after a warm-up step.</summary>
     static double Decode(Transformer t, List<KvCache> caches, int context, int steps, float[]? vector, Capture.IHiddenStateSink? sink = null)
     {
-        var steering = caches.Select((_, i) => vector is null ? null
-            : new SequenceSteering([new SteeringAdd(t.Config.NumLayers / 2, vector, 0.25f + i * 0.1f)], context)).ToList();
-        var batch = caches.Select((c, i) => new ForwardSequence(c, [1 + i], steering[i])).ToList();
+        var batch = DecodeBatch(t, caches, context, vector);
         t.Forward(batch, sink);
         var clock = Stopwatch.StartNew();
         for (int s = 0; s < steps; s++) t.Forward(batch, sink);
@@ -173,9 +176,7 @@ public static class BenchCommand
     static double Overhead(Transformer t, List<KvCache> caches, int context, int pairs,
         (float[]? Vector, Capture.IHiddenStateSink? Sink) baseline, (float[]? Vector, Capture.IHiddenStateSink? Sink) variant)
     {
-        List<ForwardSequence> Batch(float[]? vector) => caches.Select((c, i) => new ForwardSequence(c, [1 + i], vector is null ? null
-            : new SequenceSteering([new SteeringAdd(t.Config.NumLayers / 2, vector, 0.25f + i * 0.1f)], context))).ToList();
-        var batches = new[] { Batch(baseline.Vector), Batch(variant.Vector) };
+        var batches = new[] { DecodeBatch(t, caches, context, baseline.Vector), DecodeBatch(t, caches, context, variant.Vector) };
         var sinks = new[] { baseline.Sink, variant.Sink };
         var seconds = new double[2];
         for (int step = -1; step < pairs; step++)
