@@ -46,9 +46,8 @@ def _is_number(x):
     return (isinstance(x, (int, float)) and not isinstance(x, bool)) and math.isfinite(x)
 
 
-def parse_request(path, cfg):
-    """Read and check REQ.json against the model's config. Returns a dict with sequences,
-    prompt_lens, hidden_states and steering (each entry's vector still a list)."""
+def read_request_object(path, fields):
+    """The JSON object in PATH, with no field outside FIELDS; RequestError names what is wrong."""
     try:
         with open(path) as f:
             req = json.load(f)
@@ -58,9 +57,16 @@ def parse_request(path, cfg):
         raise RequestError(f"{path}: not valid JSON ({e})")
     if not isinstance(req, dict):
         raise RequestError(f"{path}: expected a JSON object")
-    unknown = sorted(set(req) - {"sequences", "prompt_lens", "hidden_states", "steering"})
+    unknown = sorted(set(req) - fields)
     if unknown:
         raise RequestError(f"{path}: unknown field {unknown[0]!r}")
+    return req
+
+
+def parse_request(path, cfg):
+    """Read and check REQ.json against the model's config. Returns a dict with sequences,
+    prompt_lens, hidden_states and steering (each entry's vector still a list)."""
+    req = read_request_object(path, {"sequences", "prompt_lens", "hidden_states", "steering"})
 
     sequences = req.get("sequences")
     if not isinstance(sequences, list) or not sequences:
@@ -155,19 +161,8 @@ def run_request(model, req):
 def parse_bipo_request(path, cfg):
     """Read and check BIPO.json. Returns a dict with sequences, prompt_lens, layer, direction,
     beta, vector (list) and ref_logps (list or None)."""
-    try:
-        with open(path) as f:
-            req = json.load(f)
-    except OSError as e:
-        raise RequestError(f"{path}: cannot read ({e.strerror})")
-    except json.JSONDecodeError as e:
-        raise RequestError(f"{path}: not valid JSON ({e})")
-    if not isinstance(req, dict):
-        raise RequestError(f"{path}: expected a JSON object")
     fields = {"sequences", "prompt_lens", "layer", "direction", "beta", "vector", "ref_logps"}
-    unknown = sorted(set(req) - fields)
-    if unknown:
-        raise RequestError(f"{path}: unknown field {unknown[0]!r}")
+    req = read_request_object(path, fields)
     for key in sorted(fields - {"ref_logps"}):
         if key not in req:
             raise RequestError(f"{path}: missing field {key!r}")
