@@ -14,8 +14,18 @@ static unsafe partial class MappedPages
     /// <summary>The whole pages inside [data, data + bytes); the partial pages at either end stay (a neighbour may be using them).</summary>
     public static void Release(byte* data, long bytes)
     {
-        if (!OperatingSystem.IsLinux() || bytes <= 0) return;
+        if (!OperatingSystem.IsLinux() || s_unavailable || bytes <= 0) return;
         long start = ((long)data + Page - 1) / Page * Page, end = ((long)data + bytes) / Page * Page;
-        if (end > start) Madvise((void*)start, (nuint)(end - start), MadvDontNeed); // advisory: a failure only leaves pages resident
+        if (end <= start) return;
+        try
+        {
+            Madvise((void*)start, (nuint)(end - start), MadvDontNeed); // advisory: a failure only leaves pages resident
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+        {
+            s_unavailable = true; // a libc the runtime cannot bind: the pages simply stay resident
+        }
     }
+
+    static bool s_unavailable;
 }
