@@ -104,6 +104,36 @@ STEER_TARGET_AVX512 static void convert_rows_avx512(const convert_job* j, int r0
         convert_row(j, r, h);
     }
 }
+
+/* The same rounding at 256 bits: 8 floats to 8 bf16 per step (packs keep the 16-bit halves in
+ * order after the cross-lane permute). */
+STEER_TARGET_AVX2 static void convert_rows_avx2(const convert_job* j, int r0, int r1, uint16_t* h) {
+    const __m256i round = _mm256_set1_epi32(0x7fff), one = _mm256_set1_epi32(1), quiet = _mm256_set1_epi32(0x40);
+    for (int r = r0; r < r1; r++) {
+        if (r >= j->m) {
+            memset(h, 0, sizeof(uint16_t) * 2 * j->pairs);
+            convert_row(j, r, h);
+            continue;
+        }
+        const float* xr = j->x + (size_t)r * j->k;
+        int i = 0;
+        for (; i + 16 <= j->k; i += 16) {
+            __m256i packed[2];
+            for (int half = 0; half < 2; half++) {
+                __m256 f = _mm256_loadu_ps(xr + i + 8 * half);
+                __m256i bits = _mm256_castps_si256(f), kept = _mm256_srli_epi32(bits, 16);
+                __m256i rounded = _mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(bits, round), _mm256_and_si256(kept, one)), 16);
+                __m256i nan = _mm256_castps_si256(_mm256_cmp_ps(f, f, _CMP_UNORD_Q));
+                packed[half] = _mm256_blendv_epi8(rounded, _mm256_or_si256(kept, quiet), nan);
+            }
+            /* packus works per 128-bit lane: [a0 b0 | a1 b1] → reorder the quadwords to a0 a1 b0 b1 */
+            __m256i both = _mm256_permute4x64_epi64(_mm256_packus_epi32(packed[0], packed[1]), 0xd8);
+            _mm256_storeu_si256((__m256i*)(h + i), both);
+        }
+        for (; i < 2 * j->pairs; i++) h[i] = i < j->k ? steer_f32_to_bf16(xr[i]) : 0;
+        convert_row(j, r, h);
+    }
+}
 #endif
 
 static void convert_task(void* ctx, int task, int thread) {
@@ -113,6 +143,7 @@ static void convert_task(void* ctx, int task, int thread) {
     uint16_t* h = (uint16_t*)steer_thread_scratch(thread, sizeof(uint16_t) * 2 * (size_t)j->pairs);
 #ifdef STEER_HAVE_X86
     if (steer_isa_current() >= STEER_ISA_AVX512) { convert_rows_avx512(j, r0, r1, h); return; }
+    if (steer_isa_current() == STEER_ISA_AVX2) { convert_rows_avx2(j, r0, r1, h); return; }
 #endif
     convert_rows_scalar(j, r0, r1, h);
 }
@@ -272,62 +303,195 @@ STEER_TARGET_AVX512 static void task_avx512(const gemm_job* job, int p0, int np,
 
 /* ---- AVX2 + FMA ----------------------------------------------------------------------- */
 
-#define AVX2_MR 4
+/* 16 ymm registers: a micro-kernel keeps at most 12 accumulators (R rows × P panels × 2 halves
+ * of 8 columns), the rest holds weights and broadcasts. x is laid out in row tiles of AVX2_MR
+ * rows for both kernels; a streaming call covers R ≤ AVX2_MR of a tile's rows. */
+#define AVX2_MR 6
+#define AVX2_NP 4          /* panels per group (64 columns) */
+#define KC_AVX2_WIDE 128   /* pairs per widened block: one panel's block is 16 KB of f32, in L1 */
+/* Up to this many rows the streaming kernel (weights widened in registers as they stream from
+ * memory) is the faster: reading the weights is the bound. Above it, widening each block once
+ * for all row tiles leaves the FMA ports nothing else to do. Measured on Zen 3 (bench_kernels). */
+#define AVX2_STREAM_MAX_ROWS 6
 
-/* One panel: 16 columns as two 8-lane halves. */
-STEER_INLINE STEER_TARGET_AVX2 void kernel_avx2(
-    const int MR, const float* x /* (2·kc, AVX2_MR) */, const uint16_t* w, int kc, float* y, int ldy, int cols, int accumulate, int prefetch) {
-    __m256 c[AVX2_MR][2];
+/* y columns [8h, 8h + 8) of a panel with `cols` valid columns: a load/store mask. */
+STEER_INLINE STEER_TARGET_AVX2 __m256i avx2_half_mask(int cols, int h) {
+    int valid = STEER_MAX(0, STEER_MIN(8, cols - 8 * h));
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(valid), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+STEER_INLINE STEER_TARGET_AVX2 __m256 avx2_chain_start(const float* yp, int cols, int h, int accumulate) {
+    if (!accumulate || cols <= 8 * h) return _mm256_setzero_ps();
+    return cols >= 8 * h + 8 ? _mm256_loadu_ps(yp + 8 * h) : _mm256_maskload_ps(yp + 8 * h, avx2_half_mask(cols, h));
+}
+
+STEER_INLINE STEER_TARGET_AVX2 void avx2_chain_store(float* yp, int cols, int h, __m256 v) {
+    if (cols >= 8 * h + 8) _mm256_storeu_ps(yp + 8 * h, v);
+    else if (cols > 8 * h) _mm256_maskstore_ps(yp + 8 * h, avx2_half_mask(cols, h), v);
+}
+
+/* Streaming: R rows × P panels, each panel's 64-byte pair widened in registers (odd element:
+ * AND 0xffff0000, even: shift left 16) as it is read, software prefetch ahead on every stream.
+ * x: (2·kc, AVX2_MR) from the tile's first row of this call; w: P panels, stride ws elements;
+ * y: (R, ldy) at the group's first column, ncols valid columns from there. */
+STEER_INLINE STEER_TARGET_AVX2 void kernel_avx2_stream(
+    const int R, const int P, const float* x, const uint16_t* w, size_t ws, int kc, float* y, int ldy, int ncols, int accumulate) {
+    __m256 c[3][4][2];
     const __m256i high = _mm256_set1_epi32((int)0xffff0000u);
-    for (int r = 0; r < MR; r++) {
-        float t[16] = {0};
-        if (accumulate)
-            for (int i = 0; i < cols; i++) t[i] = y[(size_t)r * ldy + i];
-        c[r][0] = _mm256_loadu_ps(t);
-        c[r][1] = _mm256_loadu_ps(t + 8);
-    }
+    for (int r = 0; r < R; r++)
+        for (int p = 0; p < P; p++)
+            for (int h = 0; h < 2; h++) c[r][p][h] = avx2_chain_start(y + (size_t)r * ldy + 16 * p, panel_cols(ncols, p), h, accumulate);
     for (int j = 0; j < kc; j++) {
-        if (prefetch) _mm_prefetch((const char*)(w + (size_t)j * 32) + PREFETCH_BYTES, _MM_HINT_T0);
-        for (int h = 0; h < 2; h++) {
-            __m256i b = _mm256_load_si256((const __m256i*)(w + (size_t)j * 32 + 16 * h));
-            __m256 even = _mm256_castsi256_ps(_mm256_slli_epi32(b, 16)), odd = _mm256_castsi256_ps(_mm256_and_si256(b, high));
-            for (int r = 0; r < MR; r++) {
-                __m256 xo = _mm256_broadcast_ss(x + (size_t)2 * j * AVX2_MR + r), xe = _mm256_broadcast_ss(x + (size_t)(2 * j + 1) * AVX2_MR + r);
-                c[r][h] = _mm256_fmadd_ps(xe, even, _mm256_fmadd_ps(xo, odd, c[r][h]));
+        for (int p = 0; p < P; p++) {
+            const uint16_t* wj = w + p * ws + (size_t)j * 32;
+            _mm_prefetch((const char*)wj + PREFETCH_BYTES, _MM_HINT_T0);
+            for (int h = 0; h < 2; h++) {
+                __m256i b = _mm256_load_si256((const __m256i*)(wj + 16 * h));
+                __m256 odd = _mm256_castsi256_ps(_mm256_and_si256(b, high)), even = _mm256_castsi256_ps(_mm256_slli_epi32(b, 16));
+                for (int r = 0; r < R; r++) {
+                    __m256 xo = _mm256_broadcast_ss(x + (size_t)2 * j * AVX2_MR + r);
+                    __m256 xe = _mm256_broadcast_ss(x + (size_t)(2 * j + 1) * AVX2_MR + r);
+                    c[r][p][h] = _mm256_fmadd_ps(xe, even, _mm256_fmadd_ps(xo, odd, c[r][p][h]));
+                }
             }
         }
     }
-    for (int r = 0; r < MR; r++) {
-        float* yp = y + (size_t)r * ldy;
-        float t[16];
-        _mm256_storeu_ps(t, c[r][0]);
-        _mm256_storeu_ps(t + 8, c[r][1]);
-        for (int i = 0; i < cols; i++) yp[i] = t[i];
+    for (int r = 0; r < R; r++)
+        for (int p = 0; p < P; p++)
+            for (int h = 0; h < 2; h++) avx2_chain_store(y + (size_t)r * ldy + 16 * p, panel_cols(ncols, p), h, c[r][p][h]);
+}
+
+/* Rows [r0, r1) of one row tile over a group of np panels: one row takes 4 panels per pass
+ * (8 independent chains), more rows go 3 or 2 at a time over pairs of panels. */
+STEER_TARGET_AVX2 static void stream_rows_avx2(const float* xp, const uint16_t* wp, size_t ws, int kc, int np, float* yp, int ldy,
+                                               int ncols, int rows, int acc) {
+    if (rows == 1) {
+        switch (np) {
+        case 4: kernel_avx2_stream(1, 4, xp, wp, ws, kc, yp, ldy, ncols, acc); break;
+        case 3: kernel_avx2_stream(1, 3, xp, wp, ws, kc, yp, ldy, ncols, acc); break;
+        case 2: kernel_avx2_stream(1, 2, xp, wp, ws, kc, yp, ldy, ncols, acc); break;
+        default: kernel_avx2_stream(1, 1, xp, wp, ws, kc, yp, ldy, ncols, acc); break;
+        }
+        return;
+    }
+    for (int r = 0; r < rows; r += 3) {
+        int R = STEER_MIN(3, rows - r);
+        for (int p = 0; p < np; p += 2) {
+            const float* x = xp + r;
+            const uint16_t* w = wp + (size_t)p * ws;
+            float* y = yp + (size_t)r * ldy + 16 * p;
+            int cols = ncols - 16 * p;
+            if (np - p >= 2) {
+                if (R == 3) kernel_avx2_stream(3, 2, x, w, ws, kc, y, ldy, cols, acc);
+                else if (R == 2) kernel_avx2_stream(2, 2, x, w, ws, kc, y, ldy, cols, acc);
+                else kernel_avx2_stream(1, 2, x, w, ws, kc, y, ldy, cols, acc);
+            } else {
+                if (R == 3) kernel_avx2_stream(3, 1, x, w, ws, kc, y, ldy, cols, acc);
+                else if (R == 2) kernel_avx2_stream(2, 1, x, w, ws, kc, y, ldy, cols, acc);
+                else kernel_avx2_stream(1, 1, x, w, ws, kc, y, ldy, cols, acc);
+            }
+        }
     }
 }
 
-STEER_TARGET_AVX2 static void task_avx2(const gemm_job* job, int p0, int np, int r0, int r1) {
+STEER_TARGET_AVX2 static void task_avx2_stream(const gemm_job* job, int p0, int np, int r0, int r1) {
     int pairs = job->pairs, n = job->n;
     size_t ws = (size_t)pairs * 32;
-    for (int p = p0; p < p0 + np; p++) {
-        int cols = panel_cols(n, p);
-        for (int kb = 0; kb < pairs; kb += KC) {
-            int kc = STEER_MIN(KC, pairs - kb);
-            const uint16_t* wp = job->w + (size_t)p * ws + (size_t)kb * 32;
+    int ncols = n - 16 * p0;
+    for (int kb = 0; kb < pairs; kb += KC) {
+        int kc = STEER_MIN(KC, pairs - kb);
+        const uint16_t* wp = job->w + (size_t)p0 * ws + (size_t)kb * 32;
+        for (int r = r0; r < r1; r += AVX2_MR) {
+            const float* xp = (const float*)job->x + ((size_t)(r / AVX2_MR) * 2 * pairs + 2 * kb) * AVX2_MR;
+            stream_rows_avx2(xp, wp, ws, kc, np, job->y + (size_t)r * n + 16 * p0, n, ncols, STEER_MIN(AVX2_MR, r1 - r), kb > 0);
+        }
+    }
+}
+
+/* Widened: R rows × one panel over its f32 block (2·kc, 16) in L1: per k element two weight
+ * loads, R broadcasts and 2R FMAs, 12 accumulators at R = 6. */
+STEER_INLINE STEER_TARGET_AVX2 void kernel_avx2_wide(
+    const int R, const float* x /* (2·kc, AVX2_MR) */, const float* w /* (2·kc, 16) */, int kc2, float* y, int ldy, int cols, int accumulate) {
+    __m256 c[AVX2_MR][2];
+    for (int r = 0; r < R; r++)
+        for (int h = 0; h < 2; h++) c[r][h] = avx2_chain_start(y + (size_t)r * ldy, cols, h, accumulate);
+    for (int i = 0; i < kc2; i++) {
+        __m256 b0 = _mm256_load_ps(w + (size_t)i * 16), b1 = _mm256_load_ps(w + (size_t)i * 16 + 8);
+        for (int r = 0; r < R; r++) {
+            __m256 a = _mm256_broadcast_ss(x + (size_t)i * AVX2_MR + r);
+            c[r][0] = _mm256_fmadd_ps(a, b0, c[r][0]);
+            c[r][1] = _mm256_fmadd_ps(a, b1, c[r][1]);
+        }
+    }
+    for (int r = 0; r < R; r++)
+        for (int h = 0; h < 2; h++) avx2_chain_store(y + (size_t)r * ldy, cols, h, c[r][h]);
+}
+
+/* The weights a task reads after its current block: np panels from panel p0, pairs [kb, kb + kc).
+ * Their lines are prefetched into L2 a few at a time between micro-kernel calls, so that widening
+ * the block later does not wait on memory. */
+typedef struct avx2_prefetch {
+    const uint16_t* w; /* panel p0's pair kb */
+    size_t ws;         /* elements between panels */
+    int kc, lines, next, per_call;
+} avx2_prefetch;
+
+STEER_INLINE void avx2_prefetch_some(avx2_prefetch* pf) {
+    for (int end = STEER_MIN(pf->lines, pf->next + pf->per_call); pf->next < end; pf->next++)
+        _mm_prefetch((const char*)(pf->w + (size_t)(pf->next / pf->kc) * pf->ws + (size_t)(pf->next % pf->kc) * 32), _MM_HINT_T1);
+}
+
+/* Each k block of the group's panels is widened once into scratch (np, 2·kc, 16), odd element
+ * of each pair first (the chain's order); then every row tile runs over each panel's block while
+ * the next block (or the next group's first, from panel next_p0; -1 for none) is prefetched. */
+STEER_TARGET_AVX2 static void task_avx2_wide(const gemm_job* job, int p0, int np, int r0, int r1, int next_p0, float* wf) {
+    int pairs = job->pairs, n = job->n, tiles = (r1 - r0 + AVX2_MR - 1) / AVX2_MR;
+    size_t ws = (size_t)pairs * 32;
+    const __m256i high = _mm256_set1_epi32((int)0xffff0000u);
+    for (int kb = 0; kb < pairs; kb += KC_AVX2_WIDE) {
+        int kc = STEER_MIN(KC_AVX2_WIDE, pairs - kb);
+        for (int p = 0; p < np; p++) {
+            const uint16_t* wp = job->w + (size_t)(p0 + p) * ws + (size_t)kb * 32;
+            float* dst = wf + (size_t)p * 2 * kc * 16;
+            for (int j = 0; j < kc; j++)
+                for (int h = 0; h < 2; h++) {
+                    __m256i b = _mm256_load_si256((const __m256i*)(wp + (size_t)j * 32 + 16 * h));
+                    _mm256_store_ps(dst + (size_t)2 * j * 16 + 8 * h, _mm256_castsi256_ps(_mm256_and_si256(b, high)));
+                    _mm256_store_ps(dst + (size_t)(2 * j + 1) * 16 + 8 * h, _mm256_castsi256_ps(_mm256_slli_epi32(b, 16)));
+                }
+        }
+        avx2_prefetch pf = {0};
+        if (kb + kc < pairs) {
+            pf.w = job->w + (size_t)p0 * ws + (size_t)(kb + kc) * 32;
+            pf.kc = STEER_MIN(KC_AVX2_WIDE, pairs - kb - kc);
+            pf.lines = np * pf.kc;
+        } else if (next_p0 >= 0) {
+            pf.w = job->w + (size_t)next_p0 * ws;
+            pf.kc = STEER_MIN(KC_AVX2_WIDE, pairs);
+            pf.lines = STEER_MIN(AVX2_NP, job->panels - next_p0) * pf.kc;
+        }
+        pf.ws = ws;
+        pf.per_call = (pf.lines + np * tiles - 1) / (np * tiles);
+        for (int p = 0; p < np; p++) {
+            const float* wb = wf + (size_t)p * 2 * kc * 16;
+            int cols = panel_cols(n, p0 + p);
             for (int r = r0; r < r1; r += AVX2_MR) {
-                int mr = STEER_MIN(AVX2_MR, r1 - r), pf = r == r0;
                 const float* xp = (const float*)job->x + ((size_t)(r / AVX2_MR) * 2 * pairs + 2 * kb) * AVX2_MR;
-                float* yp = job->y + (size_t)r * n + 16 * p;
-                switch (mr) {
-                case 4: kernel_avx2(4, xp, wp, kc, yp, n, cols, kb > 0, pf); break;
-                case 3: kernel_avx2(3, xp, wp, kc, yp, n, cols, kb > 0, pf); break;
-                case 2: kernel_avx2(2, xp, wp, kc, yp, n, cols, kb > 0, pf); break;
-                default: kernel_avx2(1, xp, wp, kc, yp, n, cols, kb > 0, pf); break;
+                float* yp = job->y + (size_t)r * n + 16 * (p0 + p);
+                avx2_prefetch_some(&pf);
+                switch (STEER_MIN(AVX2_MR, r1 - r)) {
+                case 6: kernel_avx2_wide(6, xp, wb, 2 * kc, yp, n, cols, kb > 0); break;
+                case 5: kernel_avx2_wide(5, xp, wb, 2 * kc, yp, n, cols, kb > 0); break;
+                case 4: kernel_avx2_wide(4, xp, wb, 2 * kc, yp, n, cols, kb > 0); break;
+                case 3: kernel_avx2_wide(3, xp, wb, 2 * kc, yp, n, cols, kb > 0); break;
+                case 2: kernel_avx2_wide(2, xp, wb, 2 * kc, yp, n, cols, kb > 0); break;
+                default: kernel_avx2_wide(1, xp, wb, 2 * kc, yp, n, cols, kb > 0); break;
                 }
             }
         }
     }
 }
+
 /* ---- AVX-512F on pre-widened weights (compute-bound m) ---------------------------------
  * Each task widens a k block of its NP panels to f32 once, into per-thread scratch laid out
  * (NP, 2·kc, 16), and every row tile then runs a plain f32 FMA micro-kernel over it.
@@ -526,10 +690,10 @@ static void task_scalar(const gemm_job* job, int p0, int np, int r0, int r1) {
 /* ---- driver --------------------------------------------------------------------------- */
 
 /* Which micro-kernel a call runs. The row tile (MR) and x layout follow from it. */
-enum gemm_path { PATH_SCALAR, PATH_AVX2, PATH_SHIFT, PATH_WIDE, PATH_DOT };
+enum gemm_path { PATH_SCALAR, PATH_AVX2, PATH_AVX2_WIDE, PATH_SHIFT, PATH_WIDE, PATH_DOT };
 
-static const int path_mr[] = {SCALAR_MR, AVX2_MR, F32_MR, WIDE_MR, BF16_MR};
-static const int path_np[] = {4, 2, F32_NP, WIDE_NP, BF16_NP};
+static const int path_mr[] = {SCALAR_MR, AVX2_MR, AVX2_MR, F32_MR, WIDE_MR, BF16_MR};
+static const int path_np[] = {4, AVX2_NP, AVX2_NP, F32_NP, WIDE_NP, BF16_NP};
 
 static int g_mode = STEER_GEMM_AUTO;
 /* Calibrated once on AVX512_BF16 cores: */
@@ -564,7 +728,11 @@ static void gemm_task(void* ctx, int task, int thread) {
                       (float*)steer_thread_scratch(thread, sizeof(float) * WIDE_NP * 2 * KC_WIDE_LONG * 16));
             break;
         case PATH_SHIFT: task_avx512(job, p0, np, r0, r1); break;
-        case PATH_AVX2: task_avx2(job, p0, np, r0, r1); break;
+        case PATH_AVX2: task_avx2_stream(job, p0, np, r0, r1); break;
+        case PATH_AVX2_WIDE:
+            task_avx2_wide(job, p0, np, r0, r1, g + 1 < g1 ? p0 + np : -1,
+                           (float*)steer_thread_scratch(thread, sizeof(float) * AVX2_NP * 2 * KC_AVX2_WIDE * 16));
+            break;
 #endif
         default: task_scalar(job, p0, np, r0, r1); break;
         }
@@ -651,7 +819,10 @@ static int choose_path(int isa, int m) {
     case STEER_ISA_AVX512:
         if (g_mode == STEER_GEMM_DOT) return PATH_SHIFT;
         return PATH_WIDE;
-    case STEER_ISA_AVX2: return PATH_AVX2;
+    case STEER_ISA_AVX2:
+        if (g_mode == STEER_GEMM_DOT) return PATH_AVX2;
+        if (g_mode == STEER_GEMM_WIDE) return PATH_AVX2_WIDE;
+        return m <= AVX2_STREAM_MAX_ROWS ? PATH_AVX2 : PATH_AVX2_WIDE;
     default: return PATH_SCALAR;
     }
 }

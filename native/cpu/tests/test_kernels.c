@@ -401,7 +401,7 @@ int main(void) {
             int before = failures;
             memset(worst_seen, 0, sizeof worst_seen);
             /* Both compute paths: vdpbf16ps / in-register widening, and pre-widened blocks. */
-            for (int mode = STEER_GEMM_DOT; mode <= (isa >= STEER_ISA_AVX512 ? STEER_GEMM_WIDE : STEER_GEMM_DOT); mode++) {
+            for (int mode = STEER_GEMM_DOT; mode <= (isa >= STEER_ISA_AVX2 ? STEER_GEMM_WIDE : STEER_GEMM_DOT); mode++) {
                 steer_cpu_set_gemm_mode(mode);
                 test_gemm(mode == STEER_GEMM_WIDE ? "wide" : name);
             }
