@@ -309,10 +309,14 @@ STEER_TARGET_AVX512 static void task_avx512(const gemm_job* job, int p0, int np,
 #define AVX2_MR 6
 #define AVX2_NP 4          /* panels per group (64 columns) */
 #define KC_AVX2_WIDE 128   /* pairs per widened block: one panel's block is 16 KB of f32, in L1 */
+/* Row tiles pass over a panel's block in chunks whose x (6 KB per tile and block) stays in L2
+ * while the group's panels take their turns: beyond L2, every broadcast waits on L3. */
+#define AVX2_CHUNK_ROWS (24 * AVX2_MR)
 /* Up to this many rows the streaming kernel (weights widened in registers as they stream from
  * memory) is the faster: reading the weights is the bound. Above it, widening each block once
- * for all row tiles leaves the FMA ports nothing else to do. Measured on Zen 3 (bench_kernels). */
-#define AVX2_STREAM_MAX_ROWS 6
+ * for all row tiles leaves the FMA ports nothing else to do. On Zen 3 (bench_kernels, one thread)
+ * the two meet near 12 rows. */
+#define AVX2_STREAM_MAX_ROWS 12
 
 /* y columns [8h, 8h + 8) of a panel with `cols` valid columns: a load/store mask. */
 STEER_INLINE STEER_TARGET_AVX2 __m256i avx2_half_mask(int cols, int h) {
@@ -328,6 +332,18 @@ STEER_INLINE STEER_TARGET_AVX2 __m256 avx2_chain_start(const float* yp, int cols
 STEER_INLINE STEER_TARGET_AVX2 void avx2_chain_store(float* yp, int cols, int h, __m256 v) {
     if (cols >= 8 * h + 8) _mm256_storeu_ps(yp + 8 * h, v);
     else if (cols > 8 * h) _mm256_maskstore_ps(yp + 8 * h, avx2_half_mask(cols, h), v);
+}
+
+/* A broadcast from memory at each use: with 12 accumulators live, GCC would otherwise keep the
+ * broadcasts of every row in registers and spill accumulators to the stack. */
+STEER_INLINE STEER_TARGET_AVX2 __m256 avx2_broadcast(const float* p) {
+#if defined(__GNUC__)
+    __m256 v;
+    __asm__ volatile("vbroadcastss %1, %0" : "=x"(v) : "m"(*p));
+    return v;
+#else
+    return _mm256_broadcast_ss(p);
+#endif
 }
 
 /* Streaming: R rows × P panels, each panel's 64-byte pair widened in registers (odd element:
@@ -349,8 +365,8 @@ STEER_INLINE STEER_TARGET_AVX2 void kernel_avx2_stream(
                 __m256i b = _mm256_load_si256((const __m256i*)(wj + 16 * h));
                 __m256 odd = _mm256_castsi256_ps(_mm256_and_si256(b, high)), even = _mm256_castsi256_ps(_mm256_slli_epi32(b, 16));
                 for (int r = 0; r < R; r++) {
-                    __m256 xo = _mm256_broadcast_ss(x + (size_t)2 * j * AVX2_MR + r);
-                    __m256 xe = _mm256_broadcast_ss(x + (size_t)(2 * j + 1) * AVX2_MR + r);
+                    __m256 xo = avx2_broadcast(x + (size_t)2 * j * AVX2_MR + r);
+                    __m256 xe = avx2_broadcast(x + (size_t)(2 * j + 1) * AVX2_MR + r);
                     c[r][p][h] = _mm256_fmadd_ps(xe, even, _mm256_fmadd_ps(xo, odd, c[r][p][h]));
                 }
             }
@@ -472,10 +488,11 @@ STEER_TARGET_AVX2 static void task_avx2_wide(const gemm_job* job, int p0, int np
         }
         pf.ws = ws;
         pf.per_call = (pf.lines + np * tiles - 1) / (np * tiles);
+        for (int rc = r0; rc < r1; rc += AVX2_CHUNK_ROWS)
         for (int p = 0; p < np; p++) {
             const float* wb = wf + (size_t)p * 2 * kc * 16;
             int cols = panel_cols(n, p0 + p);
-            for (int r = r0; r < r1; r += AVX2_MR) {
+            for (int r = rc; r < STEER_MIN(r1, rc + AVX2_CHUNK_ROWS); r += AVX2_MR) {
                 const float* xp = (const float*)job->x + ((size_t)(r / AVX2_MR) * 2 * pairs + 2 * kb) * AVX2_MR;
                 float* yp = job->y + (size_t)r * n + 16 * (p0 + p);
                 avx2_prefetch_some(&pf);
