@@ -15,7 +15,18 @@ STEER_INLINE void swiglu_range(float* STEER_RESTRICT gate, const float* STEER_RE
 }
 
 STEER_TARGET_AVX512 static void range_avx512(float* gate, const float* up, int64_t n) { swiglu_range(gate, up, n); }
-STEER_TARGET_AVX2 static void range_avx2(float* gate, const float* up, int64_t n) { swiglu_range(gate, up, n); }
+STEER_TARGET_AVX2 static void range_avx2(float* gate, const float* up, int64_t n) {
+    int64_t i = 0;
+#ifdef STEER_HAVE_X86
+    const __m256 one = _mm256_set1_ps(1.0f), sign = _mm256_set1_ps(-0.0f);
+    for (; i + 8 <= n; i += 8) {
+        __m256 g = _mm256_loadu_ps(gate + i);
+        __m256 e = steer_expf_avx2(_mm256_xor_ps(g, sign));
+        _mm256_storeu_ps(gate + i, _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(one, e)), _mm256_loadu_ps(up + i)));
+    }
+#endif
+    swiglu_range(gate + i, up + i, n - i);
+}
 static void range_portable(float* gate, const float* up, int64_t n) { swiglu_range(gate, up, n); }
 
 static void swiglu_task(void* ctx, int task, int thread) {
