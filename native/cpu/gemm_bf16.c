@@ -19,7 +19,8 @@
  * ISA paths, all on the same packed layout:
  *   AVX512_BF16  vdpbf16ps, x pairs broadcast, MR = 6, NP = 4
  *   AVX-512F     bf16 widened to f32 by shift/mask, FMA, MR = 4, NP = 4
- *   AVX2 + FMA   the same at 256 bits, MR = 4, one panel at a time
+ *   AVX2 + FMA   up to 12 rows: widened in registers as the weights stream (1 row × 4 panels,
+ *                3 rows × 2 panels); above: 6 rows × 1 panel f32 FMA over widened blocks, MR = 6, NP = 4
  *   scalar       plain C
  */
 #include <stdlib.h>
