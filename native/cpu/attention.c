@@ -643,7 +643,7 @@ STEER_TARGET_AVX2 STEER_INLINE __m256i fa2_first(int n) {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
-/* -- prefill: one tile of query vectors along lanes, MZ ymm wide -- */
+/* -- prefill: one tile of query vectors along lanes, in ymm columns taken in pairs -- */
 
 /* Scores of R keys (rows of Sᵀ) against the tile's MZ·8 query lanes, and their running max
  * per lane, as fa_scores: R × MZ accumulators (6 × 2 or 12 × 1), MZ query rows and one
