@@ -96,7 +96,7 @@ STEER_INLINE float steer_expf(float x) {
     return x <= -87.33654f ? 0.0f : y;
 }
 
-/* ---- AVX-512 exp ---- */
+/* ---- vector exps (AVX-512, AVX2) ---- */
 
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
@@ -135,16 +135,25 @@ STEER_INLINE unsigned int steer_denormals_flush(void) {
 }
 STEER_INLINE void steer_denormals_restore(unsigned int csr) { _mm_setcsr(csr); }
 
-/* 2^(n + f) for an integer n and f in about [-0.5, 0.5]: 2^f by a degree-6 minimax polynomial
- * (relative error 1.9e-9 before f32 rounding), then scaled by 2^n with vscalefps, which also
- * gives exact 0 / +inf / denormals outside the normal range. */
+/* 2^f for f in about [-0.5, 0.5]: a degree-6 minimax polynomial, relative error 1.9e-9 before
+ * f32 rounding (coefficients from degree 6 down to 1; the constant term is 1). */
+#define STEER_EXP2_C6 1.5345812004000534e-4f
+#define STEER_EXP2_C5 1.3399931219124377e-3f
+#define STEER_EXP2_C4 9.6184889571025133e-3f
+#define STEER_EXP2_C3 5.5503287769656406e-2f
+#define STEER_EXP2_C2 2.4022646890634405e-1f
+#define STEER_EXP2_C1 6.9314720573726729e-1f
+
+/* 2^(n + f) for an integer n and f in about [-0.5, 0.5]: 2^f by the STEER_EXP2 polynomial,
+ * then scaled by 2^n with vscalefps, which also gives exact 0 / +inf / denormals outside the
+ * normal range. */
 STEER_TARGET_AVX512 STEER_INLINE __m512 steer_exp2_parts_avx512(__m512 n, __m512 f) {
-    __m512 p = _mm512_set1_ps(1.5345812004000534e-4f);
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.3399931219124377e-3f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.6184889571025133e-3f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.5503287769656406e-2f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.4022646890634405e-1f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.9314720573726729e-1f));
+    __m512 p = _mm512_set1_ps(STEER_EXP2_C6);
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(STEER_EXP2_C5));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(STEER_EXP2_C4));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(STEER_EXP2_C3));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(STEER_EXP2_C2));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(STEER_EXP2_C1));
     p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
     return _mm512_scalef_ps(p, n);
 }
@@ -172,6 +181,30 @@ STEER_TARGET_AVX512 STEER_INLINE __m512 steer_exp_avx512(__m512 x) {
     __m512 n = _mm512_roundscale_ps(hi, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m512 f = _mm512_add_ps(_mm512_reduce_ps(hi, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), lo);
     return steer_exp2_parts_avx512(n, f);
+}
+
+/* 2^x, 8 lanes (AVX2 has no vscalefps / vreduceps). x is clamped to [-127, 128], then
+ * n = round(x) comes from adding 1.5·2^23 (n lands in the low mantissa bits, so the sum's bits
+ * are 0x4B400000 + n), f = x - n is exact, and 2^n is built directly as the float with biased
+ * exponent n + 127: ((bits + 127) << 23, the 0x4B400000 part shifts out). At the clamp,
+ * n = -127 makes that float +0, so everything below about -126.5 (masked scores of -1e30, exps
+ * of large negative differences) gives exactly 0, and n = 128 makes it +inf. Relative error
+ * ≤ 2 ulp on the normal range (results in [2^-126, 2^127.5)); -inf gives 0, NaN stays NaN. */
+STEER_TARGET_AVX2 STEER_INLINE __m256 steer_exp2_avx2(__m256 x) {
+    const __m256 round = _mm256_set1_ps(12582912.0f); /* 1.5·2^23 */
+    /* max(c, x) and min(c, x) return x when it is NaN */
+    x = _mm256_min_ps(_mm256_set1_ps(128.0f), _mm256_max_ps(_mm256_set1_ps(-127.0f), x));
+    __m256 r = _mm256_add_ps(x, round);
+    __m256 f = _mm256_sub_ps(x, _mm256_sub_ps(r, round));
+    __m256 scale = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_castps_si256(r), _mm256_set1_epi32(127)), 23));
+    __m256 p = _mm256_set1_ps(STEER_EXP2_C6);
+    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(STEER_EXP2_C5));
+    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(STEER_EXP2_C4));
+    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(STEER_EXP2_C3));
+    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(STEER_EXP2_C2));
+    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(STEER_EXP2_C1));
+    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.0f));
+    return _mm256_mul_ps(p, scale);
 }
 #endif
 

@@ -10,7 +10,8 @@
  *   swiglu        |Δ| ≤ 2e-6 · |ref| + 1e-12 (polynomial exp, < 2e-7 relative)
  *   log_softmax   |Δ| ≤ 2e-5                (values are O(log V))
  *   attention     |Δ| ≤ 2e-5                (outputs are convex combinations of v in [-1, 1])
- *   exp           relative ≤ 2.5e-7 (steer_expf), ≤ 1.5e-7 and no worse than steer_expf (AVX-512)
+ *   exp           relative ≤ 2.5e-7 (steer_expf), ≤ 1.5e-7 and no worse than steer_expf (AVX-512);
+ *                 exp2 ≤ 1.5e-7 (AVX-512, AVX2), and exactly 0 for masked scores (AVX2)
  */
 #include <math.h>
 #include <stdio.h>
@@ -337,31 +338,50 @@ static void attention_case(const char* isa, int nh, int nkv, int hd, const int (
 }
 
 static void test_attention(const char* isa) {
-    /* nh, nkv, hd: group sizes 1, 2, 3, 4, 12, 16, 64; hd multiples of 16 and not (40, 80, 6) */
-    const int configs[][3] = {{8, 2, 64}, {6, 6, 40}, {16, 1, 128}, {4, 2, 6}, {12, 4, 40}, {32, 8, 64}, {24, 2, 80}, {64, 1, 16}};
+    /* nh, nkv, hd: group sizes 1, 2, 3, 4, 12, 16, 64; hd multiples of 16 and not (40, 80, 6),
+     * and not of 8 past the first vector (20, 36: full 8-float chunks plus a masked tail) */
+    const int configs[][3] = {{8, 2, 64}, {6, 6, 40}, {16, 1, 128}, {4, 2, 6},  {12, 4, 40},
+                              {32, 8, 64}, {24, 2, 80}, {64, 1, 16}, {9, 3, 20}, {7, 7, 36}};
     /* (n, start): decode at several cache lengths (block edges at 64), prefill from an empty
      * cache and continuing one, and caches long enough to cross many key blocks */
     const int mixed[][2] = {{1, 0}, {1, 100}, {37, 0}, {70, 13}, {5, 200}, {130, 0}, {1, 63}, {1, 64}, {1, 699}, {20, 700}, {3, 45}, {17, 47}};
     const int decode_batch[][2] = {{1, 0}, {1, 1}, {1, 15}, {1, 300}, {1, 999}};
     const int one_decode[][2] = {{1, 699}}; /* a lone sequence: its cache is split into key ranges */
+    /* long enough for key ranges over all KV heads on AVX2 with 2 threads (one range per KV
+     * head with 3) */
+    const int one_long_decode[][2] = {{1, 2999}};
     const int one_prefill[][2] = {{2, 0}};
-    for (int c = 0; c < 8; c++) {
+    for (int c = 0; c < 10; c++) {
         int nh = configs[c][0], nkv = configs[c][1], hd = configs[c][2];
         attention_case(isa, nh, nkv, hd, mixed, 12, "mixed batch");
         attention_case(isa, nh, nkv, hd, decode_batch, 5, "decode batch");
         attention_case(isa, nh, nkv, hd, one_decode, 1, "one decode");
+        attention_case(isa, nh, nkv, hd, one_long_decode, 1, "one long decode");
         attention_case(isa, nh, nkv, hd, one_prefill, 1, "prefill n=2");
     }
 }
 
-/* The vector exps against double precision over [-87, 88.3], where steer_expf is finite and
- * exp is a normal f32. */
+/* The exps against double precision over [-87, 88.3], where steer_expf is finite and exp is a
+ * normal f32; the exp2s at x·log2(e) for the same x, where 2^x is normal. */
+#define EXP_LO (-87.0f)
+#define EXP_HI 88.3f
+#define EXP_STEP 0.000731f
+
+static double expf_error(void) {
+    double worst = 0;
+    for (float x = EXP_LO; x < EXP_HI; x += EXP_STEP) {
+        double r = exp((double)x), e = fabs(steer_expf(x) - r) / r;
+        if (e > worst) worst = e;
+    }
+    return worst;
+}
+
 #ifdef STEER_HAVE_X86
-STEER_TARGET_AVX512 static void exp_errors(double* scalar, double* vexp, double* vexp2) {
-    *scalar = *vexp = *vexp2 = 0;
+STEER_TARGET_AVX512 static void exp_errors_avx512(double* vexp, double* vexp2) {
+    *vexp = *vexp2 = 0;
     float xs[16];
     int filled = 0;
-    for (float x = -87.0f; x < 88.3f; x += 0.000731f) {
+    for (float x = EXP_LO; x < EXP_HI; x += EXP_STEP) {
         xs[filled++] = x;
         if (filled < 16) continue;
         filled = 0;
@@ -370,24 +390,60 @@ STEER_TARGET_AVX512 static void exp_errors(double* scalar, double* vexp, double*
         _mm512_storeu_ps(e2, steer_exp2_avx512(_mm512_mul_ps(_mm512_loadu_ps(xs), _mm512_set1_ps(1.4426950408889634f))));
         for (int i = 0; i < 16; i++) {
             double r = exp((double)xs[i]), x2 = (double)(xs[i] * 1.4426950408889634f), r2 = exp2(x2);
-            double a = fabs(steer_expf(xs[i]) - r) / r, b = fabs(e[i] - r) / r, c = fabs(e2[i] - r2) / r2;
-            if (a > *scalar) *scalar = a;
+            double b = fabs(e[i] - r) / r, c = fabs(e2[i] - r2) / r2;
             if (b > *vexp) *vexp = b;
             if (x2 > -126 && c > *vexp2) *vexp2 = c;
         }
     }
 }
+
+STEER_TARGET_AVX2 static double exp2_error_avx2(void) {
+    double worst = 0;
+    float xs[8];
+    int filled = 0;
+    for (float x = EXP_LO; x < EXP_HI; x += EXP_STEP) {
+        xs[filled++] = x;
+        if (filled < 8) continue;
+        filled = 0;
+        float e2[8];
+        _mm256_storeu_ps(e2, steer_exp2_avx2(_mm256_mul_ps(_mm256_loadu_ps(xs), _mm256_set1_ps(1.4426950408889634f))));
+        for (int i = 0; i < 8; i++) {
+            double x2 = (double)(xs[i] * 1.4426950408889634f), r2 = exp2(x2), c = fabs(e2[i] - r2) / r2;
+            if (x2 > -126 && c > worst) worst = c;
+        }
+    }
+    return worst;
+}
+
+/* What the AVX2 exp2 gives where softmax inputs leave the normal range: masked scores (-1e30)
+ * and deep underflow must be exactly 0 so they add nothing to a sum; ±inf and NaN as exp2. */
+STEER_TARGET_AVX2 static int exp2_edges_avx2(void) {
+    float in[8] = {-1e30f, -127.0f, -200.0f, -INFINITY, 0.0f, 128.0f, INFINITY, NAN}, out[8];
+    _mm256_storeu_ps(out, steer_exp2_avx2(_mm256_loadu_ps(in)));
+    return out[0] == 0.0f && out[1] == 0.0f && out[2] == 0.0f && out[3] == 0.0f && out[4] == 1.0f &&
+           out[5] == INFINITY && out[6] == INFINITY && isnan(out[7]);
+}
 #endif
 
 static void test_exp(void) {
-#ifdef STEER_HAVE_X86
-    if (!(steer_cpu_features() & STEER_CPU_AVX512)) return;
-    double scalar, vexp, vexp2;
-    exp_errors(&scalar, &vexp, &vexp2);
-    printf("exp relative error: steer_expf %.3g, steer_exp_avx512 %.3g, steer_exp2_avx512 %.3g\n", scalar, vexp, vexp2);
+    double scalar = expf_error();
+    printf("exp relative error: steer_expf %.3g\n", scalar);
     check(scalar <= 2.5e-7, "exp steer_expf", "scalar", scalar);
-    check(vexp <= scalar && vexp <= 1.5e-7, "exp steer_exp_avx512", "avx512", vexp);
-    check(vexp2 <= 1.5e-7, "exp steer_exp2_avx512", "avx512", vexp2);
+#ifdef STEER_HAVE_X86
+    uint32_t features = steer_cpu_features();
+    if (features & STEER_CPU_AVX512) {
+        double vexp, vexp2;
+        exp_errors_avx512(&vexp, &vexp2);
+        printf("exp relative error: steer_exp_avx512 %.3g, steer_exp2_avx512 %.3g\n", vexp, vexp2);
+        check(vexp <= scalar && vexp <= 1.5e-7, "exp steer_exp_avx512", "avx512", vexp);
+        check(vexp2 <= 1.5e-7, "exp steer_exp2_avx512", "avx512", vexp2);
+    }
+    if (features & STEER_CPU_AVX2_FMA) {
+        double vexp2 = exp2_error_avx2();
+        printf("exp relative error: steer_exp2_avx2 %.3g\n", vexp2);
+        check(vexp2 <= 1.5e-7, "exp steer_exp2_avx2", "avx2", vexp2);
+        check(exp2_edges_avx2(), "exp steer_exp2_avx2 at -1e30, -127, -200, -inf, 0, 128, inf, NaN", "avx2", 0);
+    }
 #endif
 }
 
