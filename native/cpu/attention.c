@@ -1064,15 +1064,6 @@ STEER_TARGET_AVX2 static void fa2_decode(const fa_job* j, const steer_attn_seq* 
 
 /* ---- task plan, shared by the AVX-512F and AVX2 paths ---------------------------------- */
 
-static void fa_task_body(void* ctx, int task, int thread);
-
-/* Denormals flushed: see steer_denormals_flush (the exps of a softmax over large scores). */
-static void fa_task(void* ctx, int task, int thread) {
-    unsigned int csr = steer_denormals_flush();
-    fa_task_body(ctx, task, thread);
-    steer_denormals_restore(csr);
-}
-
 static void fa_task_body(void* ctx, int task, int thread) {
     const fa_job* j = (const fa_job*)ctx;
     int s = seq_of_task(j->first_task, j->nseq, task);
@@ -1102,6 +1093,13 @@ static void fa_task_body(void* ctx, int task, int thread) {
         if (j->wide) fa_decode(j, seq, h0, h1, k0, k1, partial, sc);
         else fa2_decode(j, seq, h0, h1, k0, k1, partial, sc);
     }
+}
+
+/* Denormals flushed: see steer_denormals_flush (the exps of a softmax over large scores). */
+static void fa_task(void* ctx, int task, int thread) {
+    unsigned int csr = steer_denormals_flush();
+    fa_task_body(ctx, task, thread);
+    steer_denormals_restore(csr);
 }
 
 /* Combines the key ranges of split decode sequences: out = Σ 2^(m_c − M) o_c / Σ 2^(m_c − M) l_c. */
