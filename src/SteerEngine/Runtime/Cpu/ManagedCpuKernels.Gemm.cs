@@ -30,6 +30,7 @@ public sealed unsafe partial class ManagedCpuKernels
     const int Tile256 = 6;           // rows per Vector256 micro-kernel: 12 accumulators of 16 ymm
     const int Block512 = 64;         // k pairs per widened block: 4 panels × 128 k × 64 B = 32 KB
     const int Block256 = 128;        // k pairs per widened block: 1 panel × 256 k × 64 B = 16 KB
+    const int MaxTilesPerTask = 16;  // a task's x for one k block stays in L2: ≤ 16 × 6 rows × 256 k × 4 B = 96 KB
 
     readonly ManagedGemmPath _path;
     readonly int _rowTile;           // rows per x tile of the path
@@ -64,15 +65,17 @@ public sealed unsafe partial class ManagedCpuKernels
         int groups = (w.Panels + PanelsPerTask - 1) / PanelsPerTask;
         int threads = Environment.ProcessorCount;
         int rowChunks = groups >= 4 * threads ? 1 : Math.Min(tiles, (4 * threads + groups - 1) / groups);
+        rowChunks = Math.Max(rowChunks, (tiles + MaxTilesPerTask - 1) / MaxTilesPerTask);
         int tilesPerChunk = (tiles + rowChunks - 1) / rowChunks;
         rowChunks = (tiles + tilesPerChunk - 1) / tilesPerChunk;
         ManagedGemmPath path = _path;
         fixed (float* xp = _x, yp = y)
         {
             float* xPtr = xp, yPtr = yp;
+            // A group's row chunks are consecutive tasks, so its weights are still in cache for the next.
             Parallel.For(0, groups * rowChunks, task =>
             {
-                int g = task % groups, chunk = task / groups;
+                int g = task / rowChunks, chunk = task % rowChunks;
                 int p0 = g * PanelsPerTask, np = Math.Min(PanelsPerTask, w.Panels - p0);
                 int r0 = chunk * tilesPerChunk * tile, r1 = Math.Min(rows, r0 + tilesPerChunk * tile);
                 switch (path)
