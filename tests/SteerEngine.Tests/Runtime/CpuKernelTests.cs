@@ -234,7 +234,7 @@ public unsafe class CpuKernelTests
         // Rows around the 4- and 6-row tiles; the shapes' k spans several blocks of either path, and
         // their panel counts leave part of a 4-panel task and part of a panel.
         foreach ((int outDim, int inDim) in Shapes.Append((75, 1031)))
-            foreach (int rows in new[] { 1, 2, 5, 6, 7, 13, 24, 65 })
+            foreach (int rows in new[] { 1, 2, 3, 5, 6, 7, 13, 16, 24, 65 })
             {
                 using var w = new Bf16Weights(rng, outDim, inDim);
                 using PackedMatrix packed = native.Pack(w.Matrix);

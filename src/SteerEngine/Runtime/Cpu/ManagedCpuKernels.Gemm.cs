@@ -30,6 +30,7 @@ public sealed unsafe partial class ManagedCpuKernels
     const int Tile256 = 6;           // rows per Vector256 micro-kernel: 12 accumulators of 16 ymm
     const int Block512 = 64;         // k pairs per widened block: 4 panels × 128 k × 64 B = 32 KB
     const int Block256 = 128;        // k pairs per widened block: 1 panel × 256 k × 64 B = 16 KB
+    const int StreamRows256 = 4;     // up to this many rows the weights stream instead of being widened
     const int MaxTilesPerTask = 16;  // a task's x for one k block stays in L2: ≤ 16 × 6 rows × 256 k × 4 B = 96 KB
 
     readonly ManagedGemmPath _path;
@@ -83,6 +84,7 @@ public sealed unsafe partial class ManagedCpuKernels
                     case ManagedGemmPath.Avx512 when r1 - r0 == 1: GemvStream512(xPtr, w, yPtr, p0, np, r0); break;
                     case ManagedGemmPath.Avx512: GemmWide512(xPtr, w, yPtr, p0, np, r0, r1); break;
                     case ManagedGemmPath.Avx2 when r1 - r0 == 1: GemvStream256(xPtr, w, yPtr, p0, np, r0); break;
+                    case ManagedGemmPath.Avx2 when r1 - r0 <= StreamRows256: GemmStream256(xPtr, w, yPtr, p0, np, r0, r1 - r0); break;
                     case ManagedGemmPath.Avx2: GemmWide256(xPtr, w, yPtr, p0, np, r0, r1); break;
                     default: GemmScalar(xPtr, w, yPtr, p0, np, r0, r1, tile); break;
                 }
@@ -449,6 +451,58 @@ public sealed unsafe partial class ManagedCpuKernels
         Store256(yRow + p0 * 16 + 16, cols - 16, c10, c11);
         Store256(yRow + p0 * 16 + 32, cols - 32, c20, c21);
         Store256(yRow + p0 * 16 + 48, cols - 48, c30, c31);
+    }
+
+    /// <summary>
+    /// A few rows (small-batch decode, ≤ 4, all in one x tile): still bound by reading the weights, so
+    /// each panel streams once from the packed matrix, widened in registers, against 4 rows at a time
+    /// (8 accumulators; x's rows past the call's are zero or unused and never stored).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void GemmStream256(float* x, PackedMatrix w, float* y, int p0, int np, int r0, int rows)
+    {
+        int pairs = w.Pairs, n = w.Rows;
+        long ws = (long)pairs * 32;
+        var high = Vector256.Create(0xFFFF0000u);
+        float* xt = x + (long)(r0 / Tile256) * 2 * pairs * Tile256 + r0 % Tile256;
+        for (int p = p0; p < p0 + np; p++)
+        {
+            uint* wp = (uint*)(w.Data + p * ws);
+            Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default;
+            Vector256<float> c20 = default, c21 = default, c30 = default, c31 = default;
+            float* xi = xt;
+            for (int j = 0; j < pairs; j++, xi += 2 * Tile256)
+            {
+                var lo = Vector256.Load(wp + j * 16);
+                var hi = Vector256.Load(wp + j * 16 + 8);
+                var oddLo = (lo & high).AsSingle();
+                var oddHi = (hi & high).AsSingle();
+                var evenLo = Avx2.ShiftLeftLogical(lo, 16).AsSingle();
+                var evenHi = Avx2.ShiftLeftLogical(hi, 16).AsSingle();
+                var xo = Vector256.Create(xi[0]);
+                var xe = Vector256.Create(xi[Tile256]);
+                c00 = Fma.MultiplyAdd(xe, evenLo, Fma.MultiplyAdd(xo, oddLo, c00));
+                c01 = Fma.MultiplyAdd(xe, evenHi, Fma.MultiplyAdd(xo, oddHi, c01));
+                xo = Vector256.Create(xi[1]);
+                xe = Vector256.Create(xi[Tile256 + 1]);
+                c10 = Fma.MultiplyAdd(xe, evenLo, Fma.MultiplyAdd(xo, oddLo, c10));
+                c11 = Fma.MultiplyAdd(xe, evenHi, Fma.MultiplyAdd(xo, oddHi, c11));
+                xo = Vector256.Create(xi[2]);
+                xe = Vector256.Create(xi[Tile256 + 2]);
+                c20 = Fma.MultiplyAdd(xe, evenLo, Fma.MultiplyAdd(xo, oddLo, c20));
+                c21 = Fma.MultiplyAdd(xe, evenHi, Fma.MultiplyAdd(xo, oddHi, c21));
+                xo = Vector256.Create(xi[3]);
+                xe = Vector256.Create(xi[Tile256 + 3]);
+                c30 = Fma.MultiplyAdd(xe, evenLo, Fma.MultiplyAdd(xo, oddLo, c30));
+                c31 = Fma.MultiplyAdd(xe, evenHi, Fma.MultiplyAdd(xo, oddHi, c31));
+            }
+            float* yp = y + (long)r0 * n + p * 16;
+            int cols = n - p * 16;
+            Store256(yp, cols, c00, c01);
+            if (rows > 1) Store256(yp + n, cols, c10, c11);
+            if (rows > 2) Store256(yp + 2L * n, cols, c20, c21);
+            if (rows > 3) Store256(yp + 3L * n, cols, c30, c31);
+        }
     }
 
     /// <summary>16 columns of y as two halves, `cols` of which exist (≤ 0: none).</summary>
