@@ -10,7 +10,8 @@ internal enum ManagedGemmPath
 {
     /// <summary>Plain C#, one output at a time.</summary>
     Scalar,
-    /// <summary>Vector256 with FMA: 6 rows × 1 panel over widened weights, 4 panels streamed for one row.</summary>
+    /// <summary>Vector256 with FMA: 6 rows × 1 panel over widened weights; for 2–4 rows one panel, for one
+    /// row 4 panels streamed.</summary>
     Avx2,
     /// <summary>Vector512: 4 rows × 4 panels over widened weights, 4 panels streamed for one row.</summary>
     Avx512,
@@ -37,7 +38,7 @@ public sealed unsafe partial class ManagedCpuKernels
     readonly int _rowTile;           // rows per x tile of the path
     float[] _x = [];                 // (tiles, 2·pairs, _rowTile) x rounded to bf16, widened, pairs odd first
 
-    [ThreadStatic] static float[]? t_wide; // widened weights of one block: (panels, 2·pairs, 16), pinned
+    [ThreadStatic] static float[]? t_wide; // widened weights of one k block: (panels, 2·block, 16), pinned
 
     public ManagedCpuKernels() : this(Vector512.IsHardwareAccelerated ? ManagedGemmPath.Avx512
         : Avx2.IsSupported && Fma.IsSupported ? ManagedGemmPath.Avx2 : ManagedGemmPath.Scalar) { }
