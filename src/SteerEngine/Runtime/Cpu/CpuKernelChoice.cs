@@ -7,7 +7,7 @@ public enum CpuKernelChoice
     Auto,
     /// <summary>libsteer_cpu: AVX512_BF16 / AVX-512 / AVX2 with packed bf16 weights.</summary>
     Native,
-    /// <summary>The same packed-bf16 kernels in C# (Vector512 / TensorPrimitives).</summary>
+    /// <summary>The same packed-bf16 kernels in C# (Vector512 or Vector256 / TensorPrimitives).</summary>
     Managed,
     /// <summary>The exact f32 reference path: weights widened exactly, activations never rounded. The oracle-checked path.</summary>
     Exact,

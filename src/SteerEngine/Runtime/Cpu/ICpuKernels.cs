@@ -5,8 +5,10 @@ namespace SteerEngine.Runtime.Cpu;
 /// <summary>
 /// The fast CPU kernels of the forward pass: bf16 weights packed once at load, f32 activations.
 /// Two implementations share every signature and the packed layout: <see cref="NativeCpuKernels"/>
-/// (libsteer_cpu, AVX512_BF16 / AVX-512 / AVX2) and <see cref="ManagedCpuKernels"/> (Vector512 /
-/// TensorPrimitives). Both round x to bf16 the same way, so they agree to f32 summation order.
+/// (libsteer_cpu, AVX512_BF16 / AVX-512 / AVX2) and <see cref="ManagedCpuKernels"/> (Vector512 or
+/// Vector256 / TensorPrimitives). Both round x to bf16 the same way and compute the same f32 chain per
+/// GEMM output, so their MatMul agrees bit for bit (but for native's flushed denormals); the other
+/// kernels agree to f32 summation order.
 /// <para>Intended call sequence, per model and per forward step (T rows = tokens of the batch):</para>
 /// <code>
 /// load:   every WeightMatrix w → Pack(w)                     (once, tensor by tensor from the mmap)
