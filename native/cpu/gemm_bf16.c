@@ -313,6 +313,7 @@ STEER_TARGET_AVX512 static void task_avx512(const gemm_job* job, int p0, int np,
 /* Row tiles pass over a panel's block in chunks whose x (6 KB per tile and block) stays in L2
  * while the group's panels take their turns: beyond L2, every broadcast waits on L3. */
 #define AVX2_CHUNK_ROWS (24 * AVX2_MR)
+#define AVX2_BAND_Y_BYTES (128 * 1024) /* y of the groups that share a block's x slices, in L2 */
 /* Up to this many rows the streaming kernel (weights widened in registers as they stream from
  * memory) is the faster: reading the weights is the bound. Above it, widening each block once
  * for all row tiles leaves the FMA ports nothing else to do. On Zen 3 (bench_kernels, one thread)
@@ -458,52 +459,69 @@ STEER_INLINE void avx2_prefetch_some(avx2_prefetch* pf) {
         _mm_prefetch((const char*)(pf->w + (size_t)(pf->next / pf->kc) * pf->ws + (size_t)(pf->next % pf->kc) * 32), _MM_HINT_T1);
 }
 
-/* Each k block of the group's panels is widened once into scratch (np, 2·kc, 16), odd element
- * of each pair first (the chain's order); then every row tile runs over each panel's block while
- * the next block (or the next group's first, from panel next_p0; -1 for none) is prefetched. */
-STEER_TARGET_AVX2 static void task_avx2_wide(const gemm_job* job, int p0, int np, int r0, int r1, int next_p0, float* wf) {
-    int pairs = job->pairs, n = job->n, tiles = (r1 - r0 + AVX2_MR - 1) / AVX2_MR;
-    size_t ws = (size_t)pairs * 32;
+/* Panels [p0, p0 + np), pairs [kb, kb + kc) widened into wf (np, 2·kc, 16), each pair's odd
+ * element first (the chain's order). */
+STEER_TARGET_AVX2 static void widen_avx2(const gemm_job* job, int p0, int np, int kb, int kc, float* wf) {
     const __m256i high = _mm256_set1_epi32((int)0xffff0000u);
-    for (int kb = 0; kb < pairs; kb += KC_AVX2_WIDE) {
-        int kc = STEER_MIN(KC_AVX2_WIDE, pairs - kb);
-        for (int p = 0; p < np; p++) {
-            const uint16_t* wp = job->w + (size_t)(p0 + p) * ws + (size_t)kb * 32;
-            float* dst = wf + (size_t)p * 2 * kc * 16;
-            for (int j = 0; j < kc; j++)
-                for (int h = 0; h < 2; h++) {
-                    __m256i b = _mm256_load_si256((const __m256i*)(wp + (size_t)j * 32 + 16 * h));
-                    _mm256_store_ps(dst + (size_t)2 * j * 16 + 8 * h, _mm256_castsi256_ps(_mm256_and_si256(b, high)));
-                    _mm256_store_ps(dst + (size_t)(2 * j + 1) * 16 + 8 * h, _mm256_castsi256_ps(_mm256_slli_epi32(b, 16)));
-                }
-        }
-        avx2_prefetch pf = {0};
-        if (kb + kc < pairs) {
-            pf.w = job->w + (size_t)p0 * ws + (size_t)(kb + kc) * 32;
-            pf.kc = STEER_MIN(KC_AVX2_WIDE, pairs - kb - kc);
-            pf.lines = np * pf.kc;
-        } else if (next_p0 >= 0) {
-            pf.w = job->w + (size_t)next_p0 * ws;
-            pf.kc = STEER_MIN(KC_AVX2_WIDE, pairs);
-            pf.lines = STEER_MIN(AVX2_NP, job->panels - next_p0) * pf.kc;
-        }
-        pf.ws = ws;
-        pf.per_call = (pf.lines + np * tiles - 1) / (np * tiles);
-        for (int rc = r0; rc < r1; rc += AVX2_CHUNK_ROWS)
-        for (int p = 0; p < np; p++) {
-            const float* wb = wf + (size_t)p * 2 * kc * 16;
-            int cols = panel_cols(n, p0 + p);
-            for (int r = rc; r < STEER_MIN(r1, rc + AVX2_CHUNK_ROWS); r += AVX2_MR) {
-                const float* xp = (const float*)job->x + ((size_t)(r / AVX2_MR) * 2 * pairs + 2 * kb) * AVX2_MR;
-                float* yp = job->y + (size_t)r * n + 16 * (p0 + p);
-                avx2_prefetch_some(&pf);
-                switch (STEER_MIN(AVX2_MR, r1 - r)) {
-                case 6: kernel_avx2_wide(6, xp, wb, 2 * kc, yp, n, cols, kb > 0); break;
-                case 5: kernel_avx2_wide(5, xp, wb, 2 * kc, yp, n, cols, kb > 0); break;
-                case 4: kernel_avx2_wide(4, xp, wb, 2 * kc, yp, n, cols, kb > 0); break;
-                case 3: kernel_avx2_wide(3, xp, wb, 2 * kc, yp, n, cols, kb > 0); break;
-                case 2: kernel_avx2_wide(2, xp, wb, 2 * kc, yp, n, cols, kb > 0); break;
-                default: kernel_avx2_wide(1, xp, wb, 2 * kc, yp, n, cols, kb > 0); break;
+    size_t ws = (size_t)job->pairs * 32;
+    for (int p = 0; p < np; p++) {
+        const uint16_t* wp = job->w + (size_t)(p0 + p) * ws + (size_t)kb * 32;
+        float* dst = wf + (size_t)p * 2 * kc * 16;
+        for (int j = 0; j < kc; j++)
+            for (int h = 0; h < 2; h++) {
+                __m256i b = _mm256_load_si256((const __m256i*)(wp + (size_t)j * 32 + 16 * h));
+                _mm256_store_ps(dst + (size_t)2 * j * 16 + 8 * h, _mm256_castsi256_ps(_mm256_and_si256(b, high)));
+                _mm256_store_ps(dst + (size_t)(2 * j + 1) * 16 + 8 * h, _mm256_castsi256_ps(_mm256_slli_epi32(b, 16)));
+            }
+    }
+}
+
+/* A run of panel groups [g0, g1) × rows [r0, r1). The loops go k block → row chunk → a few
+ * groups at a time (a "band") → group, so that one block's x slices (6 KB per row tile) are read
+ * from memory once and then serve every group of the band from L2, while the band's y (the
+ * chain's partial sums) also stays in L2. Each group's block is widened once per row chunk, and
+ * the block this thread widens next is prefetched while the current one computes. */
+STEER_TARGET_AVX2 static void run_avx2_wide(const gemm_job* job, int g0, int g1, int r0, int r1, float* wf) {
+    int pairs = job->pairs, n = job->n;
+    size_t ws = (size_t)pairs * 32;
+    for (int rc = r0; rc < r1; rc += AVX2_CHUNK_ROWS) {
+        int rend = STEER_MIN(r1, rc + AVX2_CHUNK_ROWS), tiles = (rend - rc + AVX2_MR - 1) / AVX2_MR;
+        /* groups per band: the band's y, rows × 64 columns × 4 B per group, within AVX2_BAND_Y_BYTES */
+        int band = STEER_MAX(1, AVX2_BAND_Y_BYTES / ((rend - rc) * AVX2_NP * 64));
+        for (int b0 = g0; b0 < g1; b0 += band) {
+            int b1 = STEER_MIN(g1, b0 + band);
+            for (int kb = 0; kb < pairs; kb += KC_AVX2_WIDE) {
+                int kc = STEER_MIN(KC_AVX2_WIDE, pairs - kb);
+                for (int g = b0; g < b1; g++) {
+                    int p0 = g * AVX2_NP, np = STEER_MIN(AVX2_NP, job->panels - p0);
+                    widen_avx2(job, p0, np, kb, kc, wf);
+                    /* next: the band's next group at this block, or its first at the next block */
+                    int next_g = g + 1 < b1 ? g + 1 : b0, next_kb = g + 1 < b1 ? kb : kb + kc;
+                    avx2_prefetch pf = {0};
+                    if (next_kb < pairs) {
+                        pf.w = job->w + (size_t)next_g * AVX2_NP * ws + (size_t)next_kb * 32;
+                        pf.kc = STEER_MIN(KC_AVX2_WIDE, pairs - next_kb);
+                        pf.lines = STEER_MIN(AVX2_NP, job->panels - next_g * AVX2_NP) * pf.kc;
+                    }
+                    pf.ws = ws;
+                    pf.per_call = (pf.lines + np * tiles - 1) / (np * tiles);
+                    for (int p = 0; p < np; p++) {
+                        const float* wb = wf + (size_t)p * 2 * kc * 16;
+                        int cols = panel_cols(n, p0 + p);
+                        for (int r = rc; r < rend; r += AVX2_MR) {
+                            const float* xp = (const float*)job->x + ((size_t)(r / AVX2_MR) * 2 * pairs + 2 * kb) * AVX2_MR;
+                            float* yp = job->y + (size_t)r * n + 16 * (p0 + p);
+                            avx2_prefetch_some(&pf);
+                            switch (STEER_MIN(AVX2_MR, rend - r)) {
+                            case 6: kernel_avx2_wide(6, xp, wb, 2 * kc, yp, n, cols, kb > 0); break;
+                            case 5: kernel_avx2_wide(5, xp, wb, 2 * kc, yp, n, cols, kb > 0); break;
+                            case 4: kernel_avx2_wide(4, xp, wb, 2 * kc, yp, n, cols, kb > 0); break;
+                            case 3: kernel_avx2_wide(3, xp, wb, 2 * kc, yp, n, cols, kb > 0); break;
+                            case 2: kernel_avx2_wide(2, xp, wb, 2 * kc, yp, n, cols, kb > 0); break;
+                            default: kernel_avx2_wide(1, xp, wb, 2 * kc, yp, n, cols, kb > 0); break;
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -736,6 +754,11 @@ static void gemm_task(void* ctx, int task, int thread) {
     /* DAZ and FTZ, as vdpbf16ps has them built in: every path flushes the same denormals. */
     unsigned int csr = steer_denormals_flush();
 #endif
+#ifdef STEER_HAVE_X86
+    if (job->path == PATH_AVX2_WIDE)
+        run_avx2_wide(job, g0, g1, r0, r1, (float*)steer_thread_scratch(thread, sizeof(float) * AVX2_NP * 2 * KC_AVX2_WIDE * 16));
+    else
+#endif
     for (int g = g0; g < g1; g++) {
         int p0 = g * job->np, np = STEER_MIN(job->np, job->panels - p0);
         switch (job->path) {
@@ -747,10 +770,6 @@ static void gemm_task(void* ctx, int task, int thread) {
             break;
         case PATH_SHIFT: task_avx512(job, p0, np, r0, r1); break;
         case PATH_AVX2: task_avx2_stream(job, p0, np, r0, r1); break;
-        case PATH_AVX2_WIDE:
-            task_avx2_wide(job, p0, np, r0, r1, g + 1 < g1 ? p0 + np : -1,
-                           (float*)steer_thread_scratch(thread, sizeof(float) * AVX2_NP * 2 * KC_AVX2_WIDE * 16));
-            break;
 #endif
         default: task_scalar(job, p0, np, r0, r1); break;
         }
