@@ -452,11 +452,17 @@ typedef struct avx2_prefetch {
     const uint16_t* w; /* panel p0's pair kb */
     size_t ws;         /* elements between panels */
     int kc, lines, next, per_call;
+    int panel, pair;   /* of line `next`, kept incrementally (no division on the hot path) */
 } avx2_prefetch;
 
 STEER_INLINE void avx2_prefetch_some(avx2_prefetch* pf) {
-    for (int end = STEER_MIN(pf->lines, pf->next + pf->per_call); pf->next < end; pf->next++)
-        _mm_prefetch((const char*)(pf->w + (size_t)(pf->next / pf->kc) * pf->ws + (size_t)(pf->next % pf->kc) * 32), _MM_HINT_T1);
+    for (int end = STEER_MIN(pf->lines, pf->next + pf->per_call); pf->next < end; pf->next++) {
+        _mm_prefetch((const char*)(pf->w + (size_t)pf->panel * pf->ws + (size_t)pf->pair * 32), _MM_HINT_T1);
+        if (++pf->pair == pf->kc) {
+            pf->pair = 0;
+            pf->panel++;
+        }
+    }
 }
 
 /* Panels [p0, p0 + np), pairs [kb, kb + kc) widened into wf (np, 2·kc, 16), each pair's odd
