@@ -35,27 +35,39 @@ typedef struct read_job {
 } read_job;
 
 #ifdef STEER_HAVE_X86
+/* Each thread reads its slice as READ_STREAMS interleaved streams, one 64-byte line of each per
+ * step with software prefetch ahead, the way a GEMV task reads its panels: a single stream leaves
+ * the memory system idle between the prefetcher's requests (on the Zen 3 VM one stream per core
+ * read half of what the GEMV reads). */
+#define READ_STREAMS 4
+#define READ_PREFETCH_BYTES 1024
+
 STEER_TARGET_AVX512 static uint64_t read_avx512(const char* p, int64_t n) {
-    __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
-    for (int64_t i = 0; i + 256 <= n; i += 256) {
-        a0 = _mm512_xor_si512(a0, _mm512_load_si512((const void*)(p + i)));
-        a1 = _mm512_xor_si512(a1, _mm512_load_si512((const void*)(p + i + 64)));
-        a2 = _mm512_xor_si512(a2, _mm512_load_si512((const void*)(p + i + 128)));
-        a3 = _mm512_xor_si512(a3, _mm512_load_si512((const void*)(p + i + 192)));
-    }
-    a0 = _mm512_xor_si512(_mm512_xor_si512(a0, a1), _mm512_xor_si512(a2, a3));
-    return (uint64_t)_mm512_reduce_or_epi64(a0);
+    int64_t len = n / READ_STREAMS / 64 * 64;
+    __m512i a[READ_STREAMS];
+    for (int s = 0; s < READ_STREAMS; s++) a[s] = _mm512_setzero_si512();
+    for (int64_t i = 0; i < len; i += 64)
+        for (int s = 0; s < READ_STREAMS; s++) {
+            const char* q = p + s * len + i;
+            _mm_prefetch(q + READ_PREFETCH_BYTES, _MM_HINT_T0);
+            a[s] = _mm512_xor_si512(a[s], _mm512_load_si512((const void*)q));
+        }
+    __m512i x = _mm512_xor_si512(_mm512_xor_si512(a[0], a[1]), _mm512_xor_si512(a[2], a[3]));
+    return (uint64_t)_mm512_reduce_or_epi64(x);
 }
+
 STEER_TARGET_AVX2 static uint64_t read_avx2(const char* p, int64_t n) {
-    __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
-    for (int64_t i = 0; i + 128 <= n; i += 128) {
-        a0 = _mm256_xor_si256(a0, _mm256_load_si256((const __m256i*)(p + i)));
-        a1 = _mm256_xor_si256(a1, _mm256_load_si256((const __m256i*)(p + i + 32)));
-        a2 = _mm256_xor_si256(a2, _mm256_load_si256((const __m256i*)(p + i + 64)));
-        a3 = _mm256_xor_si256(a3, _mm256_load_si256((const __m256i*)(p + i + 96)));
-    }
-    a0 = _mm256_xor_si256(_mm256_xor_si256(a0, a1), _mm256_xor_si256(a2, a3));
-    return (uint64_t)_mm256_extract_epi64(a0, 0) ^ (uint64_t)_mm256_extract_epi64(a0, 3);
+    int64_t len = n / READ_STREAMS / 64 * 64;
+    __m256i a[READ_STREAMS];
+    for (int s = 0; s < READ_STREAMS; s++) a[s] = _mm256_setzero_si256();
+    for (int64_t i = 0; i < len; i += 64)
+        for (int s = 0; s < READ_STREAMS; s++) {
+            const char* q = p + s * len + i;
+            _mm_prefetch(q + READ_PREFETCH_BYTES, _MM_HINT_T0);
+            a[s] = _mm256_xor_si256(a[s], _mm256_xor_si256(_mm256_load_si256((const __m256i*)q), _mm256_load_si256((const __m256i*)(q + 32))));
+        }
+    __m256i x = _mm256_xor_si256(_mm256_xor_si256(a[0], a[1]), _mm256_xor_si256(a[2], a[3]));
+    return (uint64_t)_mm256_extract_epi64(x, 0) ^ (uint64_t)_mm256_extract_epi64(x, 3);
 }
 #endif
 
