@@ -145,7 +145,8 @@ STEER_API void steer_ref_attention(const float* q, float* out, const steer_attn_
 
 /* ---- machine probes (roofline), all threads -------------------------------------------- */
 
-/* Streaming read of a bytes-sized buffer (make it much larger than L3), iters passes. GB/s. */
+/* Streaming read of a bytes-sized buffer (make it much larger than L3): the fastest of iters
+ * passes. GB/s. */
 STEER_API double steer_probe_read_bandwidth(int64_t bytes, int iters);
 /* Peak f32 FMA throughput at the current ISA, 2 flops per multiply-add. GFLOP/s. */
 STEER_API double steer_probe_f32_fma_gflops(void);

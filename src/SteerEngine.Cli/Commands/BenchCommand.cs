@@ -130,7 +130,7 @@ public static class BenchCommand
     /// </summary>
     static MachineLimits Probe()
     {
-        double read = NativeCpu.ProbeReadBandwidth(1L << 30, 3);
+        double read = NativeCpu.ProbeReadBandwidth(1L << 30, 5);
         double f32 = NativeCpu.ProbeF32FmaGflops();
         double bf16 = NativeCpu.ProbeBf16DotGflops();
         return new MachineLimits(read, f32, Math.Max(bf16, f32)) { Bf16DotGflops = bf16 };
