@@ -75,65 +75,39 @@ STEER_INLINE void convert_row(const convert_job* j, int r, uint16_t* h /* (2·pa
     }
 }
 
-static void convert_rows_scalar(const convert_job* j, int r0, int r1, uint16_t* h) {
-    for (int r = r0; r < r1; r++) {
-        const float* xr = j->x + (size_t)r * j->k;
-        for (int i = 0; i < 2 * j->pairs; i++) h[i] = r < j->m && i < j->k ? steer_f32_to_bf16(xr[i]) : 0;
-        convert_row(j, r, h);
-    }
-}
-
+/* Each wide path rounds the row's first k / 16 · 16 floats and returns how many it did; the rest
+ * of the row and the zero padding go through steer_f32_to_bf16 in convert_task. */
 #ifdef STEER_HAVE_X86
-STEER_TARGET_AVX512 static void convert_rows_avx512(const convert_job* j, int r0, int r1, uint16_t* h) {
+STEER_TARGET_AVX512 static int round_row_avx512(const float* xr, int k, uint16_t* h) {
     const __m512i round = _mm512_set1_epi32(0x7fff), one = _mm512_set1_epi32(1), quiet = _mm512_set1_epi32(0x40);
-    for (int r = r0; r < r1; r++) {
-        if (r >= j->m) {
-            memset(h, 0, sizeof(uint16_t) * 2 * j->pairs);
-            convert_row(j, r, h);
-            continue;
-        }
-        const float* xr = j->x + (size_t)r * j->k;
-        int i = 0;
-        for (; i + 16 <= j->k; i += 16) {
-            __m512 f = _mm512_loadu_ps(xr + i);
-            __m512i bits = _mm512_castps_si512(f), kept = _mm512_srli_epi32(bits, 16);
-            __m512i rounded = _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(bits, round), _mm512_and_si512(kept, one)), 16);
-            __mmask16 nan = _mm512_cmp_ps_mask(f, f, _CMP_UNORD_Q);
-            _mm256_storeu_si256((__m256i*)(h + i), _mm512_cvtepi32_epi16(_mm512_mask_or_epi32(rounded, nan, kept, quiet)));
-        }
-        for (; i < 2 * j->pairs; i++) h[i] = i < j->k ? steer_f32_to_bf16(xr[i]) : 0;
-        convert_row(j, r, h);
+    int i = 0;
+    for (; i + 16 <= k; i += 16) {
+        __m512 f = _mm512_loadu_ps(xr + i);
+        __m512i bits = _mm512_castps_si512(f), kept = _mm512_srli_epi32(bits, 16);
+        __m512i rounded = _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(bits, round), _mm512_and_si512(kept, one)), 16);
+        __mmask16 nan = _mm512_cmp_ps_mask(f, f, _CMP_UNORD_Q);
+        _mm256_storeu_si256((__m256i*)(h + i), _mm512_cvtepi32_epi16(_mm512_mask_or_epi32(rounded, nan, kept, quiet)));
     }
+    return i;
 }
 
-/* The same rounding at 256 bits: 8 floats to 8 bf16 per step (packs keep the 16-bit halves in
- * order after the cross-lane permute). */
-STEER_TARGET_AVX2 static void convert_rows_avx2(const convert_job* j, int r0, int r1, uint16_t* h) {
+/* The same rounding at 256 bits, two halves of 8 per step (packus works per 128-bit lane:
+ * [a0 b0 | a1 b1], so the quadwords are reordered to a0 a1 b0 b1). */
+STEER_TARGET_AVX2 static int round_row_avx2(const float* xr, int k, uint16_t* h) {
     const __m256i round = _mm256_set1_epi32(0x7fff), one = _mm256_set1_epi32(1), quiet = _mm256_set1_epi32(0x40);
-    for (int r = r0; r < r1; r++) {
-        if (r >= j->m) {
-            memset(h, 0, sizeof(uint16_t) * 2 * j->pairs);
-            convert_row(j, r, h);
-            continue;
+    int i = 0;
+    for (; i + 16 <= k; i += 16) {
+        __m256i packed[2];
+        for (int half = 0; half < 2; half++) {
+            __m256 f = _mm256_loadu_ps(xr + i + 8 * half);
+            __m256i bits = _mm256_castps_si256(f), kept = _mm256_srli_epi32(bits, 16);
+            __m256i rounded = _mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(bits, round), _mm256_and_si256(kept, one)), 16);
+            __m256i nan = _mm256_castps_si256(_mm256_cmp_ps(f, f, _CMP_UNORD_Q));
+            packed[half] = _mm256_blendv_epi8(rounded, _mm256_or_si256(kept, quiet), nan);
         }
-        const float* xr = j->x + (size_t)r * j->k;
-        int i = 0;
-        for (; i + 16 <= j->k; i += 16) {
-            __m256i packed[2];
-            for (int half = 0; half < 2; half++) {
-                __m256 f = _mm256_loadu_ps(xr + i + 8 * half);
-                __m256i bits = _mm256_castps_si256(f), kept = _mm256_srli_epi32(bits, 16);
-                __m256i rounded = _mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(bits, round), _mm256_and_si256(kept, one)), 16);
-                __m256i nan = _mm256_castps_si256(_mm256_cmp_ps(f, f, _CMP_UNORD_Q));
-                packed[half] = _mm256_blendv_epi8(rounded, _mm256_or_si256(kept, quiet), nan);
-            }
-            /* packus works per 128-bit lane: [a0 b0 | a1 b1] → reorder the quadwords to a0 a1 b0 b1 */
-            __m256i both = _mm256_permute4x64_epi64(_mm256_packus_epi32(packed[0], packed[1]), 0xd8);
-            _mm256_storeu_si256((__m256i*)(h + i), both);
-        }
-        for (; i < 2 * j->pairs; i++) h[i] = i < j->k ? steer_f32_to_bf16(xr[i]) : 0;
-        convert_row(j, r, h);
+        _mm256_storeu_si256((__m256i*)(h + i), _mm256_permute4x64_epi64(_mm256_packus_epi32(packed[0], packed[1]), 0xd8));
     }
+    return i;
 }
 #endif
 
@@ -142,11 +116,18 @@ static void convert_task(void* ctx, int task, int thread) {
     int r0 = task * j->tiles_per_task * j->mr;
     int r1 = STEER_MIN((j->m + j->mr - 1) / j->mr * j->mr, r0 + j->tiles_per_task * j->mr);
     uint16_t* h = (uint16_t*)steer_thread_scratch(thread, sizeof(uint16_t) * 2 * (size_t)j->pairs);
+    int isa = steer_isa_current();
+    for (int r = r0; r < r1; r++) {
+        const float* xr = j->x + (size_t)r * j->k;
+        int i = 0;
 #ifdef STEER_HAVE_X86
-    if (steer_isa_current() >= STEER_ISA_AVX512) { convert_rows_avx512(j, r0, r1, h); return; }
-    if (steer_isa_current() == STEER_ISA_AVX2) { convert_rows_avx2(j, r0, r1, h); return; }
+        if (r < j->m && isa >= STEER_ISA_AVX512) i = round_row_avx512(xr, j->k, h);
+        else if (r < j->m && isa == STEER_ISA_AVX2) i = round_row_avx2(xr, j->k, h);
 #endif
-    convert_rows_scalar(j, r0, r1, h);
+        for (; i < 2 * j->pairs; i++) h[i] = r < j->m && i < j->k ? steer_f32_to_bf16(xr[i]) : 0;
+        convert_row(j, r, h);
+    }
+    (void)isa;
 }
 
 static void* convert_x(const float* x, int m, int k, int pairs, int widen, int mr) {
