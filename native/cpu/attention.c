@@ -489,6 +489,15 @@ STEER_TARGET_AVX512 STEER_INLINE void fa_dec_pv(const int HG, const int DC, floa
         FA_UNROLL for (int c = 0; c < DC; c++) _mm512_store_ps(o + (size_t)h * hdp + 16 * c, acc[h][c]);
 }
 
+/* The last `valid` key rows of a decode cache (row stride kvdim) copied into ktail as KG rows of
+ * hdp floats, zero past valid rows and past hd: the dot-product tiles then never read past the
+ * cache. Returns ktail. */
+static const float* fa_key_tail(const float* kr, size_t kvdim, int valid, int KG, int hd, int hdp, float* ktail) {
+    for (int i = 0; i < KG; i++)
+        for (int d = 0; d < hdp; d++) ktail[(size_t)i * hdp + d] = i < valid && d < hd ? kr[(size_t)i * kvdim + d] : 0.0f;
+    return ktail;
+}
+
 /* Scratch floats of a decode task over `heads` query heads, for vectors of `lanes` floats
  * (16: AVX-512, 8: AVX2). */
 static size_t fa_decode_floats(int heads, int group, int hd, int lanes) {
@@ -541,11 +550,7 @@ STEER_TARGET_AVX512 static void fa_decode(const fa_job* j, const steer_attn_seq*
                     const float* kr = kbase + (size_t)j0 * kvdim;
                     size_t stride = kvdim, kpf = pf;
                     if (kb + j0 + KG > keys) { /* would read past the cache: copy the last rows */
-                        int valid = keys - kb - j0;
-                        for (int i = 0; i < KG; i++)
-                            for (int d = 0; d < hdp; d++)
-                                ktail[(size_t)i * hdp + d] = i < valid && d < hd ? kr[(size_t)i * kvdim + d] : 0.0f;
-                        kr = ktail;
+                        kr = fa_key_tail(kr, kvdim, keys - kb - j0, KG, hd, hdp, ktail);
                         stride = (size_t)hdp;
                         kpf = 0;
                     }
@@ -964,11 +969,7 @@ STEER_TARGET_AVX2 static void fa2_decode(const fa_job* j, const steer_attn_seq* 
                     const float* kr = kbase + (size_t)j0 * kvdim;
                     size_t stride = kvdim, kpf = pf;
                     if (kb + j0 + KG > keys) { /* would read past the cache: copy the last rows */
-                        int valid = keys - kb - j0;
-                        for (int i = 0; i < KG; i++)
-                            for (int d = 0; d < hdp; d++)
-                                ktail[(size_t)i * hdp + d] = i < valid && d < hd ? kr[(size_t)i * kvdim + d] : 0.0f;
-                        kr = ktail;
+                        kr = fa_key_tail(kr, kvdim, keys - kb - j0, KG, hd, hdp, ktail);
                         stride = (size_t)hdp;
                         kpf = 0;
                     }
