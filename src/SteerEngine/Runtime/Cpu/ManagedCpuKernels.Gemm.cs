@@ -220,6 +220,11 @@ public sealed unsafe partial class ManagedCpuKernels
         }
     }
 
+    /// <summary>Panel p0 + i of a group of np as a stream of packed pairs. Panels past the group's last
+    /// read its first again; their sums are never stored.</summary>
+    static uint* PanelStream(PackedMatrix w, int p0, int np, int i) =>
+        (uint*)(w.Data + (p0 + (i < np ? i : 0)) * (long)w.Pairs * 32);
+
     /// <summary>
     /// One row (batch-1 decode): bound by reading the weights, so they stream straight from the packed
     /// matrix, widened in registers instead of through a block copy; four panels, one accumulator each.
@@ -228,12 +233,10 @@ public sealed unsafe partial class ManagedCpuKernels
     static void GemvStream512(float* x, PackedMatrix w, float* y, int p0, int np, int row)
     {
         int pairs = w.Pairs, n = w.Rows;
-        long ws = (long)pairs * 32;
         var high = Vector512.Create(0xFFFF0000u);
         float* xt = x + (long)(row / Tile512) * 2 * pairs * Tile512 + row % Tile512;
-        // Panels past the matrix's last read the group's first again; their sums are never stored.
-        uint* w0 = (uint*)(w.Data + p0 * ws), w1 = (uint*)(w.Data + (p0 + (np > 1 ? 1 : 0)) * ws);
-        uint* w2 = (uint*)(w.Data + (p0 + (np > 2 ? 2 : 0)) * ws), w3 = (uint*)(w.Data + (p0 + (np > 3 ? 3 : 0)) * ws);
+        uint* w0 = PanelStream(w, p0, np, 0), w1 = PanelStream(w, p0, np, 1);
+        uint* w2 = PanelStream(w, p0, np, 2), w3 = PanelStream(w, p0, np, 3);
         Vector512<float> c0 = default, c1 = default, c2 = default, c3 = default;
         for (int j = 0; j < pairs; j++)
         {
@@ -417,12 +420,10 @@ public sealed unsafe partial class ManagedCpuKernels
     static void GemvStream256(float* x, PackedMatrix w, float* y, int p0, int np, int row)
     {
         int pairs = w.Pairs, n = w.Rows;
-        long ws = (long)pairs * 32;
         var high = Vector256.Create(0xFFFF0000u);
         float* xt = x + (long)(row / Tile256) * 2 * pairs * Tile256 + row % Tile256;
-        // Panels past the matrix's last read the group's first again; their sums are never stored.
-        uint* w0 = (uint*)(w.Data + p0 * ws), w1 = (uint*)(w.Data + (p0 + (np > 1 ? 1 : 0)) * ws);
-        uint* w2 = (uint*)(w.Data + (p0 + (np > 2 ? 2 : 0)) * ws), w3 = (uint*)(w.Data + (p0 + (np > 3 ? 3 : 0)) * ws);
+        uint* w0 = PanelStream(w, p0, np, 0), w1 = PanelStream(w, p0, np, 1);
+        uint* w2 = PanelStream(w, p0, np, 2), w3 = PanelStream(w, p0, np, 3);
         Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default;
         Vector256<float> c20 = default, c21 = default, c30 = default, c31 = default;
         for (int j = 0; j < pairs; j++)
