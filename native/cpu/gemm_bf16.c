@@ -408,12 +408,14 @@ STEER_TARGET_AVX2 static void task_avx2_stream(const gemm_job* job, int p0, int 
 }
 
 /* Widened: R rows × one panel over its f32 block (2·kc, 16) in L1: per k element two weight
- * loads, R broadcasts and 2R FMAs, 12 accumulators at R = 6. */
+ * loads, R broadcasts and 2R FMAs, 12 accumulators at R = 6. The chain starts from yin (R rows of
+ * 16, stride 16: the band's packed partial sums) or from zero, and ends in yout (stride ldy, cols
+ * valid columns). */
 STEER_INLINE STEER_TARGET_AVX2 void kernel_avx2_wide(
-    const int R, const float* x /* (2·kc, AVX2_MR) */, const float* w /* (2·kc, 16) */, int kc2, float* y, int ldy, int cols, int accumulate) {
+    const int R, const float* x /* (2·kc, AVX2_MR) */, const float* w /* (2·kc, 16) */, int kc2, const float* yin, float* yout, int ldy, int cols) {
     __m256 c[AVX2_MR][2];
     for (int r = 0; r < R; r++)
-        for (int h = 0; h < 2; h++) c[r][h] = avx2_chain_start(y + (size_t)r * ldy, cols, h, accumulate);
+        for (int h = 0; h < 2; h++) c[r][h] = yin ? _mm256_load_ps(yin + 16 * r + 8 * h) : _mm256_setzero_ps();
     for (int i = 0; i < kc2; i++) {
         __m256 b0 = _mm256_load_ps(w + (size_t)i * 16), b1 = _mm256_load_ps(w + (size_t)i * 16 + 8);
         for (int r = 0; r < R; r++) {
@@ -423,7 +425,7 @@ STEER_INLINE STEER_TARGET_AVX2 void kernel_avx2_wide(
         }
     }
     for (int r = 0; r < R; r++)
-        for (int h = 0; h < 2; h++) avx2_chain_store(y + (size_t)r * ldy, cols, h, c[r][h]);
+        for (int h = 0; h < 2; h++) avx2_chain_store(yout + (size_t)r * ldy, cols, h, c[r][h]);
 }
 
 /* The weights a task reads after its current block: np panels from panel p0, pairs [kb, kb + kc).
@@ -465,20 +467,21 @@ STEER_TARGET_AVX2 static void widen_avx2(const gemm_job* job, int p0, int np, in
 
 /* A run of panel groups [g0, g1) × rows [r0, r1). The loops go k block → row chunk → a few
  * groups at a time (a "band") → group, so that one block's x slices (6 KB per row tile) are read
- * from memory once and then serve every group of the band from L2, while the band's y (the
- * chain's partial sums) also stays in L2. Each group's block is widened once per row chunk, and
- * the block this thread widens next is prefetched while the current one computes. */
-STEER_TARGET_AVX2 static void run_avx2_wide(const gemm_job* job, int g0, int g1, int r0, int r1, float* wf) {
+ * from memory once and then serve every group of the band from L2. Between k blocks the band's
+ * partial sums wait in yb, packed tile by tile (16 columns × 6 rows contiguous, in L2, read in
+ * order and free of the 4 KB aliasing between y's rows); the last block writes y. Each group's
+ * block is widened once per row chunk, and the block this thread widens next is prefetched while
+ * the current one computes. */
+STEER_TARGET_AVX2 static void run_avx2_wide(const gemm_job* job, int g0, int g1, int r0, int r1, float* wf, float* yb) {
     int pairs = job->pairs, n = job->n;
     size_t ws = (size_t)pairs * 32;
     for (int rc = r0; rc < r1; rc += AVX2_CHUNK_ROWS) {
         int rend = STEER_MIN(r1, rc + AVX2_CHUNK_ROWS), tiles = (rend - rc + AVX2_MR - 1) / AVX2_MR;
-        /* groups per band: the band's y, rows × 64 columns × 4 B per group, within AVX2_BAND_Y_BYTES */
-        int band = STEER_MAX(1, AVX2_BAND_Y_BYTES / ((rend - rc) * AVX2_NP * 64));
+        int band = STEER_MAX(1, AVX2_BAND_Y_BYTES / (tiles * AVX2_MR * AVX2_NP * 16 * (int)sizeof(float)));
         for (int b0 = g0; b0 < g1; b0 += band) {
             int b1 = STEER_MIN(g1, b0 + band);
             for (int kb = 0; kb < pairs; kb += KC_AVX2_WIDE) {
-                int kc = STEER_MIN(KC_AVX2_WIDE, pairs - kb);
+                int kc = STEER_MIN(KC_AVX2_WIDE, pairs - kb), last = kb + kc >= pairs;
                 for (int g = b0; g < b1; g++) {
                     int p0 = g * AVX2_NP, np = STEER_MIN(AVX2_NP, job->panels - p0);
                     widen_avx2(job, p0, np, kb, kc, wf);
@@ -494,18 +497,21 @@ STEER_TARGET_AVX2 static void run_avx2_wide(const gemm_job* job, int g0, int g1,
                     pf.per_call = (pf.lines + np * tiles - 1) / (np * tiles);
                     for (int p = 0; p < np; p++) {
                         const float* wb = wf + (size_t)p * 2 * kc * 16;
+                        float* ybp = yb + (size_t)((g - b0) * AVX2_NP + p) * tiles * AVX2_MR * 16;
                         int cols = panel_cols(n, p0 + p);
-                        for (int r = rc; r < rend; r += AVX2_MR) {
+                        for (int r = rc; r < rend; r += AVX2_MR, ybp += AVX2_MR * 16) {
                             const float* xp = (const float*)job->x + ((size_t)(r / AVX2_MR) * 2 * pairs + 2 * kb) * AVX2_MR;
-                            float* yp = job->y + (size_t)r * n + 16 * (p0 + p);
+                            const float* yin = kb > 0 ? ybp : NULL;
+                            float* yout = last ? job->y + (size_t)r * n + 16 * (p0 + p) : ybp;
+                            int ldy = last ? n : 16, ycols = last ? cols : 16;
                             avx2_prefetch_some(&pf);
                             switch (STEER_MIN(AVX2_MR, rend - r)) {
-                            case 6: kernel_avx2_wide(6, xp, wb, 2 * kc, yp, n, cols, kb > 0); break;
-                            case 5: kernel_avx2_wide(5, xp, wb, 2 * kc, yp, n, cols, kb > 0); break;
-                            case 4: kernel_avx2_wide(4, xp, wb, 2 * kc, yp, n, cols, kb > 0); break;
-                            case 3: kernel_avx2_wide(3, xp, wb, 2 * kc, yp, n, cols, kb > 0); break;
-                            case 2: kernel_avx2_wide(2, xp, wb, 2 * kc, yp, n, cols, kb > 0); break;
-                            default: kernel_avx2_wide(1, xp, wb, 2 * kc, yp, n, cols, kb > 0); break;
+                            case 6: kernel_avx2_wide(6, xp, wb, 2 * kc, yin, yout, ldy, ycols); break;
+                            case 5: kernel_avx2_wide(5, xp, wb, 2 * kc, yin, yout, ldy, ycols); break;
+                            case 4: kernel_avx2_wide(4, xp, wb, 2 * kc, yin, yout, ldy, ycols); break;
+                            case 3: kernel_avx2_wide(3, xp, wb, 2 * kc, yin, yout, ldy, ycols); break;
+                            case 2: kernel_avx2_wide(2, xp, wb, 2 * kc, yin, yout, ldy, ycols); break;
+                            default: kernel_avx2_wide(1, xp, wb, 2 * kc, yin, yout, ldy, ycols); break;
                             }
                         }
                     }
@@ -710,8 +716,6 @@ static void task_scalar(const gemm_job* job, int p0, int np, int r0, int r1) {
 
 /* ---- driver --------------------------------------------------------------------------- */
 
-/* ---- driver --------------------------------------------------------------------------- */
-
 /* Which micro-kernel a call runs. The row tile (MR) and x layout follow from it. */
 enum gemm_path { PATH_SCALAR, PATH_AVX2, PATH_AVX2_WIDE, PATH_SHIFT, PATH_WIDE, PATH_DOT };
 
@@ -743,7 +747,11 @@ static void gemm_task(void* ctx, int task, int thread) {
 #endif
 #ifdef STEER_HAVE_X86
     if (job->path == PATH_AVX2_WIDE)
-        run_avx2_wide(job, g0, g1, r0, r1, (float*)steer_thread_scratch(thread, sizeof(float) * AVX2_NP * 2 * KC_AVX2_WIDE * 16));
+    {
+        size_t wf_bytes = sizeof(float) * AVX2_NP * 2 * KC_AVX2_WIDE * 16;
+        char* scratch = (char*)steer_thread_scratch(thread, wf_bytes + AVX2_BAND_Y_BYTES);
+        run_avx2_wide(job, g0, g1, r0, r1, (float*)scratch, (float*)(scratch + wf_bytes));
+    }
     else
 #endif
     for (int g = g0; g < g1; g++) {

@@ -127,8 +127,8 @@ static void test_gemm(const char* isa) {
 
 /* Every GEMM path computes the same f32 chain per output, so y is bitwise the same on every ISA,
  * mode and thread count, and a row's result does not depend on the rows computed with it. */
-static void test_gemm_bitwise(void) {
-    const int m = 23, n = 75, k = 1031; /* k spans several k blocks of every path */
+/* One shape, every ISA, mode and thread count against the scalar path, bit for bit. */
+static void gemm_bitwise_shape(int m, int n, int k) {
     float* x = random_floats((size_t)m * k, 3.0f);
     for (size_t i = 0; i < (size_t)m * k; i += 7) x[i] *= 1e-3f; /* a spread of magnitudes */
     float* wf = random_floats((size_t)n * k, 0.5f);
@@ -147,7 +147,7 @@ static void test_gemm_bitwise(void) {
             for (int mode = STEER_GEMM_AUTO; mode <= STEER_GEMM_WIDE; mode++) {
                 steer_cpu_set_gemm_mode(mode);
                 char what[96];
-                snprintf(what, sizeof what, "gemm bitwise mode=%d threads=%d", mode, thread_counts[t]);
+                snprintf(what, sizeof what, "gemm bitwise %dx%dx%d mode=%d threads=%d", m, n, k, mode, thread_counts[t]);
                 steer_gemm_bf16(x, m, k, packed, n, y);
                 check(memcmp(y, base, sizeof(float) * (size_t)m * n) == 0, what, isa_name(isa), 0);
                 /* each row alone, and rows 5..16 as their own call */
@@ -158,7 +158,7 @@ static void test_gemm_bitwise(void) {
                 }
                 steer_gemm_bf16(x + (size_t)5 * k, 12, k, packed, n, y);
                 same &= memcmp(y, base + (size_t)5 * n, sizeof(float) * 12 * n) == 0;
-                snprintf(what, sizeof what, "gemm bitwise per row mode=%d threads=%d", mode, thread_counts[t]);
+                snprintf(what, sizeof what, "gemm bitwise per row %dx%dx%d mode=%d threads=%d", m, n, k, mode, thread_counts[t]);
                 check(same, what, isa_name(isa), 0);
             }
         }
@@ -166,6 +166,12 @@ static void test_gemm_bitwise(void) {
     steer_cpu_set_gemm_mode(STEER_GEMM_AUTO);
     steer_cpu_set_isa(best);
     free(x); free(wf); free(packed); free(base); free(y);
+}
+
+static void test_gemm_bitwise(void) {
+    gemm_bitwise_shape(23, 75, 1031); /* k spans several k blocks of every path */
+    /* rows beyond one row chunk, a task's groups beyond one band, a short last k block */
+    gemm_bitwise_shape(161, 1000, 301);
 }
 
 static void test_pack_f16(void) {
