@@ -428,6 +428,86 @@ STEER_INLINE STEER_TARGET_AVX2 void kernel_avx2_wide(
         for (int h = 0; h < 2; h++) avx2_chain_store(yout + (size_t)r * ldy, cols, h, c[r][h]);
 }
 
+/* The first row tile over a panel's block: as kernel_avx2_wide, but the weights come as bf16
+ * pairs (w: the panel at pair kb), are widened in registers, and are stored to wf (2·kc, 16) for
+ * the tiles after it. Widening in a pass of its own cost 2 stores per 32 B read while the FMA
+ * ports waited; here the stores go out beside the FMAs. (A tile of fewer than AVX2_MR rows is
+ * its chunk's only tile, so only the R = 6 stores are ever read back.) */
+STEER_INLINE STEER_TARGET_AVX2 void avx2_widen_pair(
+    const int R, __m256 c[AVX2_MR][2], const float* x, const uint16_t* wj, float* dst, __m256i high) {
+    __m256 b0 = _mm256_castsi256_ps(_mm256_and_si256(_mm256_load_si256((const __m256i*)wj), high));
+    __m256 b1 = _mm256_castsi256_ps(_mm256_and_si256(_mm256_load_si256((const __m256i*)wj + 1), high));
+    _mm256_store_ps(dst, b0);
+    _mm256_store_ps(dst + 8, b1);
+    for (int r = 0; r < R; r++) {
+        __m256 a = avx2_broadcast(x + r);
+        c[r][0] = _mm256_fmadd_ps(a, b0, c[r][0]);
+        c[r][1] = _mm256_fmadd_ps(a, b1, c[r][1]);
+    }
+    b0 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_load_si256((const __m256i*)wj), 16));
+    b1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_load_si256((const __m256i*)wj + 1), 16));
+    _mm256_store_ps(dst + 16, b0);
+    _mm256_store_ps(dst + 24, b1);
+    for (int r = 0; r < R; r++) {
+        __m256 a = avx2_broadcast(x + AVX2_MR + r);
+        c[r][0] = _mm256_fmadd_ps(a, b0, c[r][0]);
+        c[r][1] = _mm256_fmadd_ps(a, b1, c[r][1]);
+    }
+}
+
+#if defined(__GNUC__)
+/* One pair at R = 6 as avx2_widen_pair, with its 16 ymm registers named: the compiler's own
+ * allocation of the intrinsics spills accumulators. */
+#define AVX2_WIDEN_FMA2(off, c0, c1) \
+    "vbroadcastss " #off "(%[x]), %[t2]\n\t" \
+    "vfmadd231ps %[t0], %[t2], %[" #c0 "]\n\t" \
+    "vfmadd231ps %[t1], %[t2], %[" #c1 "]\n\t"
+#define AVX2_WIDEN_FMA12(base) \
+    AVX2_WIDEN_FMA2(base, a0, b0) AVX2_WIDEN_FMA2(base + 4, a1, b1) AVX2_WIDEN_FMA2(base + 8, a2, b2) \
+    AVX2_WIDEN_FMA2(base + 12, a3, b3) AVX2_WIDEN_FMA2(base + 16, a4, b4) AVX2_WIDEN_FMA2(base + 20, a5, b5)
+STEER_INLINE STEER_TARGET_AVX2 void avx2_widen_pair6(__m256 c[AVX2_MR][2], const float* x, const uint16_t* wj, float* dst) {
+    __m256 t0, t1, t2;
+    __asm__("vpcmpeqd %[t2], %[t2], %[t2]\n\t"
+            "vpslld $16, %[t2], %[t2]\n\t" /* 0xffff0000: the odd elements */
+            "vpand (%[w]), %[t2], %[t0]\n\t"
+            "vpand 32(%[w]), %[t2], %[t1]\n\t"
+            "vmovaps %[t0], (%[dst])\n\t"
+            "vmovaps %[t1], 32(%[dst])\n\t"
+            AVX2_WIDEN_FMA12(0)
+            "vmovdqa (%[w]), %[t0]\n\t"
+            "vmovdqa 32(%[w]), %[t1]\n\t"
+            "vpslld $16, %[t0], %[t0]\n\t"
+            "vpslld $16, %[t1], %[t1]\n\t"
+            "vmovaps %[t0], 64(%[dst])\n\t"
+            "vmovaps %[t1], 96(%[dst])\n\t"
+            AVX2_WIDEN_FMA12(24)
+            : [a0] "+x"(c[0][0]), [b0] "+x"(c[0][1]), [a1] "+x"(c[1][0]), [b1] "+x"(c[1][1]), [a2] "+x"(c[2][0]), [b2] "+x"(c[2][1]),
+              [a3] "+x"(c[3][0]), [b3] "+x"(c[3][1]), [a4] "+x"(c[4][0]), [b4] "+x"(c[4][1]), [a5] "+x"(c[5][0]), [b5] "+x"(c[5][1]),
+              [t0] "=&x"(t0), [t1] "=&x"(t1), [t2] "=&x"(t2)
+            : [x] "r"(x), [w] "r"(wj), [dst] "r"(dst)
+            : "memory");
+}
+#endif
+
+STEER_INLINE STEER_TARGET_AVX2 void kernel_avx2_widen(
+    const int R, const float* x, const uint16_t* w, int kc, float* wf, const float* yin, float* yout, int ldy, int cols) {
+    __m256 c[AVX2_MR][2];
+    const __m256i high = _mm256_set1_epi32((int)0xffff0000u);
+    for (int r = 0; r < R; r++)
+        for (int h = 0; h < 2; h++) c[r][h] = yin ? _mm256_load_ps(yin + 16 * r + 8 * h) : _mm256_setzero_ps();
+    for (int j = 0; j < kc; j++) {
+#if defined(__GNUC__)
+        if (R == AVX2_MR) {
+            avx2_widen_pair6(c, x + (size_t)2 * j * AVX2_MR, w + (size_t)j * 32, wf + (size_t)2 * j * 16);
+            continue;
+        }
+#endif
+        avx2_widen_pair(R, c, x + (size_t)2 * j * AVX2_MR, w + (size_t)j * 32, wf + (size_t)2 * j * 16, high);
+    }
+    for (int r = 0; r < R; r++)
+        for (int h = 0; h < 2; h++) avx2_chain_store(yout + (size_t)r * ldy, cols, h, c[r][h]);
+}
+
 /* The weights a task reads after its current block: np panels from panel p0, pairs [kb, kb + kc).
  * Their lines are prefetched into L2 a few at a time between micro-kernel calls, so that widening
  * the block later does not wait on memory. */
@@ -448,30 +528,13 @@ STEER_INLINE void avx2_prefetch_some(avx2_prefetch* pf) {
     }
 }
 
-/* Panels [p0, p0 + np), pairs [kb, kb + kc) widened into wf (np, 2·kc, 16), each pair's odd
- * element first (the chain's order). */
-STEER_TARGET_AVX2 static void widen_avx2(const gemm_job* job, int p0, int np, int kb, int kc, float* wf) {
-    const __m256i high = _mm256_set1_epi32((int)0xffff0000u);
-    size_t ws = (size_t)job->pairs * 32;
-    for (int p = 0; p < np; p++) {
-        const uint16_t* wp = job->w + (size_t)(p0 + p) * ws + (size_t)kb * 32;
-        float* dst = wf + (size_t)p * 2 * kc * 16;
-        for (int j = 0; j < kc; j++)
-            for (int h = 0; h < 2; h++) {
-                __m256i b = _mm256_load_si256((const __m256i*)(wp + (size_t)j * 32 + 16 * h));
-                _mm256_store_ps(dst + (size_t)2 * j * 16 + 8 * h, _mm256_castsi256_ps(_mm256_and_si256(b, high)));
-                _mm256_store_ps(dst + (size_t)(2 * j + 1) * 16 + 8 * h, _mm256_castsi256_ps(_mm256_slli_epi32(b, 16)));
-            }
-    }
-}
-
-/* A run of panel groups [g0, g1) × rows [r0, r1). The loops go k block → row chunk → a few
- * groups at a time (a "band") → group, so that one block's x slices (6 KB per row tile) are read
- * from memory once and then serve every group of the band from L2. Between k blocks the band's
- * partial sums wait in yb, packed tile by tile (16 columns × 6 rows contiguous, in L2, read in
- * order and free of the 4 KB aliasing between y's rows); the last block writes y. Each group's
- * block is widened once per row chunk, and the block this thread widens next is prefetched while
- * the current one computes. */
+/* A run of panel groups [g0, g1) × rows [r0, r1). The loops go row chunk → a few groups at a
+ * time (a "band") → k block → group → panel → row tile, so that one block's x slices (6 KB per
+ * row tile) are read from memory once and then serve every group of the band from L2. Between k
+ * blocks the band's partial sums wait in yb, packed tile by tile (16 columns × 6 rows contiguous,
+ * in L2, read in order and free of the 4 KB aliasing between y's rows); the last block writes y.
+ * A panel's block is widened by its first row tile (kernel_avx2_widen) and read from L1 by the
+ * others; the block this thread reaches next is prefetched while the current one computes. */
 STEER_TARGET_AVX2 static void run_avx2_wide(const gemm_job* job, int g0, int g1, int r0, int r1, float* wf, float* yb) {
     int pairs = job->pairs, n = job->n;
     size_t ws = (size_t)pairs * 32;
@@ -484,7 +547,6 @@ STEER_TARGET_AVX2 static void run_avx2_wide(const gemm_job* job, int g0, int g1,
                 int kc = STEER_MIN(KC_AVX2_WIDE, pairs - kb), last = kb + kc >= pairs;
                 for (int g = b0; g < b1; g++) {
                     int p0 = g * AVX2_NP, np = STEER_MIN(AVX2_NP, job->panels - p0);
-                    widen_avx2(job, p0, np, kb, kc, wf);
                     /* next: the band's next group at this block, or its first at the next block */
                     int next_g = g + 1 < b1 ? g + 1 : b0, next_kb = g + 1 < b1 ? kb : kb + kc;
                     avx2_prefetch pf = {0};
@@ -505,6 +567,19 @@ STEER_TARGET_AVX2 static void run_avx2_wide(const gemm_job* job, int g0, int g1,
                             float* yout = last ? job->y + (size_t)r * n + 16 * (p0 + p) : ybp;
                             int ldy = last ? n : 16, ycols = last ? cols : 16;
                             avx2_prefetch_some(&pf);
+                            if (r == rc) {
+                                const uint16_t* wsrc = job->w + (size_t)(p0 + p) * ws + (size_t)kb * 32;
+                                float* wdst = wf + (size_t)p * 2 * kc * 16;
+                                switch (STEER_MIN(AVX2_MR, rend - r)) {
+                                case 6: kernel_avx2_widen(6, xp, wsrc, kc, wdst, yin, yout, ldy, ycols); break;
+                                case 5: kernel_avx2_widen(5, xp, wsrc, kc, wdst, yin, yout, ldy, ycols); break;
+                                case 4: kernel_avx2_widen(4, xp, wsrc, kc, wdst, yin, yout, ldy, ycols); break;
+                                case 3: kernel_avx2_widen(3, xp, wsrc, kc, wdst, yin, yout, ldy, ycols); break;
+                                case 2: kernel_avx2_widen(2, xp, wsrc, kc, wdst, yin, yout, ldy, ycols); break;
+                                default: kernel_avx2_widen(1, xp, wsrc, kc, wdst, yin, yout, ldy, ycols); break;
+                                }
+                                continue;
+                            }
                             switch (STEER_MIN(AVX2_MR, rend - r)) {
                             case 6: kernel_avx2_wide(6, xp, wb, 2 * kc, yin, yout, ldy, ycols); break;
                             case 5: kernel_avx2_wide(5, xp, wb, 2 * kc, yin, yout, ldy, ycols); break;
