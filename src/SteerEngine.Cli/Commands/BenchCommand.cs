@@ -164,9 +164,10 @@ public static class BenchCommand
     static double Decode(Transformer t, List<KvCache> caches, int context, int steps, float[]? vector, Capture.IHiddenStateSink? sink = null)
     {
         var batch = DecodeBatch(t, caches, context, vector);
-        t.Forward(batch, sink);
+        float[][] logits = LogitBuffers.Allocate(batch, t.Config.VocabSize); // kept across steps, as a decode loop keeps them
+        t.ForwardInto(batch, logits, sink);
         var clock = Stopwatch.StartNew();
-        for (int s = 0; s < steps; s++) t.Forward(batch, sink);
+        for (int s = 0; s < steps; s++) t.ForwardInto(batch, logits, sink);
         double seconds = clock.Elapsed.TotalSeconds;
         foreach (KvCache c in caches) c.Truncate(context);
         return caches.Count * steps / seconds;
@@ -178,12 +179,13 @@ public static class BenchCommand
     {
         var batches = new[] { DecodeBatch(t, caches, context, baseline.Vector), DecodeBatch(t, caches, context, variant.Vector) };
         var sinks = new[] { baseline.Sink, variant.Sink };
+        float[][] logits = LogitBuffers.Allocate(batches[0], t.Config.VocabSize);
         var seconds = new double[2];
         for (int step = -1; step < pairs; step++)
             for (int which = 0; which < 2; which++)
             {
                 var clock = Stopwatch.StartNew();
-                t.Forward(batches[which], sinks[which]);
+                t.ForwardInto(batches[which], logits, sinks[which]);
                 if (step >= 0) seconds[which] += clock.Elapsed.TotalSeconds; // step -1 warms both up
                 foreach (KvCache c in caches) c.Truncate(context);
             }

@@ -86,6 +86,7 @@ public sealed class Generator(IForwardModel model, TextTokenizer? tokenizer = nu
     {
         using IEnumerator<GenerationRequest> source = requests.GetEnumerator();
         var active = new List<Sequence>();
+        var slots = new List<float[]>();   // one (1, V) logits buffer per batch slot, kept across steps
         int next = 0;
         bool more = true;
         while (true)
@@ -117,7 +118,9 @@ public sealed class Generator(IForwardModel model, TextTokenizer? tokenizer = nu
             }
 
             var sink = batch.Any(b => b.Seq.Projections is not null) ? new MonitorSink(batch.Select(b => b.Seq).ToList()) : null;
-            float[][] logits = model.Forward(batch.Select(b => b.Part).ToList(), sink);
+            while (slots.Count < batch.Count) slots.Add(GC.AllocateUninitializedArray<float>(model.Config.VocabSize));
+            float[][] logits = slots.GetRange(0, batch.Count).ToArray();
+            model.ForwardInto(batch.Select(b => b.Part).ToList(), logits, sink);
             TokensProcessed += batch.Sum(b => b.Part.Tokens.Length);
             for (int b = 0; b < batch.Count; b++)
             {

@@ -79,8 +79,21 @@ public sealed partial class Transformer : IForwardModel
     /// </summary>
     public float[][] Forward(IReadOnlyList<ForwardSequence> batch, IHiddenStateSink? sink = null)
     {
+        float[][] logits = LogitBuffers.Allocate(batch, Config.VocabSize);
+        ForwardInto(batch, logits, sink);
+        return logits;
+    }
+
+    /// <summary>
+    /// <see cref="Forward"/> into the caller's logits buffers (see <see cref="IForwardModel.ForwardInto"/>):
+    /// with buffers kept across decode steps, a step allocates only a few small per-row arrays.
+    /// </summary>
+    public void ForwardInto(IReadOnlyList<ForwardSequence> batch, float[][] logits, IHiddenStateSink? sink = null)
+    {
         ModelConfig c = Config;
-        int H = c.HiddenSize, T = batch.Sum(s => s.Tokens.Length);
+        LogitBuffers.Check(batch, logits, c.VocabSize);
+        int H = c.HiddenSize, T = 0;
+        for (int s = 0; s < batch.Count; s++) T += batch[s].Tokens.Length;
 
         // Row r of every buffer is one token; rows are grouped by sequence in batch order.
         var sequenceOfRow = new int[T];
@@ -142,9 +155,8 @@ public sealed partial class Transformer : IForwardModel
         Record(sink, c.NumLayers, x, T, layout);
 
         foreach (ForwardSequence seq in batch) seq.Cache.Commit(seq.Tokens.Length);
-        float[][] logits = Logits(batch, x);
+        Logits(batch, ws, logits);
         _workspace = ws;
-        return logits;
     }
 
     void Record(IHiddenStateSink? sink, int entry, float[] x, int rows, BatchLayout layout)
@@ -169,7 +181,11 @@ public sealed partial class Transformer : IForwardModel
         public readonly float[] Delta = new float[rows * c.HiddenSize];          // (T, H) sublayer output
         public readonly float[] Gate = new float[rows * c.IntermediateSize];     // (T, I)
         public readonly float[] Up = new float[rows * c.IntermediateSize];       // (T, I)
+        public float[] Logits = [];     // (R, V) the lm_head output of a batch of several sequences, grown as needed
     }
+
+    /// <summary>Logit rows beyond this are not kept in the workspace between passes (a scoring batch's (T, V) can be gigabytes).</summary>
+    const long RetainedLogitFloats = 32L << 20;
 
     void Embed(IReadOnlyList<ForwardSequence> batch, float[] x)
     {
@@ -183,34 +199,42 @@ public sealed partial class Transformer : IForwardModel
             }
     }
 
-    /// <summary>The lm_head over every row that needs logits, as one product: the weights are read once per step, not once per sequence.</summary>
-    float[][] Logits(IReadOnlyList<ForwardSequence> batch, float[] x)
+    /// <summary>
+    /// The lm_head over every row that needs logits, as one product: the weights are read once per
+    /// step, not once per sequence. One sequence's rows go straight into its buffer; several
+    /// sequences' go through the workspace and are copied out.
+    /// </summary>
+    void Logits(IReadOnlyList<ForwardSequence> batch, Workspace ws, float[][] logits)
     {
-        int H = Config.HiddenSize, V = Config.VocabSize;
-        int rows = batch.Sum(s => s.AllLogits ? s.Tokens.Length : 1);
-        // Every element of these is written before it is read: no zeroing (megabytes per decode step).
-        float[] selected = GC.AllocateUninitializedArray<float>(rows * H);   // (rows, H) the final-normed states that need logits
+        int H = Config.HiddenSize, V = Config.VocabSize, rows = 0;
+        foreach (ForwardSequence seq in batch) rows += LogitBuffers.Rows(seq);
+        float[] selected = ws.Xn; // (rows, H) the final-normed states that need logits; rows ≤ T, and Xn is free by now
         int r = 0, o = 0;
         foreach (ForwardSequence seq in batch)
         {
-            int n = seq.Tokens.Length, first = seq.AllLogits ? r : r + n - 1, count = seq.AllLogits ? n : 1;
-            x.AsSpan(first * H, count * H).CopyTo(selected.AsSpan(o * H));
+            int n = seq.Tokens.Length, count = LogitBuffers.Rows(seq), first = seq.AllLogits ? r : r + n - 1;
+            ws.X.AsSpan(first * H, count * H).CopyTo(selected.AsSpan(o * H));
             o += count;
             r += n;
         }
-        float[] logits = GC.AllocateUninitializedArray<float>(checked(rows * V)); // (rows, V)
-        Linear("lm_head", selected, Weights.LmHead, _lmHead, logits, rows);
+        if (batch.Count == 1)
+        {
+            Linear("lm_head", selected, Weights.LmHead, _lmHead, logits[0], rows);
+            return;
+        }
 
-        var result = new float[batch.Count][];
+        // Written in full before it is read: no zeroing (megabytes per decode step).
+        long floats = (long)rows * V;
+        float[] all = ws.Logits.Length >= floats ? ws.Logits : GC.AllocateUninitializedArray<float>(checked((int)floats));
+        if (floats <= RetainedLogitFloats) ws.Logits = all;
+        Linear("lm_head", selected, Weights.LmHead, _lmHead, all, rows);
         o = 0;
         for (int s = 0; s < batch.Count; s++)
         {
-            int count = batch[s].AllLogits ? batch[s].Tokens.Length : 1;
-            result[s] = GC.AllocateUninitializedArray<float>(count * V);
-            logits.AsSpan(o * V, count * V).CopyTo(result[s]);
+            int count = LogitBuffers.Rows(batch[s]);
+            all.AsSpan(o * V, count * V).CopyTo(logits[s]);
             o += count;
         }
-        return result;
     }
 
     public void Dispose()

@@ -10,7 +10,7 @@ namespace SteerEngine.Tests.Model;
 [TestFixture]
 public class FastPathTests
 {
-    static IEnumerable<CpuKernelChoice> FastChoices()
+    internal static IEnumerable<CpuKernelChoice> FastChoices()
     {
         yield return CpuKernelChoice.Managed;
         if (NativeCpu.IsAvailable) yield return CpuKernelChoice.Native;
