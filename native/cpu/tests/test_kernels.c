@@ -169,7 +169,7 @@ static void gemm_bitwise_shape(int m, int n, int k) {
 }
 
 static void test_gemm_bitwise(void) {
-    gemm_bitwise_shape(23, 75, 1031); /* k spans several k blocks of every path */
+    gemm_bitwise_shape(23, 75, 4133); /* k spans several k blocks of every path (2067 pairs: the dot path's 1024 twice and a short one) */
     /* rows beyond one row chunk, a task's groups beyond one band, a short last k block */
     gemm_bitwise_shape(161, 1000, 301);
 }
