@@ -59,14 +59,26 @@ public static class BenchCommand
             foreach (int b in batchSizes)
             {
                 // Alternating rounds, best of each: a burst of other work on the machine hits both alike.
+                // The host's read bandwidth drifts with other tenants' traffic (between about 33 and
+                // 51 GB/s within minutes on the development VM), so each round is set against the
+                // bandwidth probed just before and after it, the higher of the two; the round nearest
+                // its roofline counts.
                 log.WriteLine($"decode batch {b}, unsteered and steered, {nRounds} rounds…");
-                double[] best = [0, 0];
+                var best = new (double TokS, double Fraction)[2];
+                double before = ProbeRead();
                 for (int round = 0; round < nRounds; round++)
                     for (int steered = 0; steered < 2; steered++)
-                        best[steered] = Math.Max(best[steered], Decode(t, caches.Take(b).ToList(), ctx, p.GetValue(steps), steered == 1 ? vector : null));
-                double bound = roof.DecodeTokS(m, b, ctx);
+                    {
+                        double tokS = Decode(t, caches.Take(b).ToList(), ctx, p.GetValue(steps), steered == 1 ? vector : null);
+                        double after = ProbeRead();
+                        var local = m with { ReadGBs = Math.Max(before, after) };
+                        before = after;
+                        m = Max(m, local);
+                        double fraction = tokS / roof.DecodeTokS(local, b, ctx);
+                        if (fraction > best[steered].Fraction) best[steered] = (tokS, fraction);
+                    }
                 for (int steered = 0; steered < 2; steered++)
-                    decode.Add(new DecodeResult(b, steered == 1, best[steered], best[steered] / bound, roof.DecodeBound(m, b, ctx)));
+                    decode.Add(new DecodeResult(b, steered == 1, best[steered].TokS, best[steered].Fraction, roof.DecodeBound(m, b, ctx)));
             }
             // Overheads from steps that alternate one by one between the two variants, so that other
             // work on the machine falls on both alike (separate timed runs differ by a few per cent).
@@ -77,12 +89,15 @@ public static class BenchCommand
             log.WriteLine($"decode batch {maxBatch}: monitoring overhead, steps alternating steered / steered and monitored…");
             double monitorOverhead = Overhead(t, big, ctx, pairs, (vector, null), (vector, new ProjectionCost(t.Config, vector)));
 
-            // The limits again, after the tests: a burst of other work during the first probe would
-            // understate them and flatter every fraction, so the higher reading of each counts.
+            // The limits again, after the tests: a burst of other work during the earlier probes would
+            // understate them and flatter every fraction, so the highest reading of each counts.
             log.WriteLine("measuring the machine again…");
             m = Max(m, Probe());
             prefillRoof = roof.PrefillTokS(m, p.GetValue(prefill));
-            decode = decode.Select(d => d with { Fraction = d.TokS / roof.DecodeTokS(m, d.Batch, ctx), Bound = roof.DecodeBound(m, d.Batch, ctx) }).ToList();
+            // A compute-bound decode fraction follows the compute peaks, which do not drift; a
+            // bandwidth-bound one keeps its rounds' own bandwidth.
+            decode = decode.Select(d => roof.DecodeBound(m, d.Batch, ctx) == "bandwidth" ? d with { Bound = "bandwidth" }
+                : d with { Fraction = d.TokS / roof.DecodeTokS(m, d.Batch, ctx), Bound = roof.DecodeBound(m, d.Batch, ctx) }).ToList();
 
             List<(string Test, IReadOnlyList<(string Op, double Seconds, long Calls)> Ops)> profiles = [];
             if (p.GetValue(profile))
@@ -135,6 +150,10 @@ public static class BenchCommand
         double bf16 = NativeCpu.ProbeBf16DotGflops();
         return new MachineLimits(read, f32, Math.Max(bf16, f32)) { Bf16DotGflops = bf16 };
     }
+
+    /// <summary>Read bandwidth alone, as in <see cref="Probe"/> (1 GB; smaller buffers read faster on
+    /// the development VM than a model's weights stream): about half a second.</summary>
+    static double ProbeRead() => NativeCpu.ProbeReadBandwidth(1L << 30, 3);
 
     static MachineLimits Max(MachineLimits a, MachineLimits b) =>
         new(Math.Max(a.ReadGBs, b.ReadGBs), Math.Max(a.F32Gflops, b.F32Gflops), Math.Max(a.Bf16Gflops, b.Bf16Gflops))
