@@ -13,7 +13,7 @@ internal enum ManagedGemmPath
     /// <summary>Vector256 with FMA: 6 rows × 1 panel over widened weights; for 2–4 rows one panel, for one
     /// row 4 panels streamed.</summary>
     Avx2,
-    /// <summary>Vector512: 4 rows × 4 panels over widened weights, 4 panels streamed for one row.</summary>
+    /// <summary>Vector512: 6 rows × 4 panels over widened weights, 4 panels streamed for one row.</summary>
     Avx512,
 }
 
@@ -27,9 +27,9 @@ internal enum ManagedGemmPath
 public sealed unsafe partial class ManagedCpuKernels
 {
     const int PanelsPerTask = 4;     // 64 output columns per task
-    const int Tile512 = 4;           // rows per Vector512 micro-kernel
+    const int Tile512 = 6;           // rows per Vector512 micro-kernel: 24 accumulators of 32 zmm
     const int Tile256 = 6;           // rows per Vector256 micro-kernel: 12 accumulators of 16 ymm
-    const int Block512 = 64;         // k pairs per widened block: 4 panels × 128 k × 64 B = 32 KB
+    const int Block512 = 256;        // k pairs per widened block: 4 panels × 512 k × 64 B = 128 KB, in L2
     const int Block256 = 128;        // k pairs per widened block: 1 panel × 256 k × 64 B = 16 KB
     const int StreamRows256 = 4;     // up to this many rows the weights stream instead of being widened
     const int MaxTilesPerTask = 16;  // a task's x for one k block stays in L2: ≤ 16 × 6 rows × 256 k × 4 B = 96 KB
@@ -181,19 +181,19 @@ public sealed unsafe partial class ManagedCpuKernels
     // ---- Vector512 ------------------------------------------------------------------------
 
     /// <summary>Compute-bound rows: each k block of the task's panels widened to f32 once, then a
-    /// 4 rows × 4 panels FMA micro-kernel over it (16 accumulators).</summary>
+    /// 6 rows × 4 panels FMA micro-kernel over it (24 accumulators).</summary>
     static void GemmWide512(float* x, PackedMatrix w, float* y, int p0, int np, int r0, int r1)
     {
         int pairs = w.Pairs, n = w.Rows;
         long ws = (long)pairs * 32;
         var high = Vector512.Create(0xFFFF0000u);
-        float* wide = WideScratch(PanelsPerTask * 2 * Block512 * 16);
+        float* wide = WideScratch((int)(PanelsPerTask * WidePanelStride(2 * Block512)));
         for (int kb = 0; kb < pairs; kb += Block512)
         {
             int kc = Math.Min(Block512, pairs - kb), kc2 = 2 * kc;
             for (int p = 0; p < PanelsPerTask; p++)
             {
-                float* dst = wide + (long)p * kc2 * 16;
+                float* dst = wide + p * WidePanelStride(kc2);
                 if (p >= np)
                 {
                     new Span<float>(dst, kc2 * 16).Clear();
@@ -214,11 +214,15 @@ public sealed unsafe partial class ManagedCpuKernels
             {
                 float* xt = x + ((long)(r / Tile512) * 2 * pairs + 2 * kb) * Tile512, yt = y + (long)r * n + p0 * 16;
                 int rows = Math.Min(Tile512, r1 - r);
-                if (rows == Tile512 && cols == PanelsPerTask * 16) Tile4x4(xt, wide, kc2, yt, n, kb > 0);
-                else EdgeTile(&Tile4x4, xt, wide, kc2, yt, n, rows, cols, Tile512, PanelsPerTask * 16, kb > 0);
+                if (rows == Tile512 && cols == PanelsPerTask * 16) Tile6x4(xt, wide, kc2, yt, n, kb > 0);
+                else EdgeTile(&Tile6x4, xt, wide, kc2, yt, n, rows, cols, Tile512, PanelsPerTask * 16, kb > 0);
             }
         }
     }
+
+    /// <summary>Floats from one widened panel to the next in a Vector512 block: a line more than the
+    /// panel's (2·kc, 16), so that the micro-kernel's four weight streams fall in different L1 sets.</summary>
+    static long WidePanelStride(int kc2) => (long)kc2 * 16 + 16;
 
     /// <summary>Panel p0 + i of a group of np as a stream of packed pairs. Panels past the group's last
     /// read its first again; their sums are never stored.</summary>
@@ -252,24 +256,29 @@ public sealed unsafe partial class ManagedCpuKernels
         StoreRow512(y + (long)row * n, p0, n, c0, c1, c2, c3);
     }
 
-    /// <summary>4 rows of x (2·kc, 4) times 4 widened panels (4, 2·kc, 16) into c (4, ldc), 64 columns,
-    /// continuing c's chain when accumulate. No calls: the 16 accumulators stay in registers.</summary>
+    /// <summary>6 rows of x (2·kc, 6) times 4 widened panels (4, 2·kc, 16; <see cref="WidePanelStride"/> apart) into c (6, ldc), 64 columns,
+    /// continuing c's chain when accumulate. No calls: the 24 accumulators, 4 weight vectors and the
+    /// broadcast stay in the 32 zmm registers.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Tile4x4(float* x, float* wide, int kc2, float* c, long ldc, bool accumulate)
+    static void Tile6x4(float* x, float* wide, int kc2, float* c, long ldc, bool accumulate)
     {
-        float* c1 = c + ldc, c2 = c + 2 * ldc, c3 = c + 3 * ldc;
+        float* c1 = c + ldc, c2 = c + 2 * ldc, c3 = c + 3 * ldc, c4 = c + 4 * ldc, c5 = c + 5 * ldc;
         Vector512<float> c00 = default, c01 = default, c02 = default, c03 = default;
         Vector512<float> c10 = default, c11 = default, c12 = default, c13 = default;
         Vector512<float> c20 = default, c21 = default, c22 = default, c23 = default;
         Vector512<float> c30 = default, c31 = default, c32 = default, c33 = default;
+        Vector512<float> c40 = default, c41 = default, c42 = default, c43 = default;
+        Vector512<float> c50 = default, c51 = default, c52 = default, c53 = default;
         if (accumulate)
         {
             c00 = Vector512.Load(c); c01 = Vector512.Load(c + 16); c02 = Vector512.Load(c + 32); c03 = Vector512.Load(c + 48);
             c10 = Vector512.Load(c1); c11 = Vector512.Load(c1 + 16); c12 = Vector512.Load(c1 + 32); c13 = Vector512.Load(c1 + 48);
             c20 = Vector512.Load(c2); c21 = Vector512.Load(c2 + 16); c22 = Vector512.Load(c2 + 32); c23 = Vector512.Load(c2 + 48);
             c30 = Vector512.Load(c3); c31 = Vector512.Load(c3 + 16); c32 = Vector512.Load(c3 + 32); c33 = Vector512.Load(c3 + 48);
+            c40 = Vector512.Load(c4); c41 = Vector512.Load(c4 + 16); c42 = Vector512.Load(c4 + 32); c43 = Vector512.Load(c4 + 48);
+            c50 = Vector512.Load(c5); c51 = Vector512.Load(c5 + 16); c52 = Vector512.Load(c5 + 32); c53 = Vector512.Load(c5 + 48);
         }
-        long ps = (long)kc2 * 16;
+        long ps = WidePanelStride(kc2);
         for (int i = 0; i < kc2; i++)
         {
             float* wi = wide + i * 16;
@@ -290,11 +299,19 @@ public sealed unsafe partial class ManagedCpuKernels
             a = Vector512.Create(xi[3]);
             c30 = Vector512.FusedMultiplyAdd(a, b0, c30); c31 = Vector512.FusedMultiplyAdd(a, b1, c31);
             c32 = Vector512.FusedMultiplyAdd(a, b2, c32); c33 = Vector512.FusedMultiplyAdd(a, b3, c33);
+            a = Vector512.Create(xi[4]);
+            c40 = Vector512.FusedMultiplyAdd(a, b0, c40); c41 = Vector512.FusedMultiplyAdd(a, b1, c41);
+            c42 = Vector512.FusedMultiplyAdd(a, b2, c42); c43 = Vector512.FusedMultiplyAdd(a, b3, c43);
+            a = Vector512.Create(xi[5]);
+            c50 = Vector512.FusedMultiplyAdd(a, b0, c50); c51 = Vector512.FusedMultiplyAdd(a, b1, c51);
+            c52 = Vector512.FusedMultiplyAdd(a, b2, c52); c53 = Vector512.FusedMultiplyAdd(a, b3, c53);
         }
         c00.Store(c); c01.Store(c + 16); c02.Store(c + 32); c03.Store(c + 48);
         c10.Store(c1); c11.Store(c1 + 16); c12.Store(c1 + 32); c13.Store(c1 + 48);
         c20.Store(c2); c21.Store(c2 + 16); c22.Store(c2 + 32); c23.Store(c2 + 48);
         c30.Store(c3); c31.Store(c3 + 16); c32.Store(c3 + 32); c33.Store(c3 + 48);
+        c40.Store(c4); c41.Store(c4 + 16); c42.Store(c4 + 32); c43.Store(c4 + 48);
+        c50.Store(c5); c51.Store(c5 + 16); c52.Store(c5 + 32); c53.Store(c5 + 48);
     }
 
     /// <summary>Four panels of a y row from p0 on; panels past n are dropped.</summary>

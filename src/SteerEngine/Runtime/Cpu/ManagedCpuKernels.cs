@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using System.Runtime.Intrinsics;
 using SteerEngine.Model;
 
 namespace SteerEngine.Runtime.Cpu;
@@ -12,7 +13,7 @@ namespace SteerEngine.Runtime.Cpu;
 /// </summary>
 public sealed unsafe partial class ManagedCpuKernels : ICpuKernels
 {
-    [ThreadStatic] static float[]? t_scores; // attention scores of one query
+    [ThreadStatic] static float[]? t_scores; // attention scores of one token's query heads of a KV group
 
     public string Name => "managed";
 
@@ -153,6 +154,11 @@ public sealed unsafe partial class ManagedCpuKernels : ICpuKernels
         }
     }
 
+    /// <summary>
+    /// One task per (query token, KV head): the group's query heads share each key and value row as
+    /// it is read (nh / nkv times less cache traffic than a task per query head), the scores of one
+    /// head are a contiguous row for the vectorized softmax.
+    /// </summary>
     public void Attention(ReadOnlySpan<float> q, Span<float> output, ReadOnlySpan<AttentionSequence> sequences, int heads, int kvHeads, int headDim)
     {
         Check.Attention(q, output, sequences, heads, kvHeads, headDim);
@@ -160,7 +166,7 @@ public sealed unsafe partial class ManagedCpuKernels : ICpuKernels
         float scale = 1f / MathF.Sqrt(headDim);
         var seqs = sequences.ToArray();
         var firstTask = new int[seqs.Length + 1];
-        for (int s = 0; s < seqs.Length; s++) firstTask[s + 1] = firstTask[s] + seqs[s].Count * heads;
+        for (int s = 0; s < seqs.Length; s++) firstTask[s + 1] = firstTask[s] + seqs[s].Count * kvHeads;
         fixed (float* qp = q, op = output)
         {
             float* qPtr = qp, oPtr = op;
@@ -169,27 +175,79 @@ public sealed unsafe partial class ManagedCpuKernels : ICpuKernels
                 int s = Array.BinarySearch(firstTask, task);
                 if (s < 0) s = ~s - 1; // the sequence whose task range holds `task`
                 AttentionSequence seq = seqs[s];
-                int local = task - firstTask[s], i = local / heads, h = local % heads;
-                int visible = seq.Start + i + 1, kvOffset = (h / group) * headDim;
-                float[] scores = t_scores is { } t && t.Length >= visible ? t : (t_scores = new float[Math.Max(visible, 1024)]);
-                var qi = new ReadOnlySpan<float>(qPtr + (long)(seq.Row + i) * qDim + h * headDim, headDim);
-                for (int j = 0; j < visible; j++)
-                    scores[j] = TensorPrimitives.Dot(qi, new ReadOnlySpan<float>(seq.Keys + (long)j * kvDim + kvOffset, headDim)) * scale;
-                var sc = scores.AsSpan(0, visible);
-                float max = TensorPrimitives.Max(sc);
-                TensorPrimitives.Subtract(sc, max, sc);
-                // No denormals (each op on one costs a microcode assist, ~40× on large scores): exps
-                // stay ≥ e^-87, and keys weighing under 1e-20 of the total are skipped, which moves
-                // the output by less than 1e-20 · Σ|v| (the max key alone weighs 1).
-                TensorPrimitives.Max(sc, -87f, sc);
-                TensorPrimitives.Exp(sc, sc);
-                float inv = 1f / TensorPrimitives.Sum(sc);
-                var oi = new Span<float>(oPtr + (long)(seq.Row + i) * qDim + h * headDim, headDim);
-                oi.Clear();
-                for (int j = 0; j < visible; j++)
-                    if (sc[j] * inv >= 1e-20f)
-                        TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(seq.Values + (long)j * kvDim + kvOffset, headDim), sc[j] * inv, oi, oi);
+                int local = task - firstTask[s], i = local / kvHeads, g = local % kvHeads;
+                int visible = seq.Start + i + 1, kvOffset = g * headDim;
+                int need = group * visible;
+                float[] scores = t_scores is { } t && t.Length >= need ? t : (t_scores = new float[Math.Max(need, 4096)]);
+                float* qg = qPtr + (long)(seq.Row + i) * qDim + g * group * headDim;  // the group's heads, contiguous
+                float* og = oPtr + (long)(seq.Row + i) * qDim + g * group * headDim;
+                fixed (float* sp = scores)
+                {
+                    GroupScores(qg, seq.Keys + kvOffset, kvDim, visible, group, headDim, scale, sp);
+                    for (int h = 0; h < group; h++)
+                    {
+                        var sc = new Span<float>(sp + (long)h * visible, visible);
+                        float max = TensorPrimitives.Max(sc);
+                        TensorPrimitives.Subtract(sc, max, sc);
+                        // No denormals (each op on one costs a microcode assist, ~40× on large scores): exps
+                        // stay ≥ e^-87, and keys weighing under 1e-20 of the total are skipped (below), which
+                        // moves the output by less than 1e-20 · Σ|v| (the max key alone weighs 1).
+                        TensorPrimitives.Max(sc, -87f, sc);
+                        TensorPrimitives.Exp(sc, sc);
+                        TensorPrimitives.Multiply(sc, 1f / TensorPrimitives.Sum(sc), sc);
+                    }
+                    GroupValues(sp, seq.Values + kvOffset, kvDim, visible, group, headDim, og);
+                }
             });
+        }
+    }
+
+    /// <summary>scores (group, visible) = scale · q_h · k_j for the group's heads q (group, hd) and keys k_j (stride kvDim).</summary>
+    static void GroupScores(float* q, float* keys, int kvDim, int visible, int group, int headDim, float scale, float* scores)
+    {
+        if (!Vector512.IsHardwareAccelerated || headDim % 16 != 0)
+        {
+            for (int h = 0; h < group; h++)
+                for (int j = 0; j < visible; j++)
+                    scores[(long)h * visible + j] = TensorPrimitives.Dot(new ReadOnlySpan<float>(q + h * headDim, headDim),
+                        new ReadOnlySpan<float>(keys + (long)j * kvDim, headDim)) * scale;
+            return;
+        }
+        for (int j = 0; j < visible; j++)
+        {
+            float* k = keys + (long)j * kvDim;
+            for (int h = 0; h < group; h++)
+            {
+                float* qh = q + h * headDim;
+                var acc = Vector512.Load(qh) * Vector512.Load(k);
+                for (int d = 16; d < headDim; d += 16) acc = Vector512.FusedMultiplyAdd(Vector512.Load(qh + d), Vector512.Load(k + d), acc);
+                scores[(long)h * visible + j] = Vector512.Sum(acc) * scale;
+            }
+        }
+    }
+
+    /// <summary>out (group, hd) = Σ_j p_hj · v_j over the values (stride kvDim), skipping weights under 1e-20.</summary>
+    static void GroupValues(float* p, float* values, int kvDim, int visible, int group, int headDim, float* output)
+    {
+        new Span<float>(output, group * headDim).Clear();
+        bool wide = Vector512.IsHardwareAccelerated && headDim % 16 == 0;
+        for (int j = 0; j < visible; j++)
+        {
+            float* v = values + (long)j * kvDim;
+            for (int h = 0; h < group; h++)
+            {
+                float w = p[(long)h * visible + j];
+                if (!(w >= 1e-20f)) continue;
+                float* o = output + h * headDim;
+                if (!wide)
+                {
+                    TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(v, headDim), w, new ReadOnlySpan<float>(o, headDim), new Span<float>(o, headDim));
+                    continue;
+                }
+                var wv = Vector512.Create(w);
+                for (int d = 0; d < headDim; d += 16)
+                    Vector512.FusedMultiplyAdd(Vector512.Load(v + d), wv, Vector512.Load(o + d)).Store(o + d);
+            }
         }
     }
 
