@@ -170,7 +170,8 @@ STEER_INLINE STEER_TARGET_AVX512 void chain_store(float* yp, int cols, __m512 v)
 
 /* prefetch: 0 none; 1 the weights it reads, PREFETCH_BYTES ahead along each panel stream (the
  * first row tile of a block, which brings the block in); 2 one line of `pf` per pair, into L2
- * (a later row tile fetching one panel of the weights the task reads next). */
+ * (a later row tile fetching one panel of the weights the task reads next); 3 the same for four
+ * panels from `pf`, ws elements apart (where there are fewer later row tiles than panels). */
 STEER_INLINE STEER_TARGET_AVX512_BF16 void kernel_bf16(
     const int MR, const int NP, const uint32_t* x /* (kc, MR) pairs of the row tile */,
     const uint16_t* w /* NP panels, stride ws elements */, size_t ws, int kc,
@@ -185,6 +186,8 @@ STEER_INLINE STEER_TARGET_AVX512_BF16 void kernel_bf16(
             if (prefetch == 1) _mm_prefetch((const char*)(w + p * ws + (size_t)j * 32) + PREFETCH_BYTES, _MM_HINT_T0);
         }
         if (prefetch == 2) _mm_prefetch(pf + (size_t)j * 64, _MM_HINT_T1);
+        if (prefetch == 3)
+            for (int p = 0; p < BF16_NP; p++) _mm_prefetch(pf + 2 * p * ws + (size_t)j * 64, _MM_HINT_T1);
         for (int r = 0; r < MR; r++) {
             __m512i a = _mm512_set1_epi32((int)x[(size_t)j * BF16_MR + r]);
             for (int p = 0; p < NP; p++) c[r][p] = _mm512_dpbf16_ps(c[r][p], (__m512bh)a, (__m512bh)b[p]);
@@ -199,6 +202,7 @@ STEER_INLINE STEER_TARGET_AVX512_BF16 void kernel_bf16(
 #define BF16_CALL(MR_, NP_)                                                                   \
     (pf == 1   ? kernel_bf16(MR_, NP_, xp, wp, ws, kc, yp, n, ncols, kb > 0, 1, NULL)         \
      : pf == 2 ? kernel_bf16(MR_, NP_, xp, wp, ws, kc, yp, n, ncols, kb > 0, 2, next)         \
+     : pf == 3 ? kernel_bf16(MR_, NP_, xp, wp, ws, kc, yp, n, ncols, kb > 0, 3, next)         \
                : kernel_bf16(MR_, NP_, xp, wp, ws, kc, yp, n, ncols, kb > 0, 0, NULL))
 #define BF16_ROWS(NP_)                                  \
     switch (mr) {                                       \
@@ -211,9 +215,9 @@ STEER_INLINE STEER_TARGET_AVX512_BF16 void kernel_bf16(
     }
 
 /* next_p0: the first panel of the group this thread computes next, or -1. The first row tile
- * of a block streams it from memory; the next tiles, one panel each, prefetch the block that
- * follows (this group's next k block, else the next group's first) into L2, so that with
- * enough rows no tile waits on memory. */
+ * of a block streams it from memory; the next tiles prefetch the block that follows (this
+ * group's next k block, else the next group's first) into L2, one panel each, or with fewer
+ * tiles than panels all of it in the second tile, so that no tile but the first waits on memory. */
 STEER_TARGET_AVX512_BF16 static void task_bf16(const gemm_job* job, int p0, int np, int r0, int r1, int next_p0) {
     int pairs = job->pairs, n = job->n;
     size_t ws = (size_t)pairs * 32;
@@ -224,9 +228,11 @@ STEER_TARGET_AVX512_BF16 static void task_bf16(const gemm_job* job, int p0, int 
         /* The block after this one: panels [q0, q0 + nq) from pair qb. */
         int last = kb + KC_DOT >= pairs, q0 = last ? next_p0 : p0, qb = last ? 0 : kb + KC_DOT;
         int nq = q0 < 0 ? 0 : STEER_MIN(BF16_NP, job->panels - q0);
+        int later = (r1 - r0 + BF16_MR - 1) / BF16_MR - 1, all = nq > later; /* row tiles after the first */
         for (int r = r0, t = 0; r < r1; r += BF16_MR, t++) {
-            int mr = STEER_MIN(BF16_MR, r1 - r), pf = t == 0 ? 1 : t <= nq ? 2 : 0;
-            const char* next = pf == 2 ? (const char*)(job->w + (size_t)(q0 + t - 1) * ws + (size_t)qb * 32) : NULL;
+            int mr = STEER_MIN(BF16_MR, r1 - r);
+            int pf = t == 0 ? 1 : all ? (t == 1 ? 3 : 0) : t <= nq ? 2 : 0;
+            const char* next = pf >= 2 ? (const char*)(job->w + (size_t)(q0 + (pf == 2 ? t - 1 : 0)) * ws + (size_t)qb * 32) : NULL;
             const uint32_t* xp = (const uint32_t*)job->x + ((size_t)(r / BF16_MR) * pairs + kb) * BF16_MR;
             float* yp = job->y + (size_t)r * n + 16 * p0;
             switch (np) {
