@@ -165,10 +165,11 @@ public sealed partial class Transformer
     sealed class BatchSteering
     {
         readonly int _hidden;
-        readonly float[] _vectors = [];               // (distinct vectors, H)
+        readonly float[] _vectors = [];               // (distinct vectors, H) at its start
         readonly Dictionary<float[], int> _index = new(ReferenceEqualityComparer.Instance);
 
-        public BatchSteering(SequenceSteering?[] ofRow, int[] positionOfRow, int hidden)
+        /// <param name="scratch">the block of distinct vectors kept across passes (grown here as needed)</param>
+        public BatchSteering(SequenceSteering?[] ofRow, int[] positionOfRow, int hidden, ref float[] scratch)
         {
             OfRow = ofRow;
             PositionOfRow = positionOfRow;
@@ -179,7 +180,8 @@ public sealed partial class Transformer
                         _index.TryAdd(a.Vector, _index.Count);
             Any = _index.Count > 0;
             if (!Any) return;
-            _vectors = new float[_index.Count * hidden];
+            if (scratch.Length < _index.Count * hidden) scratch = new float[_index.Count * hidden];
+            _vectors = scratch;
             foreach (var (vector, i) in _index) vector.CopyTo(_vectors, i * hidden);
         }
 
@@ -200,7 +202,7 @@ public sealed partial class Transformer
                         adds.Add(new SteerAdd(_index[a.Vector], a.Multiplier));
             }
             rowAdds[^1] = adds.Count;
-            return new RowSteering(rowAdds, adds.ToArray(), _vectors);
+            return new RowSteering(rowAdds, adds.ToArray(), _vectors.AsSpan(0, _index.Count * _hidden));
         }
     }
 }

@@ -113,10 +113,10 @@ public sealed partial class Transformer : IForwardModel
             }
         }
         var layout = new BatchLayout(sequenceOfRow, positionOfRow);
-        var steering = new BatchSteering(steeringOfRow, positionOfRow, H);
 
         // Taken, not shared: a second Forward running at the same time allocates its own.
         Workspace ws = Interlocked.Exchange(ref _workspace, null) is { } free && free.Rows >= T ? free : new Workspace(c, T);
+        var steering = new BatchSteering(steeringOfRow, positionOfRow, H, ref ws.SteerVectors);
         float[] x = ws.X, xn = ws.Xn, qkv = ws.Qkv, q = ws.Q, k = ws.K, v = ws.V, att = ws.Att, delta = ws.Delta, gate = ws.Gate, up = ws.Up;
 
         long t0 = OpProfile.Start();
@@ -182,6 +182,7 @@ public sealed partial class Transformer : IForwardModel
         public readonly float[] Gate = new float[rows * c.IntermediateSize];     // (T, I)
         public readonly float[] Up = new float[rows * c.IntermediateSize];       // (T, I)
         public float[] Logits = [];     // (R, V) the lm_head output of a batch of several sequences, grown as needed
+        public float[] SteerVectors = []; // (distinct steering vectors, H), grown as needed
     }
 
     /// <summary>Logit rows beyond this are not kept in the workspace between passes (a scoring batch's (T, V) can be gigabytes).</summary>
