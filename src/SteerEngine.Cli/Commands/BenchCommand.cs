@@ -96,8 +96,11 @@ public static class BenchCommand
             prefillRoof = roof.PrefillTokS(m, p.GetValue(prefill));
             // A compute-bound decode fraction follows the compute peaks, which do not drift; a
             // bandwidth-bound one keeps its rounds' own bandwidth.
-            decode = decode.Select(d => roof.DecodeBound(m, d.Batch, ctx) == "bandwidth" ? d with { Bound = "bandwidth" }
-                : d with { Fraction = d.TokS / roof.DecodeTokS(m, d.Batch, ctx), Bound = roof.DecodeBound(m, d.Batch, ctx) }).ToList();
+            decode = decode.Select(d =>
+            {
+                string bound = roof.DecodeBound(m, d.Batch, ctx);
+                return bound == "bandwidth" ? d with { Bound = bound } : d with { Fraction = d.TokS / roof.DecodeTokS(m, d.Batch, ctx), Bound = bound };
+            }).ToList();
 
             List<(string Test, IReadOnlyList<(string Op, double Seconds, long Calls)> Ops)> profiles = [];
             if (p.GetValue(profile))

@@ -32,7 +32,9 @@ public sealed unsafe partial class ManagedCpuKernels
     const int Block512 = 256;        // k pairs per widened block: 4 panels × 512 k × 64 B = 128 KB, in L2
     const int Block256 = 128;        // k pairs per widened block: 1 panel × 256 k × 64 B = 16 KB
     const int StreamRows256 = 4;     // up to this many rows the weights stream instead of being widened
-    const int MaxTilesPerTask = 16;  // a task's x for one k block stays in L2: ≤ 16 × 6 rows × 256 k × 4 B = 96 KB
+    // A task's x for one k block stays in L2: ≤ 16 × 6 rows × 256 k × 4 B = 96 KB (Vector256), or
+    // 16 × 6 rows × 512 k × 4 B = 192 KB beside the 128 KB widened block (Vector512).
+    const int MaxTilesPerTask = 16;
 
     readonly ManagedGemmPath _path;
     readonly int _rowTile;           // rows per x tile of the path
