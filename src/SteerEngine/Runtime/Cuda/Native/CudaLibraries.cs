@@ -7,7 +7,8 @@ namespace SteerEngine.Runtime.Cuda.Native;
 /// <summary>
 /// Finds the shared libraries behind the [LibraryImport] names "cuda", "nvrtc", "cublas", "nccl" and
 /// "steer_cuemu": the CUDA libraries ship only versioned sonames (libcuda.so.1, libnvrtc.so.12 …),
-/// and the emulator is built by build.sh into out/native-cuemu. Registered through
+/// and the emulator is found where <see cref="EngineNativeLibraries"/> looks (the package layout, or
+/// out/native-cuemu where build.sh builds it). Registered through
 /// AssemblyLoadContext.ResolvingUnmanagedDll, which (unlike a DllImportResolver) other parts of
 /// the engine can also hook.
 /// </summary>
@@ -53,11 +54,10 @@ static class CudaLibraries
                 break;
             case "steer_cuemu":
                 if (Environment.GetEnvironmentVariable("STEER_CUEMU_LIB") is { Length: > 0 } env) yield return env;
-                yield return Path.Combine(AppContext.BaseDirectory, "libsteer_cuemu.so");
-                for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+                foreach (string dir in EngineNativeLibraries.Directories(["out", "native-cuemu"]))
                 {
-                    string built = Path.Combine(dir.FullName, "out", "native-cuemu", "libsteer_cuemu.so");
-                    if (File.Exists(built)) yield return built;
+                    string path = Path.Combine(dir, "libsteer_cuemu.so");
+                    if (File.Exists(path)) yield return path;
                 }
                 break;
         }
