@@ -85,6 +85,21 @@ build_managed() {
 
 setup() { setup_apt; setup_npm; build_native; build_managed; }
 
+run_package_example() {
+  # The library as a NuGet package: packed into out/packages (examples/NuGet.config names it), then
+  # examples/steered-generation.cs (#:package SteerEngine@VERSION) runs on the demo model. The same
+  # version is cleared from the NuGet cache and the script rebuilt, so the run uses this build.
+  local version cache out
+  version=$(sed -n 's/^#:package SteerEngine@//p' examples/steered-generation.cs)
+  cache=$(dotnet nuget locals global-packages --list | sed -n 's/^global-packages: //p')
+  log "package: SteerEngine $version into out/packages; examples/steered-generation.cs on models/demo"
+  rm -rf out/packages "${cache:-$HOME/.nuget/packages/}steerengine/$version"
+  dotnet pack src/SteerEngine -c "$CONFIG" --no-build -o out/packages -p:Version="$version" -nologo -v:q -clp:NoSummary >/dev/null
+  out=$(dotnet run --no-cache examples/steered-generation.cs -- models/demo) || { echo "$out"; return 1; }
+  echo "$out"
+  [ "$(echo "$out" | grep -c '^multiplier .*: [a-z]')" = 3 ] || { echo "example: expected three steered generations" >&2; return 1; }
+}
+
 case "${1:-build}" in
   build) setup; log "built: out/steer/steer" ;;
   test)
@@ -100,6 +115,7 @@ case "${1:-build}" in
       log "native kernel tests"
       ctest --test-dir out/native-cpu --output-on-failure || failed=1
     fi
+    run_package_example || failed=1
     log "dotnet tests"
     rm -rf out/test-results
     dotnet test SteerEngine.sln -c "$CONFIG" --no-build -nologo --results-directory out/test-results \

@@ -11,7 +11,8 @@ namespace SteerEngine.Cli.Commands;
 /// <summary>
 /// <c>steer score</c>: the log-likelihood of each input line's completion given its prompt. Lines carry
 /// <c>prompt</c> + <c>completion</c> text (with --chat the prompt goes through the chat template) or
-/// <c>prompt_ids</c> + <c>completion_ids</c>. Output keeps the input's id; resumable like generate.
+/// <c>prompt_ids</c> + <c>completion_ids</c>. Output keeps the input's id as it was (a number stays a
+/// number, a string a string; without one, the 0-based line number as a string); resumable like generate.
 /// </summary>
 public static class ScoreCommand
 {
@@ -44,13 +45,15 @@ public static class ScoreCommand
                 JsonElement o;
                 try { o = JsonDocument.Parse(line).RootElement; }
                 catch (JsonException e) { throw new InvalidDataException($"{inPath}:{lineNo}: not valid JSON ({e.Message})"); }
-                string id = o.TryGetProperty("id", out var idv) ? (idv.ValueKind == JsonValueKind.String ? idv.GetString()! : idv.GetRawText()) : (lineNo - 1).ToString();
-                if (done.Contains(id)) continue;
+                if (o.ValueKind != JsonValueKind.Object) throw new InvalidDataException($"{inPath}:{lineNo}: expected a JSON object");
+                string? idJson = CallerId.Read(o, "id", $"{inPath}:{lineNo}");
+                string fallbackId = (lineNo - 1).ToString();
+                if (done.Contains(idJson is null ? CallerId.Key(fallbackId) : CallerId.KeyOfJson(idJson))) continue;
                 var (promptIds, completionIds) = Tokens(lm, o, p.GetValue(chat), p.GetValue(system), $"{inPath}:{lineNo}");
                 CompletionScore s = Scoring.ScoreCompletions(lm.Model, promptIds, [completionIds], adds)[0];
                 outFile.Append(Encoding.UTF8.GetBytes(JsonlOutput.ToLine(w =>
                 {
-                    w.WriteString("id", id);
+                    if (idJson is null) w.WriteString("id", fallbackId); else CallerId.Write(w, "id", idJson);
                     w.WriteNumber("sum_logprob", s.SumLogprob);
                     w.WriteNumber("mean_logprob", s.MeanLogprob);
                     w.WriteNumber("n_tokens", s.Tokens);

@@ -254,7 +254,7 @@ public sealed class BipoTrainer(Transformer model, BipoOptions options)
         VectorFile.Write(VectorPath(outDir, epoch, layer), steering);
         VectorFile.Write(VectorPath(outDir, epoch, layer, ".safetensors"), steering);
         string id = $"layer{layer}_epoch{epoch}";
-        if (done.Add(id))
+        if (done.Add(CallerId.Key(id)))
         {
             metrics.Append(Encoding.UTF8.GetBytes(JsonlOutput.ToLine(w =>
             {
