@@ -127,7 +127,7 @@ public sealed class StudyPlan(Experiment experiment, ExperimentLayout layout, IJ
         using (JsonlOutput scores = JsonlOutput.Open(partial, resume: true, out HashSet<string> done))
         {
             var byId = records.ToDictionary(r => r.GetProperty("id").GetString()!);
-            var todo = records.Where(r => !done.Contains(r.GetProperty("id").GetString()!)).Select(r => new JudgeSample(
+            var todo = records.Where(r => !done.Contains(CallerId.Key(r.GetProperty("id")))).Select(r => new JudgeSample(
                 r.GetProperty("id").GetString()!, Text(r, "question"), Text(r, "response"), r.GetProperty("multiplier").GetDouble(),
                 baseline.GetValueOrDefault((PromptKey(r), r.GetProperty("sample_index").GetInt32())))).ToList();
             if (todo.Count > 0)

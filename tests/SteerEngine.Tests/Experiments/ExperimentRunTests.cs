@@ -47,6 +47,21 @@ public class ExperimentRunTests
         var rows = ExperimentStatus.Of(_experiment, _reference);
         Assert.That(rows.Select(r => r.State).Distinct(), Is.EqualTo(new[] { "done" }));
         Assert.That(rows, Has.Count.EqualTo(14));
+        Assert.That(File.Exists(Path.Combine(_reference, "report", "index.html")), "a run of all stages writes the report");
+    }
+
+    [Test]
+    public void Status_tells_ready_waiting_and_running_items_apart()
+    {
+        string root = Path.Combine(_dir, "status");
+        var rows = ExperimentStatus.Of(_experiment, root);
+        Assert.That(rows.Where(r => r.Stage == "train").Select(r => r.State), Is.All.EqualTo("ready"));
+        Assert.That(rows.Where(r => r.Stage != "train").Select(r => r.State), Is.All.EqualTo("waiting"));
+        var layout = new ExperimentLayout(root, _experiment.Behavior);
+        using ItemLock? held = ItemLock.TryAcquire(ExperimentLayout.Lock(layout.Metrics("demo", 1)), _experiment.Locks);
+        ItemStatus running = ExperimentStatus.Of(_experiment, root).First(r => r.Item == "demo layer1");
+        Assert.That(running.State, Is.EqualTo("running"));
+        Assert.That(running.Detail, Does.Contain($"pid {Environment.ProcessId}"));
     }
 
     [Test]
