@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Text;
 using Microsoft.ML.Tokenizers;
+using SteerEngine.Tokenization.Nfc;
 
 namespace SteerEngine.Tokenization;
 
@@ -112,11 +113,9 @@ public sealed class TextTokenizer
                 continue;
             }
             ReadOnlySpan<char> part = text.AsSpan(segment.Offset, segment.Length);
-            // Qwen's NFC normalizer. A process running with InvariantGlobalization (as this
-            // repository builds) has no normalization tables and leaves text as it is; text that is
-            // already NFC, as nearly all is, encodes the same either way.
+            // Qwen's NFC normalizer (managed, so it holds under InvariantGlobalization too).
             if (_normalizeNfc)
-                part = part.ToString().Normalize(NormalizationForm.FormC);
+                part = UnicodeNfc.Normalize(part.ToString());
             pieces.Clear();
             _splitter.Split(part, pieces);
             foreach ((int offset, int length) in pieces)
