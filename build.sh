@@ -56,6 +56,17 @@ setup_nvrtc() {
     || echo "warning: could not install libnvrtc11.2; NVRTC tests will be skipped" >&2
 }
 
+setup_chromium() {
+  # Headless Chromium and its driver from Debian: the report page tests open index.html in a real browser.
+  local need=()
+  for p in chromium chromium-driver; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done
+  [ ${#need[@]} -eq 0 ] && return 0
+  log "apt: installing ${need[*]}"
+  as_root apt-get update -qq || true
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null \
+    || echo "warning: could not install ${need[*]}; browser tests will be skipped" >&2
+}
+
 build_native() {
   if [ -f native/cpu/CMakeLists.txt ]; then
     log "native: building native/cpu"
@@ -94,6 +105,7 @@ case "${1:-build}" in
   build) setup; log "built: out/steer/steer" ;;
   test)
     setup_nvrtc
+    setup_chromium
     setup
     failed=0
     if /usr/bin/python3 -c "import torch" 2>/dev/null; then

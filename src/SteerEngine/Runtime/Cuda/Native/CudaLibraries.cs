@@ -10,7 +10,10 @@ namespace SteerEngine.Runtime.Cuda.Native;
 /// and the emulator is found where <see cref="EngineNativeLibraries"/> looks (the package layout, or
 /// out/native-cuemu where build.sh builds it). Registered through
 /// AssemblyLoadContext.ResolvingUnmanagedDll, which (unlike a DllImportResolver) other parts of
-/// the engine can also hook.
+/// the engine can also hook. With STEER_CUDA_DRIVER=cuemu, "cuda", "cublas" and "nccl" resolve to
+/// the emulator, which also exports the driver's, cuBLAS's and NCCL's entry points
+/// (native/cuemu/driver.cpp): the driver path runs on the CPU, for its tests and the GPU check's
+/// dry run. It must be set before the first CUDA call of the process.
 /// </summary>
 static class CudaLibraries
 {
@@ -30,8 +33,12 @@ static class CudaLibraries
         return IntPtr.Zero;
     }
 
+    /// <summary>Whether the driver, cuBLAS and NCCL are the emulator's (STEER_CUDA_DRIVER=cuemu).</summary>
+    public static bool DriverIsEmulated => Environment.GetEnvironmentVariable("STEER_CUDA_DRIVER") == "cuemu";
+
     static IEnumerable<string> Candidates(string name)
     {
+        if (DriverIsEmulated && name is "cuda" or "cublas" or "nccl") name = "steer_cuemu";
         switch (name)
         {
             case "cuda":
