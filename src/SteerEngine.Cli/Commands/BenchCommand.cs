@@ -20,7 +20,7 @@ public static class BenchCommand
     public static Command Create()
     {
         var model = new Option<string?>("--model") { Description = "model directory" };
-        var shape = new Option<string?>("--shape") { Description = "or a random model of this shape (generated once into the cache)" };
+        var shape = new Option<string?>("--shape") { Description = $"or a random model of this shape, generated once into the cache: {string.Join(", ", ModelShapes.Names)}" };
         var kernels = new Option<string>("--kernels") { Description = "auto | native | managed | exact", DefaultValueFactory = _ => "auto" };
         var prefill = new Option<int>("--prefill") { Description = "prompt length of the prefill test", DefaultValueFactory = _ => 512 };
         var batches = new Option<string>("--batches") { Description = "decode batch sizes", DefaultValueFactory = _ => "1,4,16,64" };
