@@ -26,7 +26,7 @@ public class NvrtcTests
     public void Every_kernel_compiles_to_a_cubin_for_sm80_and_sm90_without_warnings([ValueSource(nameof(KernelFiles))] string file, [Values(80, 90)] int arch)
     {
         RequireNvrtc();
-        NvrtcOutput output = NvrtcCompiler.Compile(file, KernelSources.Files[file], arch, cubin: true);
+        NvrtcOutput output = NvrtcCompiler.Compile(file, KernelSources.Files[file], arch, cubin: true, NvrtcCompiler.DeviceOptions);
         Assert.That(output.Log, Is.Empty, "NVRTC log");
         Assert.That(output.Image.Length, Is.GreaterThan(0));
     }
@@ -80,6 +80,9 @@ public class NvrtcTests
             Assert.That(files, Has.Length.EqualTo(1));
             Assert.That(Path.GetFileName(files[0]), Does.StartWith("swiglu-").And.Contain("-sm90-nvrtc11.8"));
             Assert.That(NvrtcCompiler.CachedCubin("swiglu.cu", KernelSources.Files["swiglu.cu"], 90), Is.EqualTo(first));
+            // Other options, another cubin: a cached image never stands in for different compile options.
+            NvrtcCompiler.CachedCubin("swiglu.cu", KernelSources.Files["swiglu.cu"], 90, ["-DSTEER_CACHE_PROBE=1"]);
+            Assert.That(Directory.GetFiles(Path.Combine(cache, "steer", "cubin")), Has.Length.EqualTo(2));
         }
         finally
         {
