@@ -3,6 +3,9 @@
 #   ./build.sh          set up and build (steer lands in out/steer/steer)
 #   ./build.sh test     set up, build, run the whole test suite
 #   ./build.sh demo     set up, build, run `steer demo`
+#   ./build.sh gpu-check [--emulate]   the CUDA backend's checks on this machine's GPU (report in
+#                       out/gpu-check); exit 3 when there is no NVIDIA driver. --emulate: a dry run
+#                       of every step on the CPU emulator at small shapes
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$PWD
@@ -131,5 +134,18 @@ case "${1:-build}" in
     exit $failed
     ;;
   demo) setup; shift; out/steer/steer demo "$@" ;;
-  *) echo "usage: ./build.sh [build|test|demo]" >&2; exit 2 ;;
+  gpu-check)
+    shift
+    emulate=0
+    for a in "$@"; do [ "$a" = --emulate ] && emulate=1; done
+    if [ $emulate = 0 ] && ! { ldconfig -p 2>/dev/null | grep -q 'libcuda\.so\.1'; }; then
+      echo "gpu-check: no NVIDIA driver on this machine (libcuda.so.1 is not installed); nothing to check." >&2
+      echo "           Run it where the driver is, or ./build.sh gpu-check --emulate for a dry run on the CPU emulator." >&2
+      exit 3
+    fi
+    [ $emulate = 1 ] && setup_nvrtc
+    setup
+    out/steer/steer gpu-check --tests "tests/SteerEngine.Tests/bin/$CONFIG/net10.0/SteerEngine.Tests.dll" "$@"
+    ;;
+  *) echo "usage: ./build.sh [build|test|demo|gpu-check [--emulate]]" >&2; exit 2 ;;
 esac

@@ -20,6 +20,7 @@ public static class Program
         root.Subcommands.Add(RunBatchCommand.Create());
         root.Subcommands.Add(ExperimentCommand.Create());
         root.Subcommands.Add(ReportCommand.Create());
+        root.Subcommands.Add(GpuCheckCommand.Create());
         return root.Parse(args).Invoke();
     }
 }
