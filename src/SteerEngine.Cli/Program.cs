@@ -21,6 +21,7 @@ public static class Program
         root.Subcommands.Add(ExperimentCommand.Create());
         root.Subcommands.Add(ReportCommand.Create());
         root.Subcommands.Add(GpuCheckCommand.Create());
+        root.Subcommands.Add(JudgeCommand.Create());
         return root.Parse(args).Invoke();
     }
 }
