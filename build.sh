@@ -15,7 +15,8 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; t
 setup_apt() {
   # PyTorch (the test oracle) and numpy come from Debian; they live under /usr/bin/python3.
   local need=()
-  for p in python3-torch python3-numpy; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done
+  # tmux (a pseudo-terminal for the chat tests), chromium and its driver (the web UI test) come from Debian too.
+  for p in python3-torch python3-numpy tmux chromium chromium-driver; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done
   if [ ${#need[@]} -gt 0 ]; then
     log "apt: installing ${need[*]}"
     as_root apt-get update -qq || true

@@ -16,6 +16,7 @@ public static class Program
         root.Subcommands.Add(BenchCommand.Create());
         root.Subcommands.Add(DemoCommand.Create());
         root.Subcommands.Add(TrainBipoCommand.Create());
+        root.Subcommands.Add(ChatCommand.Create());
         return root.Parse(args).Invoke();
     }
 }
