@@ -17,6 +17,8 @@ public static class Program
         root.Subcommands.Add(DemoCommand.Create());
         root.Subcommands.Add(TrainBipoCommand.Create());
         root.Subcommands.Add(ChatCommand.Create());
+        root.Subcommands.Add(ServeCommand.Create());
+        root.Subcommands.Add(RunBatchCommand.Create());
         return root.Parse(args).Invoke();
     }
 }
