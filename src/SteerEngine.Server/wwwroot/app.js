@@ -238,6 +238,7 @@ async function readEvents(response, onEvent) {
 
 // Each token coloured by its projection: blue (the answer's lowest) through grey to red (its highest).
 function colour(p, out, tokens, projections) {
+  while (tokens.length && !out.textContent.endsWith(tokens[tokens.length - 1])) tokens.pop();   // an end-of-turn token has no text
   const low = Math.min(...projections), high = Math.max(...projections);
   out.replaceChildren(...tokens.map((token, i) => {
     const span = document.createElement('span');
@@ -249,7 +250,7 @@ function colour(p, out, tokens, projections) {
     return span;
   }));
   const legend = p.element.querySelector('.legend');
-  legend.replaceChildren(`projection on ${p.vector} at layer ${p.layer}: ${low.toFixed(2)} `, Object.assign(document.createElement('span'), { className: 'scale' }), ` ${high.toFixed(2)}`);
+  legend.replaceChildren(`last answer: projection on ${p.vector} at layer ${p.layer}, ${low.toFixed(2)} `, Object.assign(document.createElement('span'), { className: 'scale' }), ` ${high.toFixed(2)}`);
   legend.hidden = false;
 }
 

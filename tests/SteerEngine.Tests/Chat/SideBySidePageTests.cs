@@ -59,8 +59,14 @@ public class SideBySidePageTests
     IReadOnlyList<IWebElement> Ask(string query, string message)
     {
         _browser.Navigate().GoToUrl(_page + "?" + query);
+        new WebDriverWait(_browser, Patience).Until(b => b.FindElement(By.Id("server-status")).Text.Contains("vector"));
+        return Send(message);
+    }
+
+    /// <summary>Sends one message to every panel of the open page and waits until each has finished.</summary>
+    IReadOnlyList<IWebElement> Send(string message)
+    {
         var wait = new WebDriverWait(_browser, Patience);
-        wait.Until(b => b.FindElement(By.Id("server-status")).Text.Contains("vector"));
         _browser.FindElement(By.Id("message")).SendKeys(message);
         _browser.FindElement(By.Id("send")).Click();
         wait.Until(b => b.FindElements(By.CssSelector(".panel")).All(p => p.GetAttribute("data-state") is "done" or "error"));
@@ -101,5 +107,33 @@ public class SideBySidePageTests
         string error = panels[1].FindElement(By.CssSelector(".msg.error")).Text;
         Assert.That(error, Does.StartWith("server error:").And.Contain("layer"));
         TestContext.Out.WriteLine(error);
+    }
+
+    [Test]
+    public void Projections_colour_each_token_and_each_panel_keeps_its_own_conversation()
+    {
+        Ask("model=demo&view=split&temperature=0&max_tokens=40&projections=1&p=mood,1,-4&p=mood,1,4", "how was your day?");
+        var panels = Send("tell me about the garden.");
+        double[] meanProjection = new double[2];
+        for (int i = 0; i < 2; i++)
+        {
+            Assert.That(panels[i].GetAttribute("data-state"), Is.EqualTo("done"), panels[i].Text);
+            Assert.That(panels[i].FindElements(By.CssSelector(".msg.user")).Select(m => m.Text), Is.EqualTo(new[] { "how was your day?", "tell me about the garden." }));
+            var answers = panels[i].FindElements(By.CssSelector(".msg.assistant"));
+            Assert.That(answers, Has.Count.EqualTo(2));
+            var tokens = answers[1].FindElements(By.CssSelector("span[title]"));
+            Assert.That(tokens, Has.Count.GreaterThan(3), "the answer is drawn token by token");
+            Assert.That(string.Concat(answers[1].FindElements(By.CssSelector("span")).Select(t => t.GetAttribute("textContent"))), Is.EqualTo(answers[1].GetAttribute("textContent")));
+            Assert.That(tokens.Select(t => t.GetAttribute("style")), Is.All.Contains("color"));
+            Assert.That(panels[i].FindElement(By.CssSelector(".legend")).Displayed, Is.True);
+            meanProjection[i] = tokens.Average(t => double.Parse(t.GetAttribute("title")!, System.Globalization.CultureInfo.InvariantCulture));
+        }
+        Assert.That(meanProjection[1], Is.GreaterThan(meanProjection[0]), "steering toward happy raises the projection on the happy direction");
+        Assert.That(Answer(panels[0]), Is.Not.EqualTo(Answer(panels[1])));
+
+        string shot = Path.Combine(TestContext.CurrentContext.WorkDirectory, "side-by-side-projections.png");
+        _browser.GetScreenshot().SaveAsFile(shot);
+        TestContext.AddTestAttachment(shot, "the split view after two messages, tokens coloured by their projection");
+        TestContext.Out.WriteLine($"screenshot: {shot}");
     }
 }
