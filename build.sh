@@ -19,7 +19,8 @@ setup_apt() {
   # PyTorch (the test oracle) and numpy come from Debian; they live under /usr/bin/python3.
   # unicode-data (+ bzip2) holds Unicode's NFC conformance file for the normalizer's test.
   local need=()
-  for p in python3-torch python3-numpy unicode-data bzip2; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done
+  # tmux (a pseudo-terminal for the chat tests), chromium and its driver (the web UI test) come from Debian too.
+  for p in python3-torch python3-numpy unicode-data bzip2 tmux chromium chromium-driver; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done
   if [ ${#need[@]} -gt 0 ]; then
     log "apt: installing ${need[*]}"
     as_root apt-get update -qq || true

@@ -16,6 +16,7 @@ public static class Program
         root.Subcommands.Add(BenchCommand.Create());
         root.Subcommands.Add(DemoCommand.Create());
         root.Subcommands.Add(TrainBipoCommand.Create());
+        root.Subcommands.Add(ChatCommand.Create());
         root.Subcommands.Add(ServeCommand.Create());
         root.Subcommands.Add(RunBatchCommand.Create());
         root.Subcommands.Add(ExperimentCommand.Create());
