@@ -19,8 +19,7 @@ setup_apt() {
   # PyTorch (the test oracle) and numpy come from Debian; they live under /usr/bin/python3.
   # unicode-data (+ bzip2) holds Unicode's NFC conformance file for the normalizer's test.
   local need=()
-  # tmux (a pseudo-terminal for the chat tests), chromium and its driver (the web UI test) come from Debian too.
-  for p in python3-torch python3-numpy unicode-data bzip2 tmux chromium chromium-driver; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done
+  for p in python3-torch python3-numpy unicode-data bzip2; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done
   if [ ${#need[@]} -gt 0 ]; then
     log "apt: installing ${need[*]}"
     as_root apt-get update -qq || true
@@ -60,10 +59,11 @@ setup_nvrtc() {
     || echo "warning: could not install libnvrtc11.2; NVRTC tests will be skipped" >&2
 }
 
-setup_chromium() {
-  # Headless Chromium and its driver from Debian: the report page tests open index.html in a real browser.
+setup_test_apps() {
+  # From Debian, for the tests only: headless Chromium and its driver (the web UI and report pages are
+  # opened in a real browser) and tmux (steer chat runs in a real pseudo-terminal).
   local need=()
-  for p in chromium chromium-driver; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done
+  for p in chromium chromium-driver tmux; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done
   [ ${#need[@]} -eq 0 ] && return 0
   log "apt: installing ${need[*]}"
   as_root apt-get update -qq || true
@@ -109,7 +109,7 @@ case "${1:-build}" in
   build) setup; log "built: out/steer/steer" ;;
   test)
     setup_nvrtc
-    setup_chromium
+    setup_test_apps
     setup
     failed=0
     if /usr/bin/python3 -c "import torch" 2>/dev/null; then
