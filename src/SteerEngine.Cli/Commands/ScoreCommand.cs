@@ -22,11 +22,11 @@ public static class ScoreCommand
         var kernels = new Option<string>("--kernels") { Description = "auto | native | managed | exact (the f32 reference path)", DefaultValueFactory = _ => "auto" };
         var backend = new Option<string>("--backend") { Description = "cpu | cuda | cuda-emu (the CUDA backend on the CPU emulator)", DefaultValueFactory = _ => "cpu" };
         var tp = new Option<int>("--tp") { Description = "tensor-parallel devices (cuda, cuda-emu)", DefaultValueFactory = _ => 1 };
-        var input = new Option<string>("--input") { Required = true, Description = "JSONL with prompt/completion or prompt_ids/completion_ids" };
+        var input = new Option<string>("--input") { Required = true, Description = "JSONL: prompt + completion text or prompt_ids + completion_ids, and an id (written back unchanged; default: the line number)" };
         var output = new Option<string>("--out") { Required = true, Description = "JSONL output" };
         var chat = new Option<bool>("--chat") { Description = "format the prompt text with the chat template" };
         var system = new Option<string?>("--system") { Description = "system prompt (with --chat)" };
-        var resume = new Option<bool>("--resume");
+        var resume = new Option<bool>("--resume") { Description = "continue an interrupted run: keep its records, score the rest" };
         var steering = new SteeringOptions();
         var command = new Command("score", "log-probs and perplexity of completions, optionally steered") { model, kernels, backend, tp, input, output, chat, system, resume };
         steering.AddTo(command);
