@@ -175,6 +175,56 @@ public class ExperimentRunTests
         DemoStudy.AssertSameOutputs(root, _reference);
     }
 
+    /// <summary>A copy of the reference tree with its scores removed and a study file whose judge is <paramref name="judge"/>.</summary>
+    (string Root, Experiment Experiment) Unjudged(string name, string judge, string? judgeExtra = null)
+    {
+        string dir = Path.Combine(_dir, name);
+        Directory.CreateDirectory(dir);
+        string file = DemoStudy.Write(dir, judgeProvider: judge);
+        if (judgeExtra is not null) File.WriteAllText(file, File.ReadAllText(file).Replace("  tasks:\n", judgeExtra + "\n  tasks:\n"));
+        string root = Path.Combine(dir, "out");
+        ExperimentMerge.Merge(root, [_reference]);
+        foreach (string scores in Directory.EnumerateFiles(root, "*_scores_*.jsonl", SearchOption.AllDirectories)) File.Delete(scores);
+        File.Delete(Path.Combine(root, "config.json")); // the judge differs from the reference's
+        return (root, Experiment.Load(file));
+    }
+
+    [Test]
+    public void Judge_stage_runs_the_judging_library_with_a_local_model()
+    {
+        // The demo model stands in as a local judge: the wiring is what is tested, not the judge's skill.
+        var (root, experiment) = Unjudged("local-judge", "local:" + Repo.Path("models", "demo"));
+        RunSummary s = new ExperimentRunner(experiment, root).Run("judge", new Shard(0, 8));
+        Assert.That(s.Ok && s.Finished == 1, Is.True, string.Join("; ", s.Failed));
+        var records = SteerEngine.Experiments.Stages.JsonlRecords.Read(Path.Combine(root, "vector_evals", "demo", "layer1", "happy_scores_ep1.jsonl"));
+        Assert.That(records, Has.Count.EqualTo(40));
+        foreach (var r in records)
+        {
+            Assert.That(r.GetProperty("task").GetString(), Is.EqualTo("happy"));
+            Assert.That(r.TryGetProperty("raw", out _), Is.True);
+            var score = r.GetProperty("score");
+            Assert.That(score.ValueKind == System.Text.Json.JsonValueKind.Null || score.GetDouble() is >= 0 and <= 100, Is.True, score.GetRawText());
+        }
+    }
+
+    [Test]
+    public void Judge_provider_that_is_down_fails_its_items_with_a_clear_message_and_loses_nothing()
+    {
+        int port;
+        using (var probe = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0)) { probe.Start(); port = ((System.Net.IPEndPoint)probe.LocalEndpoint).Port; }
+        Environment.SetEnvironmentVariable("STEER_TEST_JUDGE_KEY", "test-key");
+        var (root, experiment) = Unjudged("judge-refused", "openai",
+            $"  model: judge\n  base_url: http://127.0.0.1:{port}/v1\n  api_key_env: STEER_TEST_JUDGE_KEY\n  max_attempts: 2");
+        var before = DemoStudy.Outputs(root);
+        RunSummary s = new ExperimentRunner(experiment, root).Run("judge", new Shard(0, 8));
+        Assert.That(s.Ok, Is.False);
+        Assert.That(s.Failed.Single(), Does.Contain("judge provider 'openai'"));
+        Assert.That(DemoStudy.Outputs(root), Is.EqualTo(before), "generations and vectors untouched, no scores file passed off as complete");
+        var (code, _, err) = SteerCli.Run("experiment", "run", experiment.File, "--out", root, "--stage", "judge", "--shard", "0/8");
+        Assert.That(code, Is.EqualTo(1));
+        Assert.That(err, Does.Contain("error: judge demo layer1 ep1 happy: judge provider 'openai'"));
+    }
+
     [Test]
     public void Cli_errors_are_one_line_and_leave_the_outputs_alone()
     {
