@@ -3,6 +3,9 @@
 #   ./build.sh          set up and build (steer lands in out/steer/steer)
 #   ./build.sh test     set up, build, run the whole test suite
 #   ./build.sh demo     set up, build, run `steer demo`
+#   ./build.sh gpu-check [--emulate]   the CUDA backend's checks on this machine's GPU (report in
+#                       out/gpu-check); exit 3 when there is no NVIDIA driver. --emulate: a dry run
+#                       of every step on the CPU emulator at small shapes
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$PWD
@@ -56,10 +59,11 @@ setup_nvrtc() {
     || echo "warning: could not install libnvrtc11.2; NVRTC tests will be skipped" >&2
 }
 
-setup_chromium() {
-  # Headless Chromium and its driver from Debian: the report page tests open index.html in a real browser.
+setup_test_apps() {
+  # From Debian, for the tests only: headless Chromium and its driver (the web UI and report pages are
+  # opened in a real browser) and tmux (steer chat runs in a real pseudo-terminal).
   local need=()
-  for p in chromium chromium-driver; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done
+  for p in chromium chromium-driver tmux; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done
   [ ${#need[@]} -eq 0 ] && return 0
   log "apt: installing ${need[*]}"
   as_root apt-get update -qq || true
@@ -105,7 +109,7 @@ case "${1:-build}" in
   build) setup; log "built: out/steer/steer" ;;
   test)
     setup_nvrtc
-    setup_chromium
+    setup_test_apps
     setup
     failed=0
     if /usr/bin/python3 -c "import torch" 2>/dev/null; then
@@ -131,5 +135,18 @@ case "${1:-build}" in
     exit $failed
     ;;
   demo) setup; shift; out/steer/steer demo "$@" ;;
-  *) echo "usage: ./build.sh [build|test|demo]" >&2; exit 2 ;;
+  gpu-check)
+    shift
+    emulate=0
+    for a in "$@"; do [ "$a" = --emulate ] && emulate=1; done
+    if [ $emulate = 0 ] && ! { ldconfig -p 2>/dev/null | grep -q 'libcuda\.so\.1'; }; then
+      echo "gpu-check: no NVIDIA driver on this machine (libcuda.so.1 is not installed); nothing to check." >&2
+      echo "           Run it where the driver is, or ./build.sh gpu-check --emulate for a dry run on the CPU emulator." >&2
+      exit 3
+    fi
+    [ $emulate = 1 ] && setup_nvrtc
+    setup
+    out/steer/steer gpu-check --tests "tests/SteerEngine.Tests/bin/$CONFIG/net10.0/SteerEngine.Tests.dll" "$@"
+    ;;
+  *) echo "usage: ./build.sh [build|test|demo|gpu-check [--emulate]]" >&2; exit 2 ;;
 esac

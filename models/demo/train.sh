@@ -4,5 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 LIB=$(../../tests/oracle/openblas.sh)
-export LD_LIBRARY_PATH=$LIB OPENBLAS_NUM_THREADS=2 OMP_NUM_THREADS=2
-exec /usr/bin/python3 train.py "$@"
+# STEER_TRAIN_SCRIPT / STEER_TRAIN_THREADS / STEER_TRAIN_NICE let another recipe (models/judge) reuse this runner.
+THREADS=${STEER_TRAIN_THREADS:-2}
+export LD_LIBRARY_PATH=$LIB OPENBLAS_NUM_THREADS=$THREADS OMP_NUM_THREADS=$THREADS
+exec ${STEER_TRAIN_NICE:+nice -n $STEER_TRAIN_NICE} /usr/bin/python3 "${STEER_TRAIN_SCRIPT:-train.py}" "$@"

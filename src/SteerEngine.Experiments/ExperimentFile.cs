@@ -50,10 +50,17 @@ public sealed record Experiment(string File, string Name, string Output, string 
         {
             throw new InvalidDataException($"{path}:{e.Start.Line}: not valid YAML ({e.InnerException?.Message ?? e.Message})");
         }
+        catch (InvalidOperationException)
+        {
+            // The scanner fails this way on some unclosed flow collections; its position is not reported.
+            throw new InvalidDataException($"{path}:{LastLine(path)}: not valid YAML (an unclosed [ ] or {{ }} collection?)");
+        }
         if (yaml.Documents.Count != 1 || yaml.Documents[0].RootNode is not YamlMappingNode root)
             throw new InvalidDataException($"{path}:1: an experiment file is one YAML mapping (name:, output:, models:, ...)");
         return new Parser(path).Parse(root);
     }
+
+    static int LastLine(string path) => System.IO.File.ReadAllLines(path).Length;
 
     /// <summary>Reads the YAML tree key by key; every error names the file, the line and the key's full path.</summary>
     sealed class Parser(string path)

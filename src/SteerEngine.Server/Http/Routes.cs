@@ -38,13 +38,13 @@ public static class Routes
             s.Catalog.Models.Select(m => new ModelCard(m.Name, "model", m.Created, "steer"))
                 .Concat(s.Catalog.Presets.Select(p => new ModelCard(p.Alias, "model", p.Model.Created, "steer"))).ToList())));
 
-        v1.MapPost("/chat/completions", async (HttpContext context) =>
+        v1.MapPost("/chat/completions", async Task<IResult> (HttpContext context) =>
         {
             var request = ChatCompletionRequest.Read(await ReadJson(context), s.Options.Limits);
             if (request.Parameters.Stream) { await s.Chat.Stream(request, context.Response, context.RequestAborted); return Results.Empty; }
             return Json(await s.Chat.Create(request, context.RequestAborted));
         });
-        v1.MapPost("/completions", async (HttpContext context) =>
+        v1.MapPost("/completions", async Task<IResult> (HttpContext context) =>
         {
             var request = CompletionRequest.Read(await ReadJson(context), s.Options.Limits);
             if (request.Parameters.Stream) { await s.Completions.Stream(request, context.Response, context.RequestAborted); return Results.Empty; }
@@ -52,9 +52,9 @@ public static class Routes
         });
 
         v1.MapGet("/steering/vectors", () => Json(new ListOf<VectorLibrary.Entry>("list", s.Vectors.List())));
-        v1.MapPost("/steering/vectors", async (HttpContext context) => Json(AddVector(await ReadJson(context), s.Vectors)));
+        v1.MapPost("/steering/vectors", async Task<IResult> (HttpContext context) => Json(AddVector(await ReadJson(context), s.Vectors)));
 
-        v1.MapPost("/files", async (HttpContext context) =>
+        v1.MapPost("/files", async Task<IResult> (HttpContext context) =>
         {
             if (!context.Request.HasFormContentType) throw ApiException.BadRequest("upload files as multipart/form-data with 'file' and 'purpose'");
             IFormCollection form = await context.Request.ReadFormAsync(context.RequestAborted);
@@ -67,7 +67,7 @@ public static class Routes
         v1.MapGet("/files/{id}", (string id) => Json(s.Files.Get(id)));
         v1.MapGet("/files/{id}/content", (string id) => Results.File(s.Files.ContentPath(id), "application/jsonl"));
 
-        v1.MapPost("/batches", async (HttpContext context) =>
+        v1.MapPost("/batches", async Task<IResult> (HttpContext context) =>
         {
             var f = RequestFields.Of(await ReadJson(context), "the request body");
             string input = f.RequiredString("input_file_id");
@@ -80,6 +80,7 @@ public static class Routes
         v1.MapGet("/batches/{id}", (string id) => Json(s.Batches.Get(id)));
         v1.MapGet("/batches", (int? limit) => Json(new ListOf<BatchObject>("list", s.Batches.List().Take(Math.Clamp(limit ?? 20, 1, 100)).ToList())));
         v1.MapPost("/batches/{id}/cancel", (string id) => Json(s.Batches.Cancel(id)));
+        StaticPage.Map(app);
         app.MapFallback(Task (HttpContext _) => throw ApiException.NotFound("no such route"));
     }
 

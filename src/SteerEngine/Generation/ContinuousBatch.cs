@@ -121,6 +121,13 @@ public sealed class ContinuousBatch(IForwardModel model, TextTokenizer? tokenize
             if (batch[b].Part.AllLogits) logits[b] = GC.AllocateUninitializedArray<float>(batch[b].Part.Tokens.Length * V);
         model.ForwardInto(batch.Select(b => b.Part).ToList(), logits, sink);
         TokensProcessed += batch.Sum(b => b.Part.Tokens.Length);
+        // Rows draw in parallel, each from its own logits and generator; the results are taken in batch order.
+        var drawn = new Drawn[batch.Count];
+        Parallel.For(0, batch.Count, b =>
+        {
+            if (batch[b].Samples && batch[b].Seq.Request.MaxNewTokens > 0)
+                drawn[b] = Draw(batch[b].Seq, logits[b].AsSpan((LogitBuffers.Rows(batch[b].Part) - 1) * V, V));
+        });
         var finished = new List<GenerationResult>();
         for (int b = 0; b < batch.Count; b++)
         {
@@ -128,7 +135,7 @@ public sealed class ContinuousBatch(IForwardModel model, TextTokenizer? tokenize
             int rows = LogitBuffers.Rows(batch[b].Part);
             if (batch[b].Part.AllLogits) ScorePrompt(s, logits[b], s.Prefilled - rows);
             if (!batch[b].Samples) continue;
-            GenerationResult? done = s.Request.MaxNewTokens <= 0 ? Result(s, "length", null) : Sample(s, logits[b].AsSpan((rows - 1) * V, V), onToken);
+            GenerationResult? done = s.Request.MaxNewTokens <= 0 ? Result(s, "length", null) : Accept(s, drawn[b], onToken);
             if (done is null) continue;
             _active.Remove(s);
             finished.Add(done);
@@ -149,8 +156,10 @@ public sealed class ContinuousBatch(IForwardModel model, TextTokenizer? tokenize
         }
     }
 
-    /// <summary>Samples the sequence's next token; returns its result if that finished it.</summary>
-    GenerationResult? Sample(Sequence s, Span<float> logits, Action<GeneratedToken>? onToken)
+    readonly record struct Drawn(int Token, float? Logprob, TokenLogprob[]? Top);
+
+    /// <summary>Samples the sequence's next token (safe to run for several sequences at once).</summary>
+    static Drawn Draw(Sequence s, Span<float> logits)
     {
         GenerationRequest r = s.Request;
         bool logprobs = r.Logprobs || r.TopLogprobs > 0;
@@ -159,6 +168,14 @@ public sealed class ContinuousBatch(IForwardModel model, TextTokenizer? tokenize
         TokenLogprob[]? top = r.TopLogprobs > 0 ? TokenLogprob.Top(raw ?? logits, r.TopLogprobs) : null;
         int token = Sampler.Sample(logits, r.Sampling, s.Rng.NextOpenUnit(), s.History);
         float? logprob = logprobs ? (float)Sampler.LogProb(raw ?? logits, token) : null;
+        return new Drawn(token, logprob, top);
+    }
+
+    /// <summary>Appends a drawn token; returns the sequence's result if that finished it.</summary>
+    GenerationResult? Accept(Sequence s, Drawn drawn, Action<GeneratedToken>? onToken)
+    {
+        GenerationRequest r = s.Request;
+        (int token, float? logprob, TokenLogprob[]? top) = drawn;
         if (logprob is float lp) s.Logprobs.Add(lp);
         if (top is not null) s.TopLogprobs.Add(top);
         s.Output.Add(token);

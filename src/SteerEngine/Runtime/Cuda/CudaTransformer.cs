@@ -21,8 +21,6 @@ public enum CudaPlatform { Driver, Emulated }
 public sealed class CudaTransformer : IForwardModel
 {
     const int DecodeChunk = 256; // keys per split-KV block
-    /// <summary>The lm_head runs over chunks of logit rows whose (ranks, rows, vocab slice) f32 logits fit this many bytes.</summary>
-    const long LogitChunkBytes = 256L << 20;
 
     readonly Rank[] _ranks;
     readonly CudaCollectives? _collectives;
@@ -55,6 +53,9 @@ public sealed class CudaTransformer : IForwardModel
     }
 
     public ModelConfig Config { get; }
+
+    /// <summary>The lm_head runs over chunks of logit rows whose (ranks, rows, vocab slice) f32 logits fit this many bytes.</summary>
+    internal long LogitChunkBytes { get; set; } = 256L << 20;
     public int TensorParallel => _ranks.Length;
     public IReadOnlyList<string> DeviceNames => _ranks.Select(r => r.Device.Name).ToArray();
 
