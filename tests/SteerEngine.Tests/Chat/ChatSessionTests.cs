@@ -152,7 +152,7 @@ public class ChatSessionTests
         });
         console.Profile.Width = 160;
         ChatSession chat = new(_lm, Greedy);
-        string input = "/m 4\n/layer 9\n/vector nosuchtrait\n/vector mood\n/bogus\nhow was your day?\n/compare -4,4\n/reset\n/compare\n/quit\nnever read\n";
+        string input = "/m 4\n/layer 9\n/vector nosuchtrait\n/vector mood\n/bogus\nhow was your day?\n/compare\n/reset\n/compare\n/quit\nnever read\n";
         int code = new ChatTerminal(chat, console, new StringReader(input)).Run();
         string text = output.ToString();
         TestContext.Out.WriteLine(text);
@@ -161,7 +161,7 @@ public class ChatSessionTests
         Assert.That(text, Does.Contain("error: vector 'nosuchtrait': no such file"));
         Assert.That(text, Does.Contain("error: unknown command /bogus"));
         Assert.That(text, Does.Contain("steering: mood · block 1 · ×4 · positions all"));
-        Assert.That(text, Does.Contain("×-4").And.Contain("×4"));
+        Assert.That(text, Does.Contain("×-4").And.Contain("×0").And.Contain("×4"), "/compare alone is -m, 0, m");
         Assert.That(text, Does.Contain("error: nothing to compare yet"), "/reset forgot the turn");
         Assert.That(chat.Turns, Is.Empty);
     }
