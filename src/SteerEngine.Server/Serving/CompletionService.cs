@@ -62,7 +62,7 @@ public sealed class CompletionService(ModelCatalog catalog, VectorLibrary vector
             logprobs.Add(lp);
             tops.Add(top is null ? null : LogprobFormat.TopMap(t, top));
             offsets.Add(offset);
-            offset += text.Length;
+            offset += t.Decode([id], skipSpecialTokens: true).Length;   // special tokens (BOS) are not in the returned text
         }
         if (echoed is not null)
             for (int i = 0; i < echoed.Length; i++)
