@@ -22,8 +22,9 @@ public static class LmHeadLogSoftmax
     /// <param name="x">(rows, H) final-normed hidden states</param><param name="targets">(rows) token ids</param>
     /// <param name="logProb">(rows) log p(target)</param><param name="logSumExp">(rows) saved for the backward</param>
     /// <param name="products">the head's product; the exact f32 one when null</param>
+    /// <param name="probabilities">(rows, V) softmax(z), kept for <see cref="BackwardFromProbabilities"/>; empty: not kept</param>
     public static void Forward(ReadOnlySpan<float> x, WeightMatrix head, ReadOnlySpan<int> targets,
-        Span<double> logProb, Span<float> logSumExp, WeightProducts? products = null)
+        Span<double> logProb, Span<float> logSumExp, WeightProducts? products = null, Span<float> probabilities = default)
     {
         products ??= WeightProducts.Exact;
         int H = head.Cols, V = head.Rows, rows = targets.Length;
@@ -39,6 +40,10 @@ public static class LmHeadLogSoftmax
                 double lse = max + Math.Log(products.IsExact ? SumExpExact(z, max) : SumExpFast(z, max));
                 logSumExp[r0 + i] = (float)lse;
                 logProb[r0 + i] = z[targets[r0 + i]] - lse;
+                if (probabilities.IsEmpty) continue;
+                Span<float> p = probabilities.Slice((r0 + i) * V, V);
+                TensorPrimitives.Subtract(z, (float)lse, p);
+                TensorPrimitives.Exp(p, p);
             }
         }
         ArrayPool<float>.Shared.Return(logits);
@@ -120,6 +125,23 @@ public static class LmHeadLogSoftmax
             });
         }
         foreach (float[] acc in partials) TensorPrimitives.Add(dx[..(rows * H)], acc, dx[..(rows * H)]);
+    }
+
+    /// <summary>
+    /// The backward from the probabilities the forward kept: dz = dlp · (onehot(y) − p), in place, then one product,
+    /// dx = dz · W (on the transposed head for packed products). probabilities: (rows, V), overwritten.
+    /// </summary>
+    public static void BackwardFromProbabilities(Span<float> probabilities, WeightMatrix head, ReadOnlySpan<int> targets,
+        ReadOnlySpan<float> dLogProb, Span<float> dx, WeightProducts products)
+    {
+        int V = head.Rows, rows = targets.Length;
+        for (int r = 0; r < rows; r++)
+        {
+            Span<float> dz = probabilities.Slice(r * V, V);
+            TensorPrimitives.Multiply(dz, -dLogProb[r], dz);
+            dz[targets[r]] += dLogProb[r];
+        }
+        products.Backward(probabilities[..(rows * V)], head, dx, rows);
     }
 
     /// <summary>
