@@ -125,18 +125,17 @@ public static class BipoStepBenchmark
     }
 
     /// <summary>
-    /// Flops of one step's weight products (attention's score products excluded: under 1 % at these lengths). With P a
-    /// block's matrix parameters: the prefix runs L+1 blocks forward, the steered pass N−L−1 blocks and the head on the
-    /// R response rows, the backward recomputes N−L−2 blocks (the last one's activations are still there) and runs
-    /// N−L−1 blocks' input-gradient products, and the head twice (logits again, then dz · W): 2·T·P per block pass,
-    /// 2·R·V·H per head pass.
+    /// Flops of one step's weight products, without recomputation (attention's score products excluded: under 1 % at
+    /// these lengths). With P a block's matrix parameters: the prefix runs L+1 blocks forward, the steered pass N−L−1
+    /// blocks and the head on the R response rows, the backward N−L−1 blocks' input-gradient products and the head's
+    /// dz · W: 2·T·P per block pass, 2·R·V·H per head pass. What a step recomputes (blocks beyond the kept memory)
+    /// counts as time, not as work, so the rate is the useful one.
     /// </summary>
     static double StepFlops(ModelConfig c, int layer, int rows, int responseRows)
     {
         double H = c.HiddenSize, p = H * (2.0 * c.QDim + 2.0 * c.KvDim) + 3.0 * H * c.IntermediateSize;
-        int N = c.NumLayers, above = N - layer - 1;
-        double blockPasses = layer + 1 + above + Math.Max(0, above - 1) + above;
-        return 2.0 * rows * p * blockPasses + 3 * 2.0 * responseRows * c.VocabSize * H;
+        int above = c.NumLayers - layer - 1;
+        return 2.0 * rows * p * (layer + 1 + 2.0 * above) + 2 * 2.0 * responseRows * c.VocabSize * H;
     }
 
     /// <summary>The compute roofline of a bf16-weight product, GFLOP/s: the faster of the probed vdpbf16ps and f32 FMA peaks.</summary>
