@@ -71,7 +71,8 @@ public sealed record BipoEpochMetrics(int Layer, int Epoch, int Step, double Tra
 /// (T, H) buffer is 64 MiB: at a middle layer, L = 15: 18 × 64 MiB = 1.13 GiB of saved states, 1.28 GiB of
 /// workspace (83 968 floats per row), 192 MiB of gradient buffers, 128 MiB for the ≤ 4096 normed response rows and
 /// their gradient, ~16 MiB LM-head scratch: about 2.7 GiB. Worst case, L = 0: 33 × 64 MiB = 2.06 GiB saved, about
-/// 3.7 GiB in all. PyTorch autograd on the same step keeps every steered block's activations instead, and
+/// 3.7 GiB in all; plus what <see cref="BipoOptions.KeepBytes"/> lets a step keep instead of recomputing (1 GiB by
+/// default; 0 gives the figures above). The GPU plan for 8B and 70B is docs/bipo-at-scale.md. PyTorch autograd on the same step keeps every steered block's activations instead, and
 /// (T, V) logits and their log-softmax, 2 GiB each at T = 4096.
 /// </para>
 /// </summary>
