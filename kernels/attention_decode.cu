@@ -15,7 +15,9 @@ __device__ __forceinline__ void attention_decode(const bf16_t* __restrict__ q, c
                                                  int chunk, float* __restrict__ part_o, float* __restrict__ part_ml)
 {
     constexpr int PER = HD / 32; // head dims per lane
-    __shared__ float sm_m[4], sm_l[4], sm_acc[4][HD];
+    __shared__ float sm_m[4];
+    __shared__ float sm_l[4];
+    __shared__ float sm_acc[4][HD];
     int split = blockIdx.x, h = blockIdx.y, r = blockIdx.z, splits = gridDim.x;
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     int s = seq_of_row[r], kvd = nkv * HD;
