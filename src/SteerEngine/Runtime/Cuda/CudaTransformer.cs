@@ -368,12 +368,16 @@ public sealed class CudaTransformer : IForwardModel
         }
     }
 
-    /// <summary>The device cache of a sequence, grown (contents kept) to hold at least <paramref name="tokens"/>.</summary>
+    /// <summary>
+    /// The device cache of a sequence, first allocated at the capacity its KvCache was made or
+    /// reserved with (the generator reserves prompt + new tokens, so generation never grows it);
+    /// grown (contents copied) only past that.
+    /// </summary>
     SequenceKv DeviceCache(KvCache cache, int tokens)
     {
         int L = Config.NumLayers;
         if (_kv.TryGetValue(cache, out SequenceKv? kv) && kv.Capacity >= tokens) return kv;
-        int capacity = Math.Max(tokens, kv is null ? 64 : kv.Capacity * 2);
+        int capacity = Math.Max(tokens, kv is null ? cache.Capacity : kv.Capacity * 2);
         var bases = new DevicePtr[_ranks.Length];
         for (int r = 0; r < _ranks.Length; r++)
         {
