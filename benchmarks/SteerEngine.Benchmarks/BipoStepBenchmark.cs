@@ -9,10 +9,12 @@ namespace SteerEngine.Benchmarks;
 /// <summary>
 /// One BiPO training step of this engine against the PyTorch oracle's step, same model and batch:
 /// <c>dotnet run -c Release --project benchmarks/SteerEngine.Benchmarks -- bipo-step [--shape tiny | --model DIR]
-/// [--layer L] [--prompt-len 64] [--response-len 16] [--repeat 5] [--torch-threads N]</c>.
+/// [--layer L] [--prompt-len 64] [--response-len 16] [--repeat 5] [--torch-threads N] [--blas openblas|reference]</c>.
 /// The engine's step: prefix through block L, steered forward, backward to v, clipping, AdamW. PyTorch's (oracle.py
 /// bipo-step): the reference trainer's padded batch forward with a steering hook, backward, clipping, AdamW, timed at
 /// one thread and at every core (or at --torch-threads only), the faster counted. Both use cached reference log-probs. Reports medians and the ratio.
+/// The oracle runs on Debian's OpenBLAS (its process's library path only; <c>--blas reference</c> keeps the reference
+/// BLAS python3-torch links, several times slower) and reports the BLAS it mapped and its matmul rate.
 /// </summary>
 public static class BipoStepBenchmark
 {
@@ -82,39 +84,73 @@ public static class BipoStepBenchmark
         int[] threadCounts = Arg("--torch-threads", "") is { Length: > 0 } t
             ? [int.Parse(t, CultureInfo.InvariantCulture)]
             : [1, Environment.ProcessorCount];
+        string blas = Arg("--blas", "openblas");
+        if (blas is not ("openblas" or "reference")) throw new ArgumentException($"--blas '{blas}' is not one of openblas, reference");
+        string? openBlasDir = blas == "openblas" ? OpenBlasDir() : null;
         double torch = double.PositiveInfinity;
         foreach (int threads in threadCounts.Distinct())
         {
-            double seconds = Oracle(modelDir, request, repeat, threads);
-            Console.WriteLine($"pytorch step    {seconds * 1e3,9:F1} ms at {threads} thread(s)");
-            torch = Math.Min(torch, seconds);
+            OracleStep step = Oracle(modelDir, request, repeat, threads, openBlasDir);
+            Console.WriteLine($"pytorch step    {step.Seconds * 1e3,9:F1} ms at {threads} thread(s), f32, BLAS {string.Join(" + ", step.Blas)} " +
+                              $"(f32 matmul {step.MatmulGflops:F1} GFLOP/s)");
+            torch = Math.Min(torch, step.Seconds);
         }
         File.Delete(request);
         Console.WriteLine($"speed-up        {torch / engine,9:F2}x over the faster PyTorch step");
         return 0;
     }
 
-    static double Oracle(string modelDir, string request, int repeat, int threads)
+    /// <summary>One oracle bipo-step run: its median step, the BLAS libraries its process mapped, its matmul rate.</summary>
+    sealed record OracleStep(double Seconds, string[] Blas, double MatmulGflops);
+
+    /// <summary>
+    /// Runs oracle.py bipo-step in its own process. With <paramref name="openBlasDir"/>, that folder leads the child's
+    /// library path (nothing else's), so torch runs on OpenBLAS at <paramref name="threads"/> threads.
+    /// </summary>
+    static OracleStep Oracle(string modelDir, string request, int repeat, int threads, string? openBlasDir)
     {
-        string oracle = FindOracle();
+        string oracle = FindOracle("oracle.py");
         var psi = new ProcessStartInfo("/usr/bin/python3",
             $"\"{oracle}\" bipo-step --model \"{modelDir}\" --request \"{request}\" --repeat {repeat} --threads {threads}")
         { RedirectStandardOutput = true, RedirectStandardError = true };
+        if (openBlasDir is not null)
+        {
+            psi.Environment["LD_LIBRARY_PATH"] = openBlasDir;
+            psi.Environment["OPENBLAS_NUM_THREADS"] = threads.ToString(CultureInfo.InvariantCulture);
+            psi.Environment["OMP_NUM_THREADS"] = threads.ToString(CultureInfo.InvariantCulture);
+        }
         using var p = Process.Start(psi)!;
         var stderr = p.StandardError.ReadToEndAsync();
         string stdout = p.StandardOutput.ReadToEnd();
         p.WaitForExit();
         if (p.ExitCode != 0) throw new InvalidOperationException($"oracle bipo-step failed: {stderr.Result}");
-        return JsonDocument.Parse(stdout).RootElement.GetProperty("median_s").GetDouble();
+        JsonElement root = JsonDocument.Parse(stdout).RootElement;
+        string[] libs = root.GetProperty("blas").EnumerateArray().Select(e => e.GetString()!).ToArray();
+        if (openBlasDir is not null && !libs.Any(l => l.Contains("openblas", StringComparison.OrdinalIgnoreCase)))
+            throw new InvalidOperationException($"the oracle process did not load OpenBLAS from {openBlasDir}; it mapped: {string.Join(", ", libs)}");
+        return new OracleStep(root.GetProperty("median_s").GetDouble(), libs.Select(Path.GetFileName).ToArray()!,
+            root.GetProperty("matmul_gflops").GetDouble());
     }
 
-    static string FindOracle()
+    /// <summary>The folder of Debian's OpenBLAS, fetched into the cache on first use by tests/oracle/openblas.sh.</summary>
+    static string OpenBlasDir()
+    {
+        var psi = new ProcessStartInfo("/bin/bash", $"\"{FindOracle("openblas.sh")}\"") { RedirectStandardOutput = true };
+        using var p = Process.Start(psi)!;
+        string dir = p.StandardOutput.ReadToEnd().Trim();
+        p.WaitForExit();
+        if (p.ExitCode != 0 || !File.Exists(Path.Combine(dir, "libblas.so.3")))
+            throw new InvalidOperationException("tests/oracle/openblas.sh could not provide Debian's OpenBLAS (apt-get download libopenblas0-pthread)");
+        return dir;
+    }
+
+    static string FindOracle(string file)
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
         {
-            string path = Path.Combine(dir.FullName, "tests", "oracle", "oracle.py");
+            string path = Path.Combine(dir.FullName, "tests", "oracle", file);
             if (File.Exists(path)) return path;
         }
-        throw new FileNotFoundException("tests/oracle/oracle.py not found above " + AppContext.BaseDirectory);
+        throw new FileNotFoundException($"tests/oracle/{file} not found above " + AppContext.BaseDirectory);
     }
 }

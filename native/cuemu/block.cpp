@@ -129,6 +129,23 @@ void* initial_stack(char* stack, Fiber* f)
 
 void sync_block() { yield_to_scheduler(State::BlockWait); }
 
+std::string faulting_thread()
+{
+    Fiber* f = runner.running;
+    runner.running = nullptr;
+    if (!f) return "no thread";
+    char s[64];
+    snprintf(s, sizeof s, "thread (%u,%u,%u)", f->lane.thread_idx.x, f->lane.thread_idx.y, f->lane.thread_idx.z);
+    return s;
+}
+
+bool is_stack_guard(uintptr_t address)
+{
+    for (char* s : runner.stacks)
+        if (address >= (uintptr_t)s && address < (uintptr_t)s + getpagesize()) return true;
+    return false;
+}
+
 const unsigned char* warp_exchange(const void* mine, int bytes)
 {
     Fiber* f = runner.running;

@@ -5,6 +5,7 @@ using System.Text.Json;
 using Spectre.Console;
 using SteerEngine.Cli.Demo;
 using SteerEngine.Model;
+using SteerEngine.Steering;
 using SteerEngine.Training;
 
 namespace SteerEngine.Cli.Commands;
@@ -37,9 +38,10 @@ public static class DemoCommand
         var plot = new Option<string>("--plot") { Description = "where to write the PNG plot", DefaultValueFactory = _ => "demo_sweep.png" };
         var json = new Option<bool>("--json") { Description = "print one JSON object instead of the table" };
         var answers = new Option<string?>("--answers") { Description = "also write every sampled answer with its measures to this JSONL (e.g. for steer judge)" };
+        var saveVector = new Option<string?>("--save-vector") { Description = "also write the vector it made to this file (.npy, .safetensors, .pt, .gguf), e.g. for steer serve --vector NAME=FILE" };
         var command = new Command("demo", "extract a trait vector on the demo model and sweep the steering multiplier")
         {
-            model, trait, method, layer, multipliers, samples, maxNew, seed, plot, json, answers,
+            model, trait, method, layer, multipliers, samples, maxNew, seed, plot, json, answers, saveVector,
         };
         command.SetAction(p => CliErrors.Run(() =>
         {
@@ -60,6 +62,7 @@ public static class DemoCommand
             float[] vector = how == Bipo
                 ? TraitVector.Bipo(lm, pairs, block, TraitVector.DemoBipoOptions)
                 : TraitVector.MeanDifference(lm, pairs, block);
+            if (p.GetValue(saveVector) is string vectorPath) VectorFile.Write(vectorPath, SteeringVector.Direction(vector, $"{traitName} at block {block} ({how})"));
             var points = TraitSweep.Run(lm, language, traitName, vector, block, ms, TraitSweep.DefaultPrompts,
                 p.GetValue(samples), p.GetValue(maxNew), seed: p.GetValue(seed));
 

@@ -4,6 +4,7 @@ using System.Text;
 using SteerEngine.Generation;
 using SteerEngine.Generation.Jobs;
 using SteerEngine.Model;
+using SteerEngine.Runtime.Cpu;
 using SteerEngine.Steering;
 
 namespace SteerEngine.Training;
@@ -25,6 +26,8 @@ public sealed record BipoOptions
     /// <summary>Global gradient-norm clip before each optimizer step, as the HF Trainer the reference runs in does (max_grad_norm 1.0); 0 turns it off.</summary>
     public double MaxGradNorm { get; init; } = 1.0;
     public int Seed { get; init; } = 11;
+    /// <summary>The weight products' path: packed bf16 (auto / native / managed, <see cref="WeightProducts"/>) or the exact f32 reference.</summary>
+    public CpuKernelChoice Kernels { get; init; } = CpuKernelChoice.Auto;
 
     public void Validate()
     {
@@ -69,9 +72,17 @@ public sealed record BipoEpochMetrics(int Layer, int Epoch, int Step, double Tra
 /// (T, V) logits and their log-softmax, 2 GiB each at T = 4096.
 /// </para>
 /// </summary>
-public sealed class BipoTrainer(Transformer model, BipoOptions options)
+public sealed class BipoTrainer(Transformer model, BipoOptions options) : IDisposable
 {
     public const string MetricsFileName = "evaluation_metrics.jsonl";
+
+    /// <summary>Every pass's weight products, packed on first use and kept for the trainer's life.</summary>
+    readonly WeightProducts _products = WeightProducts.Create(options.Kernels);
+
+    /// <summary>"exact", "native" or "managed": the path of the weight products.</summary>
+    public string Kernels => _products.Name;
+
+    public void Dispose() => _products.Dispose();
 
     public BipoOptions Options { get; } = options;
 
@@ -117,7 +128,7 @@ public sealed class BipoTrainer(Transformer model, BipoOptions options)
     /// <summary>(2·pairs) the unsteered model's summed response log-probs, (chosen, rejected) per pair.</summary>
     public double[] ReferenceLogProbs(IReadOnlyList<PreferencePair> pairs)
     {
-        var slp = new SteeredLogProb(model, model.Config.NumLayers - 1);
+        var slp = new SteeredLogProb(model, model.Config.NumLayers - 1, _products);
         var result = new double[2 * pairs.Count];
         for (int first = 0; first < pairs.Count; first += Options.BatchSize)
         {
@@ -131,7 +142,7 @@ public sealed class BipoTrainer(Transformer model, BipoOptions options)
     /// <summary>Loss, reward accuracy and margin of <paramref name="pairs"/> steered by direction·v at <paramref name="layer"/>.</summary>
     public (BipoEvaluation Plus, BipoEvaluation Minus) Evaluate(int layer, float[] vector, IReadOnlyList<PreferencePair> pairs, double[] refLogProbs)
     {
-        var slp = new SteeredLogProb(model, layer);
+        var slp = new SteeredLogProb(model, layer, _products);
         var sums = new double[2, 3];
         for (int first = 0; first < pairs.Count; first += Options.BatchSize)
         {
@@ -166,7 +177,7 @@ public sealed class BipoTrainer(Transformer model, BipoOptions options)
         if (layer < 0 || layer >= model.Config.NumLayers)
             throw new ArgumentException($"layer {layer} is out of range: the model has blocks 0..{model.Config.NumLayers - 1}");
         if (train.Count == 0) throw new ArgumentException("BiPO training needs at least one preference pair");
-        var slp = new SteeredLogProb(model, layer);
+        var slp = new SteeredLogProb(model, layer, _products);
         var vector = new float[model.Config.HiddenSize];
         var adam = new AdamW(vector.Length, Options.WeightDecay);
         double[] trainRef = ReferenceLogProbs(train);
@@ -178,7 +189,7 @@ public sealed class BipoTrainer(Transformer model, BipoOptions options)
     void TrainLayer(int layer, IReadOnlyList<PreferencePair> train, double[] trainRef, IReadOnlyList<PreferencePair> test, double[] testRef,
         string outDir, TrainingState? state, JsonlOutput metrics, HashSet<string> done, Action<BipoStep>? onStep, Action<BipoEpochMetrics>? onEpoch)
     {
-        var slp = new SteeredLogProb(model, layer);
+        var slp = new SteeredLogProb(model, layer, _products);
         var vector = new float[model.Config.HiddenSize];
         var adam = new AdamW(vector.Length, Options.WeightDecay);
         int startEpoch = 1;
@@ -254,7 +265,7 @@ public sealed class BipoTrainer(Transformer model, BipoOptions options)
         VectorFile.Write(VectorPath(outDir, epoch, layer), steering);
         VectorFile.Write(VectorPath(outDir, epoch, layer, ".safetensors"), steering);
         string id = $"layer{layer}_epoch{epoch}";
-        if (done.Add(id))
+        if (done.Add(CallerId.Key(id)))
         {
             metrics.Append(Encoding.UTF8.GetBytes(JsonlOutput.ToLine(w =>
             {

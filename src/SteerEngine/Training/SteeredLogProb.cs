@@ -21,10 +21,12 @@ public sealed class SteeredLogProb
 {
     readonly Transformer _model;
     readonly DecoderBlock[] _blocks;
+    readonly WeightProducts _products;
     DecoderBlock.Workspace? _ws;  // shared by every pass: one block's activations are alive at a time
     SteeredPass? _wsOwner;        // the pass whose last block's activations ws holds
 
-    public SteeredLogProb(Transformer model, int layer)
+    /// <param name="products">the weight products' path; the exact f32 one when null</param>
+    public SteeredLogProb(Transformer model, int layer, WeightProducts? products = null)
     {
         ModelConfig c = model.Config;
         if (layer < 0 || layer >= c.NumLayers)
@@ -33,7 +35,8 @@ public sealed class SteeredLogProb
         Layer = layer;
         var rope = new Rope(c);
         var ropeBackward = new RopeBackward(rope);
-        _blocks = model.Weights.Layers.Select(w => new DecoderBlock(c, w, rope, ropeBackward)).ToArray();
+        _products = products ?? WeightProducts.Exact;
+        _blocks = model.Weights.Layers.Select(w => new DecoderBlock(c, w, rope, ropeBackward, _products)).ToArray();
     }
 
     public int Layer { get; }
@@ -88,7 +91,7 @@ public sealed class SteeredLogProb
         RmsNorm.Forward(normed, _model.Weights.FinalNorm, normed, R, (float)c.RmsNormEps);
         var tokenLogProbs = new double[R];
         var logSumExp = new float[R];
-        LmHeadLogSoftmax.Forward(normed, _model.Weights.LmHead, batch.Targets, tokenLogProbs, logSumExp);
+        LmHeadLogSoftmax.Forward(normed, _model.Weights.LmHead, batch.Targets, tokenLogProbs, logSumExp, _products);
 
         var logProbs = new double[batch.Count];
         for (int s = 0, i = 0; s < batch.Count; s++)
@@ -126,6 +129,7 @@ public sealed class SteeredLogProb
 
     internal bool WorkspaceHoldsLastBlockOf(SteeredPass pass) => ReferenceEquals(_wsOwner, pass);
     internal ModelWeights Weights => _model.Weights;
+    internal WeightProducts Products => _products;
 }
 
 /// <summary>One steered forward pass, holding what its backward needs: each upper block's input.</summary>
@@ -169,7 +173,7 @@ public sealed class SteeredPass
         for (int s = 0, i = 0; s < _batch.Count; s++)
             for (int t = 0; t < _batch.Sequences[s].ResponseLength; t++, i++) dRow[i] = (float)dLogProb[s];
         var dNormed = new float[R * H];
-        LmHeadLogSoftmax.Backward(_normed, _owner.Weights.LmHead, _batch.Targets, _logSumExp, dRow, dNormed);
+        LmHeadLogSoftmax.Backward(_normed, _owner.Weights.LmHead, _batch.Targets, _logSumExp, dRow, dNormed, _owner.Products);
 
         var dCur = new float[T * H];  // (T, H) gradient at the output of the block being undone
         var dNext = new float[T * H];

@@ -8,25 +8,31 @@ using SteerEngine.Tests.Support;
 
 namespace SteerEngine.Tests.Cuda;
 
-/// <summary>The C# CUDA backend end to end on native/cuemu against the CPU path, on the tiny model.</summary>
+/// <summary>
+/// The C# CUDA backend end to end on native/cuemu against the CPU path, on the tiny model: on
+/// emulated devices, and through the driver path (DriverCudaDevice, NCCL) on the emulator's driver.
+/// </summary>
 [TestFixture]
 public class CudaEmuEndToEndTests
 {
     const double Bf16Tolerance = 2e-2;
 
-    static IForwardModel Emulated(string dir, int tp)
+    static IForwardModel Emulated(string dir, int tp, bool driver = false)
     {
         if (!EmulatedCudaDevice.IsAvailable) Assert.Ignore("native/cuemu is not built (run ./build.sh)");
-        return Backends.Create("cuda-emu", dir, tp);
+        if (!driver) return Backends.Create("cuda-emu", dir, tp);
+        Emulator.UseEmulatedDriver();
+        return Backends.Create("cuda", dir, tp);
     }
 
-    [TestCase(1)]
-    [TestCase(2)]
-    public void Steered_logits_and_captured_states_match_the_cpu_backend(int tp)
+    [TestCase(1, false)]
+    [TestCase(2, false)]
+    [TestCase(2, true)]
+    public void Steered_logits_and_captured_states_match_the_cpu_backend(int tp, bool driver)
     {
         string dir = TestModels.Get("tiny");
         using IForwardModel cpu = Backends.Create("cpu", dir);
-        using IForwardModel gpu = Emulated(dir, tp);
+        using IForwardModel gpu = Emulated(dir, tp, driver);
         ModelConfig c = cpu.Config;
         var rng = new Random(5);
         int[][] prompts = [Compare.RandomTokens(rng, 23, 128000), Compare.RandomTokens(rng, 70, 128000), Compare.RandomTokens(rng, 1, 128000)];

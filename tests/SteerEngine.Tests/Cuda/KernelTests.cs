@@ -14,10 +14,10 @@ namespace SteerEngine.Tests.Cuda;
 [TestFixture]
 public class KernelTests
 {
-    EmulatedCudaDevice _d = null!;
+    CudaDevice _d = null!;
     readonly Random _rng = new(1234);
 
-    [SetUp] public void Open() => _d = Emulator.Device();
+    [SetUp] public void Open() => _d = Emulator.UnderTest();
     [TearDown] public void Close() => _d?.Dispose();
 
     float[] Random(int n, float scale = 1f) => Compare.RandomVector(_rng, n, scale);

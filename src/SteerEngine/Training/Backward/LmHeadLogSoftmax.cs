@@ -13,7 +13,7 @@ namespace SteerEngine.Training.Backward;
 /// </summary>
 public static class LmHeadLogSoftmax
 {
-    const int RowsPerChunk = 32, RowsPerBackwardChunk = 64, TasksPerThread = 4;
+    const int RowsPerChunk = 64, RowsPerBackwardChunk = 64, TasksPerThread = 4;
 
     /// <summary>Bytes of scratch: the forward's logits chunk, or the backward's per-task accumulators, whichever is larger.</summary>
     public static long ScratchBytes(int vocab, int hidden, int threads) =>
@@ -21,22 +21,22 @@ public static class LmHeadLogSoftmax
 
     /// <param name="x">(rows, H) final-normed hidden states</param><param name="targets">(rows) token ids</param>
     /// <param name="logProb">(rows) log p(target)</param><param name="logSumExp">(rows) saved for the backward</param>
+    /// <param name="products">the head's product; the exact f32 one when null</param>
     public static void Forward(ReadOnlySpan<float> x, WeightMatrix head, ReadOnlySpan<int> targets,
-        Span<double> logProb, Span<float> logSumExp)
+        Span<double> logProb, Span<float> logSumExp, WeightProducts? products = null)
     {
+        products ??= WeightProducts.Exact;
         int H = head.Cols, V = head.Rows, rows = targets.Length;
         float[] logits = ArrayPool<float>.Shared.Rent(Math.Min(rows, RowsPerChunk) * V); // (chunk, V)
         for (int r0 = 0; r0 < rows; r0 += RowsPerChunk)
         {
             int n = Math.Min(RowsPerChunk, rows - r0);
-            MatMul.Forward(x.Slice(r0 * H, n * H), head, logits, n);
+            products.Forward(x.Slice(r0 * H, n * H), head, logits, n);
             for (int i = 0; i < n; i++)
             {
-                ReadOnlySpan<float> z = logits.AsSpan(i * V, V);
+                Span<float> z = logits.AsSpan(i * V, V);
                 float max = TensorPrimitives.Max(z);
-                double sum = 0;
-                for (int t = 0; t < V; t++) sum += Math.Exp(z[t] - max);
-                double lse = max + Math.Log(sum);
+                double lse = max + Math.Log(products.IsExact ? SumExpExact(z, max) : SumExpFast(z, max));
                 logSumExp[r0 + i] = (float)lse;
                 logProb[r0 + i] = z[targets[r0 + i]] - lse;
             }
@@ -44,13 +44,38 @@ public static class LmHeadLogSoftmax
         ArrayPool<float>.Shared.Return(logits);
     }
 
+    static double SumExpExact(ReadOnlySpan<float> z, float max)
+    {
+        double sum = 0;
+        for (int t = 0; t < z.Length; t++) sum += Math.Exp(z[t] - max);
+        return sum;
+    }
+
+    /// <summary>Σ exp(z − max), vectorized, in f32 (the fast path's reduction).</summary>
+    static double SumExpFast(Span<float> z, float max)
+    {
+        float[] e = ArrayPool<float>.Shared.Rent(z.Length);
+        Span<float> t = e.AsSpan(0, z.Length);
+        TensorPrimitives.Subtract(z, max, t);
+        TensorPrimitives.Exp(t, t);
+        double sum = TensorPrimitives.Sum(t);
+        ArrayPool<float>.Shared.Return(e);
+        return sum;
+    }
+
     /// <param name="x">(rows, H) as in the forward</param><param name="logSumExp">(rows) from the forward</param>
     /// <param name="dLogProb">(rows) upstream gradient of each row's log-prob</param>
     /// <param name="dx">(rows, H) overwritten</param>
+    /// <param name="products">the head's products; the exact f32 path streams W row by row instead</param>
     public static void Backward(ReadOnlySpan<float> x, WeightMatrix head, ReadOnlySpan<int> targets,
-        ReadOnlySpan<float> logSumExp, ReadOnlySpan<float> dLogProb, Span<float> dx)
+        ReadOnlySpan<float> logSumExp, ReadOnlySpan<float> dLogProb, Span<float> dx, WeightProducts? products = null)
     {
         int H = head.Cols, rows = targets.Length;
+        if (products is { IsExact: false })
+        {
+            BackwardByProducts(x, head, targets, logSumExp, dLogProb, dx, products);
+            return;
+        }
         // Chunks of rows bound the per-task accumulators; each chunk streams W once.
         for (int r0 = 0; r0 < rows; r0 += RowsPerBackwardChunk)
         {
@@ -95,5 +120,32 @@ public static class LmHeadLogSoftmax
             });
         }
         foreach (float[] acc in partials) TensorPrimitives.Add(dx[..(rows * H)], acc, dx[..(rows * H)]);
+    }
+
+    /// <summary>
+    /// The backward as two products per chunk of rows: the logits again, z = x · Wᵀ (chunk, V), then
+    /// dz = dlp · (onehot(y) − softmax(z)) in place and dx = dz · W on the transposed head.
+    /// </summary>
+    static void BackwardByProducts(ReadOnlySpan<float> x, WeightMatrix head, ReadOnlySpan<int> targets,
+        ReadOnlySpan<float> logSumExp, ReadOnlySpan<float> dLogProb, Span<float> dx, WeightProducts products)
+    {
+        int H = head.Cols, V = head.Rows, rows = targets.Length;
+        float[] logits = ArrayPool<float>.Shared.Rent(Math.Min(rows, RowsPerChunk) * V); // (chunk, V), then dz
+        for (int r0 = 0; r0 < rows; r0 += RowsPerChunk)
+        {
+            int n = Math.Min(RowsPerChunk, rows - r0);
+            products.Forward(x.Slice(r0 * H, n * H), head, logits, n);
+            for (int i = 0; i < n; i++)
+            {
+                Span<float> z = logits.AsSpan(i * V, V);
+                float g = dLogProb[r0 + i];
+                TensorPrimitives.Subtract(z, logSumExp[r0 + i], z);
+                TensorPrimitives.Exp(z, z);
+                TensorPrimitives.Multiply(z, -g, z);
+                z[targets[r0 + i]] += g;
+            }
+            products.Backward(logits.AsSpan(0, n * V), head, dx.Slice(r0 * H, n * H), n);
+        }
+        ArrayPool<float>.Shared.Return(logits);
     }
 }

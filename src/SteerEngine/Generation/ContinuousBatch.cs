@@ -1,0 +1,242 @@
+using SteerEngine.Model;
+using SteerEngine.Runtime;
+using SteerEngine.Steering;
+using SteerEngine.Tokenization;
+
+namespace SteerEngine.Generation;
+
+/// <summary>One token as it is generated: which sequence, the token, and its log-probs when the request asked.</summary>
+public readonly record struct GeneratedToken(int Index, int Token, float? Logprob, TokenLogprob[]? TopLogprobs);
+
+/// <summary>
+/// The step-wise core of continuous batching: sequences are admitted and removed between steps, and
+/// each <see cref="Step"/> is one forward pass in which every decoding sequence gets its next token
+/// and prompts fill the rest of the step's token budget (long prompts in chunks). Each sequence
+/// samples from its own generator, so its tokens do not depend on its neighbours.
+/// <see cref="Generator"/> drives it from a request list; <see cref="GenerationEngine"/> from many threads.
+/// Not thread-safe: one caller steps it.
+/// </summary>
+public sealed class ContinuousBatch(IForwardModel model, TextTokenizer? tokenizer, SchedulerOptions options)
+{
+    readonly List<Sequence> _active = [];
+    readonly List<float[]> _slots = [];   // one (1, V) logits buffer per batch slot, kept across steps
+
+    /// <summary>Sequences admitted and not yet finished or removed.</summary>
+    public int Count => _active.Count;
+    public bool IsFull => _active.Count >= options.MaxSequences;
+    /// <summary>Total tokens the model has processed (prefill + decode).</summary>
+    public long TokensProcessed { get; private set; }
+
+    sealed class Sequence(int index, GenerationRequest request, KvCache cache, SequenceSteering? steering)
+    {
+        public int Index { get; } = index;
+        public GenerationRequest Request { get; } = request;
+        public KvCache Cache { get; } = cache;
+        public SequenceSteering? Steering { get; } = steering;
+        public SplitMix64 Rng = new(request.Seed);
+        public int Prefilled;
+        public readonly List<int> Output = [];
+        public readonly List<float> Logprobs = [];
+        public readonly List<TokenLogprob[]> TopLogprobs = [];
+        public readonly List<float>? PromptLogprobs = request.PromptLogprobs ? [] : null;
+        public readonly List<TokenLogprob[]>? PromptTopLogprobs = request.PromptLogprobs && request.TopLogprobs > 0 ? [] : null;
+        public HashSet<int>? History;
+        public List<float>[]? Projections;
+        public bool Decoding => Prefilled == Request.PromptTokens.Length;
+    }
+
+    /// <summary>Throws an <see cref="ArgumentException"/> naming what is wrong with the request for this model.</summary>
+    public void Validate(GenerationRequest r)
+    {
+        if (r.PromptTokens.Length == 0) throw new ArgumentException("the prompt is empty");
+        foreach (int t in r.PromptTokens)
+            if (t < 0 || t >= model.Config.VocabSize) throw new ArgumentException($"prompt token {t} is outside the vocabulary 0..{model.Config.VocabSize - 1}");
+        r.Sampling.Validate();
+        if (r.TopLogprobs is < 0 or > TokenLogprob.MaxTop) throw new ArgumentException($"top log-probs {r.TopLogprobs} must be in 0..{TokenLogprob.MaxTop}");
+        if (r.Steering is { Count: > 0 } adds) new SequenceSteering(adds, r.PromptTokens.Length).Validate(model.Config.NumLayers, model.Config.HiddenSize);
+        foreach (ProjectionMonitor m in r.Monitors ?? [])
+        {
+            if (m.Layer < 0 || m.Layer >= model.Config.NumLayers) throw new ArgumentException($"monitor '{m.Name}': layer {m.Layer} is out of range 0..{model.Config.NumLayers - 1}");
+            if (m.Vector.Length != model.Config.HiddenSize) throw new ArgumentException($"monitor '{m.Name}': vector has {m.Vector.Length} elements, hidden size is {model.Config.HiddenSize}");
+            if (!(System.Numerics.Tensors.TensorPrimitives.Norm(m.Vector) > 0)) throw new ArgumentException($"monitor '{m.Name}': vector is zero or not finite");
+        }
+    }
+
+    /// <summary>
+    /// Validates and admits a request under the caller's <paramref name="index"/>; it joins the next step.
+    /// A request for no new tokens is finished at once: its result is returned and nothing is admitted.
+    /// </summary>
+    public GenerationResult? Admit(int index, GenerationRequest r)
+    {
+        try { Validate(r); }
+        catch (ArgumentException e) { throw new ArgumentException($"request {index}: {e.Message}", e); }
+        if (r.MaxNewTokens <= 0 && !r.PromptLogprobs)
+            return new GenerationResult([], "length") { Index = index, PromptTokens = r.PromptTokens.Length, Text = "", Tag = r.Tag };
+        var steering = r.Steering is { Count: > 0 } adds ? new SequenceSteering(adds, r.PromptTokens.Length) : null;
+        var s = new Sequence(index, r, model.NewCache(r.PromptTokens.Length + Math.Max(0, r.MaxNewTokens)), steering);
+        if (r.Sampling.RepetitionPenalty != 1f) s.History = [.. r.PromptTokens];
+        if (r.Monitors is { Count: > 0 } monitors) s.Projections = monitors.Select(_ => new List<float>()).ToArray();
+        _active.Add(s);
+        return null;
+    }
+
+    /// <summary>Drops the sequence admitted under <paramref name="index"/> (a cancelled request); its cache is freed.</summary>
+    public bool Remove(int index) => _active.RemoveAll(s => s.Index == index) > 0;
+
+    /// <summary>Drops every sequence (after a failed step, whose caches may be half written).</summary>
+    public IReadOnlyList<int> Clear()
+    {
+        var indices = _active.Select(s => s.Index).ToList();
+        _active.Clear();
+        return indices;
+    }
+
+    /// <summary>One forward pass over the active sequences; returns the sequences it finished.</summary>
+    public IReadOnlyList<GenerationResult> Step(Action<GeneratedToken>? onToken = null)
+    {
+        if (_active.Count == 0) return [];
+        // Every decoding sequence gets its token; prompts fill the rest of the step's token budget.
+        var batch = new List<(Sequence Seq, ForwardSequence Part, bool Samples)>();
+        int budget = options.MaxTokensPerStep;
+        foreach (Sequence s in _active.Where(s => s.Decoding))
+        {
+            batch.Add((s, new ForwardSequence(s.Cache, [s.Output[^1]], s.Steering), true));
+            budget--;
+        }
+        foreach (Sequence s in _active.Where(s => !s.Decoding))
+        {
+            if (budget <= 0 && batch.Count > 0) break;
+            int remaining = s.Request.PromptTokens.Length - s.Prefilled;
+            int n = Math.Min(remaining, Math.Max(1, budget));
+            batch.Add((s, new ForwardSequence(s.Cache, s.Request.PromptTokens[s.Prefilled..(s.Prefilled + n)], s.Steering, s.PromptLogprobs is not null), n == remaining));
+            s.Prefilled += n;
+            budget -= n;
+        }
+
+        var sink = batch.Any(b => b.Seq.Projections is not null) ? new MonitorSink(batch.Select(b => b.Seq).ToList()) : null;
+        int V = model.Config.VocabSize;
+        while (_slots.Count < batch.Count) _slots.Add(GC.AllocateUninitializedArray<float>(V));
+        float[][] logits = _slots.GetRange(0, batch.Count).ToArray();
+        for (int b = 0; b < batch.Count; b++)   // a scored prompt chunk gets every row's logits: (n, V)
+            if (batch[b].Part.AllLogits) logits[b] = GC.AllocateUninitializedArray<float>(batch[b].Part.Tokens.Length * V);
+        model.ForwardInto(batch.Select(b => b.Part).ToList(), logits, sink);
+        TokensProcessed += batch.Sum(b => b.Part.Tokens.Length);
+        // Rows draw in parallel, each from its own logits and generator; the results are taken in batch order.
+        var drawn = new Drawn[batch.Count];
+        Parallel.For(0, batch.Count, b =>
+        {
+            if (batch[b].Samples && batch[b].Seq.Request.MaxNewTokens > 0)
+                drawn[b] = Draw(batch[b].Seq, logits[b].AsSpan((LogitBuffers.Rows(batch[b].Part) - 1) * V, V));
+        });
+        var finished = new List<GenerationResult>();
+        for (int b = 0; b < batch.Count; b++)
+        {
+            Sequence s = batch[b].Seq;
+            int rows = LogitBuffers.Rows(batch[b].Part);
+            if (batch[b].Part.AllLogits) ScorePrompt(s, logits[b], s.Prefilled - rows);
+            if (!batch[b].Samples) continue;
+            GenerationResult? done = s.Request.MaxNewTokens <= 0 ? Result(s, "length", null) : Accept(s, drawn[b], onToken);
+            if (done is null) continue;
+            _active.Remove(s);
+            finished.Add(done);
+        }
+        return finished;
+    }
+
+    /// <summary>Log-probs of the prompt tokens that follow a chunk's rows; the chunk starts at prompt position <paramref name="first"/>.</summary>
+    void ScorePrompt(Sequence s, float[] logits, int first)
+    {
+        int V = model.Config.VocabSize, P = s.Request.PromptTokens.Length;
+        for (int row = 0; first + row + 1 < P && row * V < logits.Length; row++)
+        {
+            ReadOnlySpan<float> l = logits.AsSpan(row * V, V);
+            int next = s.Request.PromptTokens[first + row + 1];
+            s.PromptLogprobs!.Add((float)Sampler.LogProb(l, next));
+            s.PromptTopLogprobs?.Add(TokenLogprob.Top(l, s.Request.TopLogprobs));
+        }
+    }
+
+    readonly record struct Drawn(int Token, float? Logprob, TokenLogprob[]? Top);
+
+    /// <summary>Samples the sequence's next token (safe to run for several sequences at once).</summary>
+    static Drawn Draw(Sequence s, Span<float> logits)
+    {
+        GenerationRequest r = s.Request;
+        bool logprobs = r.Logprobs || r.TopLogprobs > 0;
+        // Log-probs are of the model's distribution, before the repetition penalty edits the logits.
+        float[]? raw = logprobs && s.History is not null ? logits.ToArray() : null;
+        TokenLogprob[]? top = r.TopLogprobs > 0 ? TokenLogprob.Top(raw ?? logits, r.TopLogprobs) : null;
+        int token = Sampler.Sample(logits, r.Sampling, s.Rng.NextOpenUnit(), s.History);
+        float? logprob = logprobs ? (float)Sampler.LogProb(raw ?? logits, token) : null;
+        return new Drawn(token, logprob, top);
+    }
+
+    /// <summary>Appends a drawn token; returns the sequence's result if that finished it.</summary>
+    GenerationResult? Accept(Sequence s, Drawn drawn, Action<GeneratedToken>? onToken)
+    {
+        GenerationRequest r = s.Request;
+        (int token, float? logprob, TokenLogprob[]? top) = drawn;
+        if (logprob is float lp) s.Logprobs.Add(lp);
+        if (top is not null) s.TopLogprobs.Add(top);
+        s.Output.Add(token);
+        s.History?.Add(token);
+        onToken?.Invoke(new GeneratedToken(s.Index, token, logprob, top));
+
+        string? text = null, finish = null;
+        if (r.StopTokens?.Contains(token) == true) finish = "stop";
+        else if (r.StopStrings is { Count: > 0 } stops && tokenizer is not null)
+        {
+            text = tokenizer.Decode(s.Output.ToArray(), skipSpecialTokens: true);
+            foreach (string stop in stops)
+            {
+                int at = text.IndexOf(stop, StringComparison.Ordinal);
+                if (at < 0) continue;
+                text = text[..at];
+                finish = "stop";
+                break;
+            }
+        }
+        if (finish is null && s.Output.Count >= r.MaxNewTokens) finish = "length";
+        return finish is null ? null : Result(s, finish, text);
+    }
+
+    GenerationResult Result(Sequence s, string finish, string? text)
+    {
+        GenerationRequest r = s.Request;
+        return new GenerationResult(s.Output.ToArray(), finish)
+        {
+            Index = s.Index,
+            PromptTokens = r.PromptTokens.Length,
+            TokenLogprobs = r.Logprobs || r.TopLogprobs > 0 ? s.Logprobs.ToArray() : null,
+            TopLogprobs = r.TopLogprobs > 0 ? s.TopLogprobs.ToArray() : null,
+            PromptLogprobs = s.PromptLogprobs?.ToArray(),
+            PromptTopLogprobs = s.PromptTopLogprobs?.ToArray(),
+            Projections = s.Projections?.Select(p => p.Take(s.Output.Count).ToArray()).ToArray(),
+            Text = text ?? tokenizer?.Decode(s.Output.ToArray(), skipSpecialTokens: true),
+            Tag = r.Tag,
+        };
+    }
+
+    /// <summary>Computes monitored projections from the residual stream as the forward pass goes by.</summary>
+    sealed class MonitorSink(List<Sequence> segments) : Capture.IHiddenStateSink
+    {
+        public void Record(int entry, ReadOnlySpan<float> states, Capture.BatchLayout layout)
+        {
+            int hidden = states.Length / layout.Rows;
+            for (int r = 0; r < layout.Rows; r++)
+            {
+                Sequence s = segments[layout.SequenceOfRow[r]];
+                if (s.Projections is null || layout.PositionOfRow[r] < s.Request.PromptTokens.Length - 1) continue;
+                var monitors = s.Request.Monitors!;
+                for (int m = 0; m < monitors.Count; m++)
+                {
+                    if (monitors[m].Layer + 1 != entry) continue;
+                    float[] v = monitors[m].Vector;
+                    ReadOnlySpan<float> h = states.Slice(r * hidden, hidden);
+                    float norm = System.Numerics.Tensors.TensorPrimitives.Norm(v);
+                    s.Projections[m].Add(System.Numerics.Tensors.TensorPrimitives.Dot(h, v) / norm);
+                }
+            }
+        }
+    }
+}
