@@ -118,18 +118,18 @@ public sealed class StudyPlan(Experiment experiment, ExperimentLayout layout, IJ
         var records = JsonlRecords.Read(generations);
         var order = records.Select((r, i) => (Id: r.GetProperty("id").GetString()!, i)).ToDictionary(x => x.Id, x => x.i);
         string Text(System.Text.Json.JsonElement r, string field) => r.TryGetProperty(field, out var v) && v.ValueKind == System.Text.Json.JsonValueKind.String ? v.GetString()! : "";
-        // The caller's prompt id as generate wrote it (JSON text: a number stays a number).
-        string PromptId(System.Text.Json.JsonElement r) => r.TryGetProperty("prompt_id", out var v) ? v.GetRawText() : "\"\"";
+        // Prompt ids keep their JSON type (7 and "7" are different prompts): compare them as written.
+        string PromptKey(System.Text.Json.JsonElement r) => r.TryGetProperty("prompt_id", out var v) ? v.GetRawText() : "";
         // The unsteered sample of the same question and sample index, for pairwise tasks.
         var baseline = records.Where(r => r.GetProperty("multiplier").GetDouble() == 0)
-            .ToDictionary(r => (PromptId(r), r.GetProperty("sample_index").GetInt32()), r => Text(r, "response"));
+            .ToDictionary(r => (PromptKey(r), r.GetProperty("sample_index").GetInt32()), r => Text(r, "response"));
         string partial = ExperimentLayout.Partial(output);
         using (JsonlOutput scores = JsonlOutput.Open(partial, resume: true, out HashSet<string> done))
         {
             var byId = records.ToDictionary(r => r.GetProperty("id").GetString()!);
             var todo = records.Where(r => !done.Contains(CallerId.Key(r.GetProperty("id")))).Select(r => new JudgeSample(
                 r.GetProperty("id").GetString()!, Text(r, "question"), Text(r, "response"), r.GetProperty("multiplier").GetDouble(),
-                baseline.GetValueOrDefault((PromptId(r), r.GetProperty("sample_index").GetInt32())))).ToList();
+                baseline.GetValueOrDefault((PromptKey(r), r.GetProperty("sample_index").GetInt32())))).ToList();
             if (todo.Count > 0)
             {
                 _judge ??= judges.Create(experiment.Judge!);
@@ -147,7 +147,7 @@ public sealed class StudyPlan(Experiment experiment, ExperimentLayout layout, IJ
                         w.WriteNumber("multiplier", r.GetProperty("multiplier").GetDouble());
                         w.WriteNumber("layer", r.GetProperty("layer").GetInt32());
                         w.WriteNumber("epoch", r.GetProperty("epoch").GetInt32());
-                        CallerId.Write(w, "prompt_id", PromptId(r));
+                        if (r.TryGetProperty("prompt_id", out var promptId)) { w.WritePropertyName("prompt_id"); promptId.WriteTo(w); }
                         w.WriteNumber("sample_index", r.GetProperty("sample_index").GetInt32());
                         w.WriteString("model", Text(r, "model"));
                         w.WriteString("judge", experiment.Judge!.Provider);
