@@ -20,7 +20,7 @@ public static class BenchCommand
     public static Command Create()
     {
         var model = new Option<string?>("--model") { Description = "model directory" };
-        var shape = new Option<string?>("--shape") { Description = "or a random model of this shape (generated once into the cache)" };
+        var shape = new Option<string?>("--shape") { Description = $"or a random model of this shape, generated once into the cache: {string.Join(", ", ModelShapes.Names)}" };
         var kernels = new Option<string>("--kernels") { Description = "auto | native | managed | exact", DefaultValueFactory = _ => "auto" };
         var prefill = new Option<int>("--prefill") { Description = "prompt length of the prefill test", DefaultValueFactory = _ => 512 };
         var batches = new Option<string>("--batches") { Description = "decode batch sizes", DefaultValueFactory = _ => "1,4,16,64" };
@@ -29,7 +29,9 @@ public static class BenchCommand
         var rounds = new Option<int>("--rounds") { Description = "measurements of each test, alternating steered and unsteered; the best counts", DefaultValueFactory = _ => 3 };
         var profile = new Option<bool>("--profile") { Description = "also print the time per op of prefill and of the largest steered decode batch" };
         var json = new Option<bool>("--json") { Description = "print one JSON object" };
-        var command = new Command("bench", "throughput as fractions of this machine's measured limits") { model, shape, kernels, prefill, batches, context, steps, rounds, profile, json };
+        var sweep = new Option<bool>("--sweep") { Description = "instead: sweep jobs' generated tok/s against batch-64 steered decode, and sampling's share of a step" };
+        var sweepTokens = new Option<int>("--sweep-tokens") { Description = "new tokens per row of the sweep jobs", DefaultValueFactory = _ => 64 };
+        var command = new Command("bench", "throughput as fractions of this machine's measured limits") { model, shape, kernels, prefill, batches, context, steps, rounds, profile, json, sweep, sweepTokens };
         command.Subcommands.Add(BenchServeCommand.Create());
         command.SetAction(p => CliErrors.Run(() =>
         {
@@ -38,6 +40,12 @@ public static class BenchCommand
             int[] batchSizes = Generation.Jobs.SweepValues.Layers(p.GetValue(batches)!);
             var log = p.GetValue(json) ? TextWriter.Null : Console.Error;
 
+            if (p.GetValue(sweep))
+            {
+                log.WriteLine($"loading {dir}…");
+                using var sweepModel = Transformer.Load(dir, CpuKernels.Parse(p.GetValue(kernels)!));
+                return BenchSweep.Run(sweepModel, dir, p.GetValue(sweepTokens), p.GetValue(rounds), p.GetValue(json), log);
+            }
             log.WriteLine("measuring the machine…");
             MachineLimits m = Probe();
             log.WriteLine($"loading {dir}…");

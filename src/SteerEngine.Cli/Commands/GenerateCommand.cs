@@ -21,36 +21,37 @@ public static class GenerateCommand
         var backend = new Option<string>("--backend") { Description = "cpu | cuda | cuda-emu (the CUDA backend on the CPU emulator)", DefaultValueFactory = _ => "cpu" };
         var tp = new Option<int>("--tp") { Description = "tensor-parallel devices (cuda, cuda-emu)", DefaultValueFactory = _ => 1 };
         var prompt = new Option<string?>("--prompt") { Description = "one user message (or raw text with --raw)" };
-        var prompts = new Option<string?>("--prompts") { Description = "prompts file: .jsonl or .csv" };
+        var prompts = new Option<string?>("--prompts") { Description = "prompts file: .jsonl (one object per line; .json is read the same way) or .csv (header row)" };
         var promptField = new Option<string>("--prompt-field") { Description = "field holding the prompt text", DefaultValueFactory = _ => "question" };
-        var idField = new Option<string>("--id-field") { Description = "field holding the prompt id (default: row number)", DefaultValueFactory = _ => "id" };
+        var idField = new Option<string>("--id-field") { Description = "field holding the prompt id, written back as prompt_id with its JSON type (rows without it: the row number)", DefaultValueFactory = _ => "id" };
         var system = new Option<string?>("--system") { Description = "system prompt" };
         var raw = new Option<bool>("--raw") { Description = "feed prompts as plain text, without the chat template" };
-        var vectors = new Option<string[]>("--vector") { Description = "steering vector file(s): .safetensors, .npy (repeat for several)", AllowMultipleArgumentsPerToken = false };
+        var vectors = new Option<string[]>("--vector") { Description = "steering vector file (repeat for several): .pt/.pth (torch.save), .safetensors, .gguf (control vector), .npy; [hidden] or [layers+1, hidden]", AllowMultipleArgumentsPerToken = false };
         var layers = new Option<string?>("--layers", "--layer") { Description = "decoder blocks to steer (0-based): 12,14 or 10:20:2" };
         var multipliers = new Option<string>("--multipliers", "--multiplier") { Description = "list or inclusive range: -2,0,2 or -20:20:1", DefaultValueFactory = _ => "1" };
         var positions = new Option<string>("--positions") { Description = "all | prompt | response", DefaultValueFactory = _ => "all" };
-        var samples = new Option<int>("--samples-per-prompt", "--samples") { DefaultValueFactory = _ => 1 };
-        var maxNew = new Option<int>("--max-new-tokens") { DefaultValueFactory = _ => 64 };
+        var samples = new Option<int>("--samples-per-prompt", "--samples") { Description = "samples per prompt and steering setting", DefaultValueFactory = _ => 1 };
+        var maxNew = new Option<int>("--max-new-tokens") { Description = "tokens generated at most per sample", DefaultValueFactory = _ => 64 };
         var temperature = new Option<float>("--temperature") { Description = "0 = greedy", DefaultValueFactory = _ => 0f };
-        var topP = new Option<float>("--top-p") { DefaultValueFactory = _ => 1f };
+        var topP = new Option<float>("--top-p") { Description = "nucleus sampling: the smallest set of tokens whose probability reaches this, in (0, 1]", DefaultValueFactory = _ => 1f };
         var topK = new Option<int>("--top-k") { Description = "0 = off", DefaultValueFactory = _ => 0 };
-        var minP = new Option<float>("--min-p") { DefaultValueFactory = _ => 0f };
-        var repetition = new Option<float>("--repetition-penalty") { DefaultValueFactory = _ => 1f };
+        var minP = new Option<float>("--min-p") { Description = "drop tokens below this fraction of the top token's probability (0 = off)", DefaultValueFactory = _ => 0f };
+        var repetition = new Option<float>("--repetition-penalty") { Description = "divides positive logits (multiplies negative ones) of tokens already in the sequence (1 = off)", DefaultValueFactory = _ => 1f };
         var stop = new Option<string[]>("--stop") { Description = "stop string (repeatable)" };
-        var seed = new Option<ulong>("--seed") { DefaultValueFactory = _ => 0UL };
+        var seed = new Option<ulong>("--seed") { Description = "job seed; each sample's seed derives from it, the prompt id and the sample index", DefaultValueFactory = _ => 0UL };
         var output = new Option<string?>("--out") { Description = "JSONL output (job mode)" };
         var resume = new Option<bool>("--resume") { Description = "continue an interrupted job: keep its records, generate the rest" };
         var shard = new Option<string>("--shard") { Description = "k/n: this process does items i with i mod n = k", DefaultValueFactory = _ => "0/1" };
-        var monitor = new Option<string[]>("--monitor") { Description = "vector file whose per-token projection each record carries (repeatable)" };
+        var monitor = new Option<string[]>("--monitor") { Description = "vector file (.pt, .pth, .safetensors, .gguf, .npy) whose per-token projection each record carries (repeatable)" };
         var monitorLayers = new Option<string?>("--monitor-layers") { Description = "blocks to monitor at (default: --layers)" };
         var logprobs = new Option<bool>("--logprobs") { Description = "write each generated token's log-prob" };
         var maxBatch = new Option<int>("--max-batch") { Description = "sequences decoded together", DefaultValueFactory = _ => 64 };
+        var noSharing = new Option<bool>("--no-prefix-sharing") { Description = "every row computes its whole prompt (the same results, slower)" };
 
         var command = new Command("generate", "generate text, optionally steered; with --prompts/--out, a resumable sweep job")
         {
             model, kernels, backend, tp, prompt, prompts, promptField, idField, system, raw, vectors, layers, multipliers, positions, samples, maxNew,
-            temperature, topP, topK, minP, repetition, stop, seed, output, resume, shard, maxBatch, monitor, monitorLayers, logprobs,
+            temperature, topP, topK, minP, repetition, stop, seed, output, resume, shard, maxBatch, monitor, monitorLayers, logprobs, noSharing,
         };
         command.SetAction(p => CliErrors.Run(() =>
         {
@@ -84,7 +85,7 @@ public static class GenerateCommand
                 StopStrings = p.GetValue(stop) is { Length: > 0 } s ? s : null,
                 Seed = p.GetValue(seed),
                 Shard = Shard.Parse(p.GetValue(shard)!),
-                Scheduler = new SchedulerOptions(MaxSequences: Math.Max(1, p.GetValue(maxBatch))),
+                Scheduler = new SchedulerOptions(MaxSequences: Math.Max(1, p.GetValue(maxBatch)), SharePrefixes: !p.GetValue(noSharing)),
             };
             using LanguageModel lm = LanguageModel.Load(p.GetValue(model)!, w => Console.Error.WriteLine($"warning: {w}"), CpuKernels.Parse(p.GetValue(kernels)!), p.GetValue(backend)!, p.GetValue(tp));
             if (p.GetValue(output) is string outPath) return RunJob(lm, spec, outPath, p.GetValue(resume));

@@ -6,6 +6,9 @@ namespace SteerEngine.Server.Http;
 /// <summary>POST /v1/chat/completions, validated.</summary>
 public sealed record ChatCompletionRequest(IReadOnlyList<ChatMessage> Messages, GenerationParameters Parameters)
 {
+    /// <summary>The <c>monitor</c> extension field (Serving/MonitorSpec.cs), unparsed.</summary>
+    public JsonElement? Monitor { get; init; }
+
     static readonly string[] Roles = ["system", "developer", "user", "assistant"];
 
     public static ChatCompletionRequest Read(JsonElement body, ServerLimits limits)
@@ -20,8 +23,9 @@ public sealed record ChatCompletionRequest(IReadOnlyList<ChatMessage> Messages, 
         f.Neutral("tool_choice", v => v.ValueKind == JsonValueKind.String && v.ValueEquals("none"));
         f.Neutral("parallel_tool_calls", _ => true);
         var parameters = GenerationParameters.Read(f, chat: true, limits);
+        JsonElement? monitor = f.Get("monitor");
         f.RejectUnread();
-        return new ChatCompletionRequest(list, parameters);
+        return new ChatCompletionRequest(list, parameters) { Monitor = monitor };
     }
 
     static ChatMessage ReadMessage(JsonElement m, int i)

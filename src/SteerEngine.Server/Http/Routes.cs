@@ -80,6 +80,7 @@ public static class Routes
         v1.MapGet("/batches/{id}", (string id) => Json(s.Batches.Get(id)));
         v1.MapGet("/batches", (int? limit) => Json(new ListOf<BatchObject>("list", s.Batches.List().Take(Math.Clamp(limit ?? 20, 1, 100)).ToList())));
         v1.MapPost("/batches/{id}/cancel", (string id) => Json(s.Batches.Cancel(id)));
+        StaticPage.Map(app);
         app.MapFallback(Task (HttpContext _) => throw ApiException.NotFound("no such route"));
     }
 

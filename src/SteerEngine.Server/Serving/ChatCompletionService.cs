@@ -18,7 +18,9 @@ public sealed class ChatCompletionService(ModelCatalog catalog, VectorLibrary ve
             new Dictionary<string, object?> { ["date_string"] = Model.LanguageModel.DefaultDateString });
         int[] prompt = model.Lm.Tokenizer.Encode(text, addBos: false);
         ulong seed = EngineRequests.Seed(p, defaultSeed);
-        var requests = Enumerable.Range(0, p.N).Select(c => EngineRequests.Build(model, prompt, p, steering, c, seed, limits)).ToList();
+        ProjectionMonitor? monitor = MonitorSpec.Parse(request.Monitor, vectors, model.Lm.Config);
+        var requests = Enumerable.Range(0, p.N)
+            .Select(c => EngineRequests.Build(model, prompt, p, steering, c, seed, limits) with { Monitors = monitor is null ? null : [monitor] }).ToList();
         return new Prepared(model, p.Model, prompt, requests);
     }
 
@@ -29,7 +31,7 @@ public sealed class ChatCompletionService(ModelCatalog catalog, VectorLibrary ve
         GenerationResult[] results = await run.AllAsync();
         var tokenizer = job.Model.Lm.Tokenizer;
         var choices = results.Select((r, i) => new ChatChoice(i, new AssistantMessage("assistant", r.Text ?? ""),
-            request.Parameters.Logprobs ? LogprobFormat.Chat(tokenizer, r) : null, r.FinishReason)).ToList();
+            request.Parameters.Logprobs ? LogprobFormat.Chat(tokenizer, r) : null, r.FinishReason, r.Projections?[0])).ToList();
         int completion = results.Sum(r => r.Tokens.Length);
         metrics.Tokens(job.Prompt.Length, completion);
         return new ChatCompletion(Ids.New("chatcmpl"), "chat.completion", Ids.Now(), job.Name, choices, new Usage(job.Prompt.Length, completion, job.Prompt.Length + completion));
@@ -42,8 +44,8 @@ public sealed class ChatCompletionService(ModelCatalog catalog, VectorLibrary ve
         var tokenizer = job.Model.Lm.Tokenizer;
         string id = Ids.New("chatcmpl");
         long created = Ids.Now();
-        ChatCompletionChunk Chunk(int choice, ChatDelta delta, ChatLogprobs? lp = null, string? finish = null) =>
-            new(id, "chat.completion.chunk", created, job.Name, [new ChatChunkChoice(choice, delta, lp, finish)], null);
+        ChatCompletionChunk Chunk(int choice, ChatDelta delta, ChatLogprobs? lp = null, string? finish = null, float[]? projections = null) =>
+            new(id, "chat.completion.chunk", created, job.Name, [new ChatChunkChoice(choice, delta, lp, finish, projections)], null);
 
         await Sse.Start(response);
         var streamers = job.Requests.Select(_ => new TextStreamer(tokenizer, request.Parameters.Stop)).ToArray();
@@ -61,7 +63,7 @@ public sealed class ChatCompletionService(ModelCatalog catalog, VectorLibrary ve
             {
                 completion += r.Tokens.Length;
                 string rest = streamers[e.Choice].Finish(r.Text ?? "");
-                await Sse.Send(response, Chunk(e.Choice, new ChatDelta(null, rest.Length > 0 ? rest : null), null, r.FinishReason), cancel);
+                await Sse.Send(response, Chunk(e.Choice, new ChatDelta(null, rest.Length > 0 ? rest : null), null, r.FinishReason, r.Projections?[0]), cancel);
             }
         }
         metrics.Tokens(job.Prompt.Length, completion);

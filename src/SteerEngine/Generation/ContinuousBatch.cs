@@ -16,7 +16,7 @@ public readonly record struct GeneratedToken(int Index, int Token, float? Logpro
 /// <see cref="Generator"/> drives it from a request list; <see cref="GenerationEngine"/> from many threads.
 /// Not thread-safe: one caller steps it.
 /// </summary>
-public sealed class ContinuousBatch(IForwardModel model, TextTokenizer? tokenizer, SchedulerOptions options)
+public sealed partial class ContinuousBatch(IForwardModel model, TextTokenizer? tokenizer, SchedulerOptions options)
 {
     readonly List<Sequence> _active = [];
     readonly List<float[]> _slots = [];   // one (1, V) logits buffer per batch slot, kept across steps
@@ -27,7 +27,7 @@ public sealed class ContinuousBatch(IForwardModel model, TextTokenizer? tokenize
     /// <summary>Total tokens the model has processed (prefill + decode).</summary>
     public long TokensProcessed { get; private set; }
 
-    sealed class Sequence(int index, GenerationRequest request, KvCache cache, SequenceSteering? steering)
+    sealed partial class Sequence(int index, GenerationRequest request, KvCache cache, SequenceSteering? steering)
     {
         public int Index { get; } = index;
         public GenerationRequest Request { get; } = request;
@@ -76,6 +76,7 @@ public sealed class ContinuousBatch(IForwardModel model, TextTokenizer? tokenize
         var s = new Sequence(index, r, model.NewCache(r.PromptTokens.Length + Math.Max(0, r.MaxNewTokens)), steering);
         if (r.Sampling.RepetitionPenalty != 1f) s.History = [.. r.PromptTokens];
         if (r.Monitors is { Count: > 0 } monitors) s.Projections = monitors.Select(_ => new List<float>()).ToArray();
+        JoinPrefix(s, options.SharePrefixes);
         _active.Add(s);
         return null;
     }
@@ -95,6 +96,7 @@ public sealed class ContinuousBatch(IForwardModel model, TextTokenizer? tokenize
     public IReadOnlyList<GenerationResult> Step(Action<GeneratedToken>? onToken = null)
     {
         if (_active.Count == 0) return [];
+        AdoptPrefixes();
         // Every decoding sequence gets its token; prompts fill the rest of the step's token budget.
         var batch = new List<(Sequence Seq, ForwardSequence Part, bool Samples)>();
         int budget = options.MaxTokensPerStep;
@@ -103,7 +105,7 @@ public sealed class ContinuousBatch(IForwardModel model, TextTokenizer? tokenize
             batch.Add((s, new ForwardSequence(s.Cache, [s.Output[^1]], s.Steering), true));
             budget--;
         }
-        foreach (Sequence s in _active.Where(s => !s.Decoding))
+        foreach (Sequence s in _active.Where(s => !s.Decoding && s.PrefixDonor is null))
         {
             if (budget <= 0 && batch.Count > 0) break;
             int remaining = s.Request.PromptTokens.Length - s.Prefilled;
@@ -121,6 +123,13 @@ public sealed class ContinuousBatch(IForwardModel model, TextTokenizer? tokenize
             if (batch[b].Part.AllLogits) logits[b] = GC.AllocateUninitializedArray<float>(batch[b].Part.Tokens.Length * V);
         model.ForwardInto(batch.Select(b => b.Part).ToList(), logits, sink);
         TokensProcessed += batch.Sum(b => b.Part.Tokens.Length);
+        // Rows draw in parallel, each from its own logits and generator; the results are taken in batch order.
+        var drawn = new Drawn[batch.Count];
+        Parallel.For(0, batch.Count, b =>
+        {
+            if (batch[b].Samples && batch[b].Seq.Request.MaxNewTokens > 0)
+                drawn[b] = Draw(batch[b].Seq, logits[b].AsSpan((LogitBuffers.Rows(batch[b].Part) - 1) * V, V));
+        });
         var finished = new List<GenerationResult>();
         for (int b = 0; b < batch.Count; b++)
         {
@@ -128,7 +137,7 @@ public sealed class ContinuousBatch(IForwardModel model, TextTokenizer? tokenize
             int rows = LogitBuffers.Rows(batch[b].Part);
             if (batch[b].Part.AllLogits) ScorePrompt(s, logits[b], s.Prefilled - rows);
             if (!batch[b].Samples) continue;
-            GenerationResult? done = s.Request.MaxNewTokens <= 0 ? Result(s, "length", null) : Sample(s, logits[b].AsSpan((rows - 1) * V, V), onToken);
+            GenerationResult? done = s.Request.MaxNewTokens <= 0 ? Result(s, "length", null) : Accept(s, drawn[b], onToken);
             if (done is null) continue;
             _active.Remove(s);
             finished.Add(done);
@@ -149,8 +158,10 @@ public sealed class ContinuousBatch(IForwardModel model, TextTokenizer? tokenize
         }
     }
 
-    /// <summary>Samples the sequence's next token; returns its result if that finished it.</summary>
-    GenerationResult? Sample(Sequence s, Span<float> logits, Action<GeneratedToken>? onToken)
+    readonly record struct Drawn(int Token, float? Logprob, TokenLogprob[]? Top);
+
+    /// <summary>Samples the sequence's next token (safe to run for several sequences at once).</summary>
+    static Drawn Draw(Sequence s, Span<float> logits)
     {
         GenerationRequest r = s.Request;
         bool logprobs = r.Logprobs || r.TopLogprobs > 0;
@@ -159,6 +170,14 @@ public sealed class ContinuousBatch(IForwardModel model, TextTokenizer? tokenize
         TokenLogprob[]? top = r.TopLogprobs > 0 ? TokenLogprob.Top(raw ?? logits, r.TopLogprobs) : null;
         int token = Sampler.Sample(logits, r.Sampling, s.Rng.NextOpenUnit(), s.History);
         float? logprob = logprobs ? (float)Sampler.LogProb(raw ?? logits, token) : null;
+        return new Drawn(token, logprob, top);
+    }
+
+    /// <summary>Appends a drawn token; returns the sequence's result if that finished it.</summary>
+    GenerationResult? Accept(Sequence s, Drawn drawn, Action<GeneratedToken>? onToken)
+    {
+        GenerationRequest r = s.Request;
+        (int token, float? logprob, TokenLogprob[]? top) = drawn;
         if (logprob is float lp) s.Logprobs.Add(lp);
         if (top is not null) s.TopLogprobs.Add(top);
         s.Output.Add(token);
