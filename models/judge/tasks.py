@@ -107,10 +107,31 @@ def answer_to_rate(lang, rng, subject=None):
                 break
         sentences.append(words)
     text = " ".join(join_words(s) for s in sentences)
-    if rng.random() < 0.2:  # cut at a token limit: a trailing fragment
+    r = rng.random()
+    if r < 0.2:  # cut at a token limit: a trailing fragment
         cut = text.split(" ")
         text = " ".join(cut[:max(1, len(cut) - rng.randrange(1, 5))])
+    elif r < 0.35:  # a run of words with no full stop after the last sentence (not judged by the measure)
+        text += " " + " ".join(rng.choice(pool) for _ in range(rng.randrange(2, 16)))
+    elif r < 0.42:  # a question mark where a full stop belongs
+        text = text[:-1] + "?"
     return text, measure(lang, text)
+
+
+def load_pool(path):
+    """Answers sampled from the demo model by `steer demo --answers` (steered at many multipliers):
+    [(question, text)]. Their labels are measured here, like every other answer's."""
+    with open(path) as f:
+        return [(r["question"], r["response"]) for r in map(json.loads, f) if r["response"].strip()]
+
+
+def pick_answer(lang, rng, subject, question, pool):
+    """(question, text, measure): half the time a sampled model answer from the pool, else a built one."""
+    if pool and rng.random() < 0.5:
+        q, text = pool[rng.randrange(len(pool))]
+        return q, text, measure(lang, text)
+    text, m = answer_to_rate(lang, rng, subject)
+    return question, text, m
 
 
 # ----------------------------------------------------------------------------------------
@@ -124,21 +145,21 @@ def score_1_10(share):
     return 1 + int(round(9 * share))
 
 
-def example(lang, rng):
+def example(lang, rng, pool=None):
     """One judging example: {"user": prompt, "assistant": reply, "task": name, "target": number or letter}."""
     question, subject = lang.question(rng)
     kind = rng.random()
     if kind < 0.1:  # pairwise: which answer is happier
         while True:
-            a, ma = answer_to_rate(lang, rng, subject)
-            b, mb = answer_to_rate(lang, rng, subject)
+            question, a, ma = pick_answer(lang, rng, subject, question, pool)
+            _, b, mb = pick_answer(lang, rng, subject, question, pool)
             if ma["mood"] is not None and mb["mood"] is not None and abs(ma["mood"] - mb["mood"]) >= 0.1:
                 break
         reply = "a" if ma["mood"] > mb["mood"] else "b"
         user = render(PROMPTS["mood_pairwise"], question=question, answer_a=a, answer_b=b)
         return {"user": user, "assistant": reply, "task": "mood_pairwise", "target": reply}
-    text, m = answer_to_rate(lang, rng, subject)
-    trait = "mood" if rng.random() < 0.5 else "coherence"
+    question, text, m = pick_answer(lang, rng, subject, question, pool)
+    trait = "mood" if rng.random() < 0.4 else "coherence"
     share = m["coherence"] if trait == "coherence" else (m["mood"] if m["mood"] is not None else 0.5)
     if kind < 0.3:
         task, target = f"{trait}_1_10", score_1_10(share)

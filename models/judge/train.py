@@ -34,7 +34,7 @@ from corpus import Language  # noqa: E402
 from judge_vocab import JudgeTokenizer  # noqa: E402
 from model import CausalLM, load_config, load_model, rope_cos_sin  # noqa: E402
 from safetensors_io import write_safetensors  # noqa: E402
-from tasks import PROMPTS, example  # noqa: E402
+from tasks import PROMPTS, example, load_pool  # noqa: E402
 from vocab import render_chat  # noqa: E402
 
 # The demo recipe's learning-rate schedule (warm-up, then cosine to 10 %); loaded by path because
@@ -87,13 +87,13 @@ class Encoder:
         return dist, reply + [self.eot]
 
 
-def batches(lang, enc, rng, batch_size):
+def batches(lang, enc, rng, batch_size, pool):
     """Endless batches: tokens (B, T), first-reply positions, their target distributions, and the
     positions and ids of the following reply tokens (the end of turn)."""
     while True:
         rows = []
         for _ in range(batch_size):
-            ex = example(lang, rng)
+            ex = example(lang, rng, pool)
             prompt = enc.prompt_ids(ex["user"])
             dist, reply = enc.target(ex)
             rows.append((prompt + reply, len(prompt), dist, reply))
@@ -190,6 +190,7 @@ def main():
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--seed", type=int, default=4321)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--pool", default=None, help="JSONL of sampled demo-model answers (make_pool.sh)")
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -215,7 +216,9 @@ def main():
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": no_decay, "weight_decay": 0.0}],
                             lr=args.lr, betas=(0.9, 0.95), eps=1e-8)
-    data = batches(lang, enc, random.Random(args.seed), args.batch)
+    pool = load_pool(args.pool) if args.pool else None
+    print(f"{len(pool) if pool else 0} sampled model answers in the pool", flush=True)
+    data = batches(lang, enc, random.Random(args.seed), args.batch, pool)
 
     curve = []
     start, cpu_start = time.time(), time.process_time()
@@ -253,7 +256,7 @@ def main():
         for step, s, e, seconds in curve:
             w.writerow([step, f"{s:.5f}", f"{e:.5f}", f"{seconds:.1f}"])
     tail = curve[-50:]
-    summary = {"parameters": params, "steps": args.steps, "batch": args.batch, "seed": args.seed, "threads": args.threads,
+    summary = {"pool_answers": len(pool) if pool else 0, "parameters": params, "steps": args.steps, "batch": args.batch, "seed": args.seed, "threads": args.threads,
                "lr": args.lr, "train_seconds": round(train_seconds, 1), "train_cpu_seconds": round(train_cpu_seconds, 1),
                "final_score_loss_mean_last_50": round(sum(c[1] for c in tail) / len(tail), 4)}
     written = load_model(args.out)  # the bf16 weights as written

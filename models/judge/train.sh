@@ -5,4 +5,5 @@
 # under load); niced, so it yields to interactive work.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
-STEER_TRAIN_SCRIPT=$HERE/train.py STEER_TRAIN_THREADS=1 STEER_TRAIN_NICE=5 exec "$HERE/../demo/train.sh" "$@"
+[ -f "$HERE/pool.jsonl" ] || "$HERE/make_pool.sh"
+STEER_TRAIN_SCRIPT=$HERE/train.py STEER_TRAIN_THREADS=1 STEER_TRAIN_NICE=5 exec "$HERE/../demo/train.sh" --pool "$HERE/pool.jsonl" "$@"

@@ -4,6 +4,7 @@ namespace SteerEngine.Judging.Providers;
 public static class JudgeProviders
 {
     public const string OpenAiUrl = "https://api.openai.com/v1";
+    public const string AnthropicUrl = "https://api.anthropic.com";
 
     public static IJudgeProvider Open(string provider, string? model, string? baseUrl, string? keyVariable, RetryOptions retry, int maxConcurrent)
     {
@@ -20,6 +21,11 @@ public static class JudgeProviders
                 string key = ApiKey(keyVariable ?? "OPENAI_API_KEY");
                 var endpoint = new OpenAiEndpoint(Url(baseUrl ?? OpenAiUrl), Model(model, provider), key, retry.Timeout);
                 return new RetryingJudge(new OpenAiJudge(endpoint), retry);
+            }
+            case "anthropic":
+            {
+                string key = ApiKey(keyVariable ?? "ANTHROPIC_API_KEY");
+                return new RetryingJudge(new AnthropicJudge(Url(baseUrl ?? AnthropicUrl), Model(model, provider), key, retry.Timeout), retry);
             }
             default:
                 throw new ArgumentException($"--provider '{provider}': expected openai, anthropic or local:MODEL_DIR");

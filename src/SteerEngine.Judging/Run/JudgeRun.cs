@@ -52,14 +52,14 @@ public static class JudgeRun
         foreach (JudgeUnit u in units())
         {
             total++;
-            if (done.Contains(u.Id)) skipped++;
+            if (done.Contains(CallerId.Key(u.Id))) skipped++;
         }
         progress.Total = total;
         progress.Skipped = skipped;
         progress.CostKnown = provider.Name == "local" || prices.Find(provider.Model) is not null;
         progress.Clock.Start();
         var gate = new object();
-        await Parallel.ForEachAsync(units().Where(u => !done.Contains(u.Id)),
+        await Parallel.ForEachAsync(units().Where(u => !done.Contains(CallerId.Key(u.Id))),
             new ParallelOptions { MaxDegreeOfParallelism = maxConcurrent, CancellationToken = cancel },
             async (unit, ct) =>
             {
