@@ -114,10 +114,14 @@ public static class JudgeCommand
             .Start(ctx =>
             {
                 var task = ctx.AddTask("judging", maxValue: 1);
-                while (!run.Wait(250)) Update(task, progress);
+                while (!run.IsCompleted)
+                {
+                    Update(task, progress);
+                    Thread.Sleep(250);
+                }
                 Update(task, progress);
             });
-        run.GetAwaiter().GetResult();
+        run.GetAwaiter().GetResult(); // the run's own exception (a bad input line, say), not an AggregateException
         Console.WriteLine($"judged {progress.Done} ({progress.Failed} failed) into {outPath}, {progress.Skipped} already there; " +
                           $"{progress.PromptTokens + progress.CompletionTokens} tokens, {CostText(progress)} in {progress.Clock.Elapsed.TotalSeconds:0.0} s");
     }
