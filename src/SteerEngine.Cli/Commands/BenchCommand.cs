@@ -19,6 +19,8 @@ public static class BenchCommand
 {
     public static Command Create()
     {
+        var sweep = new Option<bool>("--sweep") { Description = "instead: sweep jobs' generated tok/s against batch-64 steered decode, and sampling's share of a step" };
+        var sweepTokens = new Option<int>("--sweep-tokens") { Description = "new tokens per row of the sweep jobs", DefaultValueFactory = _ => 64 };
         var model = new Option<string?>("--model") { Description = "model directory" };
         var shape = new Option<string?>("--shape") { Description = "or a random model of this shape (generated once into the cache)" };
         var kernels = new Option<string>("--kernels") { Description = "auto | native | managed | exact", DefaultValueFactory = _ => "auto" };
@@ -29,9 +31,7 @@ public static class BenchCommand
         var rounds = new Option<int>("--rounds") { Description = "measurements of each test, alternating steered and unsteered; the best counts", DefaultValueFactory = _ => 3 };
         var profile = new Option<bool>("--profile") { Description = "also print the time per op of prefill and of the largest steered decode batch" };
         var json = new Option<bool>("--json") { Description = "print one JSON object" };
-        var sweep = new Option<bool>("--sweep") { Description = "instead: sweep jobs' generated tok/s against batch-64 steered decode, and sampling's share of a step" };
-        var sweepTokens = new Option<int>("--sweep-tokens") { Description = "new tokens per row of the sweep jobs", DefaultValueFactory = _ => 64 };
-        var command = new Command("bench", "throughput as fractions of this machine's measured limits") { model, shape, kernels, prefill, batches, context, steps, rounds, profile, json, sweep, sweepTokens };
+        var command = new Command("bench", "throughput as fractions of this machine's measured limits") { model, shape, kernels, prefill, batches, context, steps, rounds, profile, json };
         command.SetAction(p => CliErrors.Run(() =>
         {
             if (!NativeCpu.IsAvailable) throw new FileNotFoundException("steer bench measures the machine with libsteer_cpu's probes: run ./build.sh");
@@ -144,6 +144,8 @@ public static class BenchCommand
             }
             return 0;
         }));
+        command.Options.Add(sweep);
+        command.Options.Add(sweepTokens);
         return command;
     }
 
