@@ -68,12 +68,15 @@ static inline float steer_bf16_to_f32(uint16_t h) {
 }
 
 /* exp(x) for f32, branch-free so loops calling it vectorize: 2^(x·log2 e) split into an integer
- * power (exponent bits) and a degree-6 polynomial on [-ln2/2, ln2/2]; relative error ≤ 2.4e-7
- * on [-87, 88.37] (measured against double exp); x < -87.3 gives 0, x > 88.37 gives +inf
- * (2^128 overflows in the scale before the polynomial brings it back; exp overflows at 88.72). */
+ * power n (exponent bits) and a degree-6 polynomial on [-ln2/2, ln2/2]; relative error ≤ 2.4e-7
+ * over the whole normal range [-87.34, 88.72] (measured against double exp). x < -87.33654
+ * (results below FLT_MIN) gives 0, x above ln(FLT_MAX) = 88.7228 gives +inf, NaN stays NaN. From
+ * x ≈ 88.37 on, n = 128, whose 2^n is not a float: the scale is applied as 2^min(n,127) times
+ * 2^(n - min(n,127)), which is 1 (no change to the bits) for every smaller n. */
 STEER_INLINE float steer_expf(float x) {
-    x = x < -87.33654f ? -87.33654f : x;
-    x = x > 88.72283f ? 88.72283f : x;
+    int underflow = x < -87.33654f; /* exp(-87.33654) is the last normal result */
+    x = underflow ? -87.33654f : x;
+    x = x > 89.0f ? 89.0f : x; /* n ≤ 128: exp(89) overflows to +inf through the two scales */
     float t = x * 1.44269504088896341f;
     float r = t + 12582912.0f; /* 1.5·2^23: rounds t to the nearest integer in the low bits */
     int32_t ri;
@@ -88,12 +91,13 @@ STEER_INLINE float steer_expf(float x) {
     p = p * f + 1.6666665459e-1f;
     p = p * f + 5.0000001201e-1f;
     p = p * f * f + f + 1.0f;
-    int32_t e = ((ri - 0x4B400000) + 127) << 23; /* the integer r as a biased exponent */
-    float scale;
-    int32_t ei = e;
-    memcpy(&scale, &ei, 4);
-    float y = p * scale;
-    return x <= -87.33654f ? 0.0f : y;
+    int32_t n = ri - 0x4B400000, n1 = n > 127 ? 127 : n; /* the integer r, in [-126, 128] */
+    int32_t e1 = (n1 + 127) << 23, e2 = (n - n1 + 127) << 23; /* as biased exponents */
+    float scale1, scale2;
+    memcpy(&scale1, &e1, 4);
+    memcpy(&scale2, &e2, 4);
+    float y = p * scale1 * scale2;
+    return underflow ? 0.0f : y;
 }
 
 /* ---- vector exps (AVX-512, AVX2) ---- */
@@ -106,8 +110,9 @@ STEER_INLINE float steer_expf(float x) {
  * lane is bitwise steer_expf of it: GCC does not vectorize the scalar one for AVX2. */
 STEER_TARGET_AVX2 STEER_INLINE __m256 steer_expf_avx2(__m256 x) {
     const __m256 lo = _mm256_set1_ps(-87.33654f), shift = _mm256_set1_ps(12582912.0f);
-    x = _mm256_blendv_ps(x, lo, _mm256_cmp_ps(x, lo, _CMP_LT_OQ));
-    x = _mm256_blendv_ps(x, _mm256_set1_ps(88.72283f), _mm256_cmp_ps(x, _mm256_set1_ps(88.72283f), _CMP_GT_OQ));
+    __m256 underflow = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
+    x = _mm256_blendv_ps(x, lo, underflow);
+    x = _mm256_blendv_ps(x, _mm256_set1_ps(89.0f), _mm256_cmp_ps(x, _mm256_set1_ps(89.0f), _CMP_GT_OQ));
     __m256 r = _mm256_add_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)), shift);
     __m256i ri = _mm256_castps_si256(r);
     r = _mm256_sub_ps(r, shift);
@@ -119,9 +124,12 @@ STEER_TARGET_AVX2 STEER_INLINE __m256 steer_expf_avx2(__m256 x) {
     p = _mm256_add_ps(_mm256_mul_ps(p, f), _mm256_set1_ps(1.6666665459e-1f));
     p = _mm256_add_ps(_mm256_mul_ps(p, f), _mm256_set1_ps(5.0000001201e-1f));
     p = _mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(_mm256_mul_ps(p, f), f), f), _mm256_set1_ps(1.0f));
-    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_sub_epi32(ri, _mm256_set1_epi32(0x4B400000)), _mm256_set1_epi32(127)), 23);
-    __m256 y = _mm256_mul_ps(p, _mm256_castsi256_ps(e));
-    return _mm256_andnot_ps(_mm256_cmp_ps(x, lo, _CMP_LE_OQ), y);
+    const __m256i bias = _mm256_set1_epi32(127);
+    __m256i n = _mm256_sub_epi32(ri, _mm256_set1_epi32(0x4B400000)), n1 = _mm256_min_epi32(n, bias);
+    __m256 scale1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n1, bias), 23));
+    __m256 scale2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_sub_epi32(n, n1), bias), 23));
+    __m256 y = _mm256_mul_ps(_mm256_mul_ps(p, scale1), scale2);
+    return _mm256_andnot_ps(underflow, y);
 }
 
 /* Flush denormal inputs and results to zero (MXCSR DAZ | FTZ) on this thread until

@@ -25,5 +25,7 @@ CUEMU_API int cuemu_gemm_ex(int transa, int transb, int m, int n, int k, const f
 // Collectives take ncclDataType_t (ncclFloat32 = 7) and ncclRedOp_t (ncclSum = 0); return an ncclResult_t.
 CUEMU_API int cuemu_comm_init_all(void** comms, int n);
 CUEMU_API int cuemu_comm_destroy(void* comm);
+// ncclCommAbort's first half: every collective of the group, waiting or to come, fails (ncclRemoteError).
+CUEMU_API int cuemu_comm_abort(void* comm);
 CUEMU_API int cuemu_all_reduce(const void* send, void* recv, size_t count, int datatype, int op, void* comm);
 CUEMU_API int cuemu_all_gather(const void* send, void* recv, size_t count, int datatype, void* comm);

@@ -82,3 +82,45 @@ CUEMU_API int cuemu_gemm_ex(int transa, int transb, int m, int n, int k, const f
     for (auto& th : pool) th.join();
     return StatusSuccess;
 }
+
+// cuBLAS's own entry points over the emulated driver (see driver.cpp): a handle belongs to the
+// context current when it was made, and a GEMM needs that context current and a stream of it.
+#include "driver.h"
+
+namespace {
+struct Handle { cuemu::Context* context; cuemu::Stream* stream; };
+enum { StatusNotInitialized = 1, StatusExecutionFailed = 13 };
+} // namespace
+
+#define CUBLAS_API extern "C" __attribute__((visibility("default")))
+
+CUBLAS_API int cublasCreate_v2(Handle** handle)
+{
+    if (!cuemu::current_context()) return StatusNotInitialized;
+    *handle = new Handle{cuemu::current_context(), nullptr};
+    return StatusSuccess;
+}
+
+CUBLAS_API int cublasDestroy_v2(Handle* handle)
+{
+    delete handle;
+    return StatusSuccess;
+}
+
+CUBLAS_API int cublasSetStream_v2(Handle* handle, cuemu::Stream* stream)
+{
+    if (!handle) return StatusNotInitialized;
+    if (stream && stream->context != handle->context) return StatusInvalidValue;
+    handle->stream = stream;
+    return StatusSuccess;
+}
+
+CUBLAS_API int cublasGemmEx(Handle* handle, int transa, int transb, int m, int n, int k, const float* alpha, const void* A,
+                            int a_type, int lda, const void* B, int b_type, int ldb, const float* beta, void* C, int c_type,
+                            int ldc, int compute_type, int)
+{
+    if (!handle) return StatusNotInitialized;
+    cuemu::Context* ctx = cuemu::current_context();
+    if (ctx != handle->context || ctx->sticky != 0) return StatusExecutionFailed;
+    return cuemu_gemm_ex(transa, transb, m, n, k, alpha, A, a_type, lda, B, b_type, ldb, beta, C, c_type, ldc, compute_type);
+}

@@ -292,7 +292,25 @@ def time_bipo_step(model, req, repeat):
         optimizer.zero_grad()
         times.append(time.perf_counter() - start)
     times = sorted(times[1:])
-    return {"median_s": times[len(times) // 2], "min_s": times[0], "threads": torch.get_num_threads(), "loss": float(loss)}
+    return {"median_s": times[len(times) // 2], "min_s": times[0], "threads": torch.get_num_threads(), "loss": float(loss),
+            **blas_in_use()}
+
+
+def blas_in_use():
+    """Which BLAS library this process has mapped (torch's build configuration names only the interface it was
+    compiled against, not the library the loader found) and the f32 GFLOP/s of a (512, 2048) x (2048, 2048)
+    matmul, which tells the reference BLAS (a few GFLOP/s) from OpenBLAS (near the FMA peak)."""
+    import time
+    with open("/proc/self/maps") as maps:
+        libs = sorted({line.split()[-1] for line in maps if "blas" in line.rsplit("/", 1)[-1]})
+    a, b = torch.randn(512, 2048), torch.randn(2048, 2048)
+    a @ b
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return {"blas": [os.path.realpath(lib) for lib in libs], "matmul_gflops": 2 * 512 * 2048 * 2048 / best / 1e9}
 
 
 # ----------------------------------------------------------------------------------------

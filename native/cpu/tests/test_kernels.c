@@ -11,8 +11,10 @@
  *   log_softmax   |Δ| ≤ 2e-5                (values are O(log V))
  *   attention     |Δ| ≤ 2e-5                (outputs are convex combinations of v in [-1, 1])
  *   exp           relative ≤ 2.5e-7 (steer_expf), ≤ 1.5e-7 and no worse than steer_expf (AVX-512);
+ *                 at the range's ends (every float near ±87/88.7) the same, +inf past FLT_MAX;
  *                 exp2 ≤ 1.5e-7 (AVX-512, AVX2), and exactly 0 for masked scores (AVX2)
  */
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -431,6 +433,85 @@ STEER_TARGET_AVX2 static int exp2_edges_avx2(void) {
 }
 #endif
 
+/* The ends of the range, every float in [-87.5, -87] and [88, 89], each exp variant against double
+ * exp: where the result is a normal float, within tol; above ln(FLT_MAX) exactly +inf; below
+ * FLT_MIN 0 or a denormal within tol·FLT_MIN. One float lies in each band of ±1e-6 around
+ * FLT_MAX, where either a close result or +inf is right. Returns the worst relative error (normal
+ * results), or +inf when a result breaks a rule. */
+#define EDGE_MAX 200000
+static float edge_x[EDGE_MAX], edge_y[EDGE_MAX];
+static int edge_n;
+
+static void edge_inputs(void) {
+    edge_n = 0;
+    for (float x = -87.5f; x <= -87.0f; x = nextafterf(x, INFINITY)) edge_x[edge_n++] = x;
+    for (float x = 88.0f; x <= 89.0f; x = nextafterf(x, INFINITY)) edge_x[edge_n++] = x;
+}
+
+static double edge_error(double tol) {
+    double worst = 0;
+    for (int i = 0; i < edge_n; i++) {
+        double r = exp((double)edge_x[i]), y = edge_y[i];
+        if (r > FLT_MAX * (1 + 1e-6)) {
+            if (y != INFINITY) return INFINITY;
+        } else if (r < FLT_MIN) {
+            if (!(y == 0 || fabs(y - r) <= tol * FLT_MIN)) return INFINITY;
+        } else if (r >= FLT_MAX * (1 - 1e-6) && y == INFINITY) {
+            continue;
+        } else {
+            double e = fabs(y - r) / r;
+            if (!(e <= tol)) return INFINITY;
+            if (e > worst) worst = e;
+        }
+    }
+    return worst;
+}
+
+#ifdef STEER_HAVE_X86
+/* steer_expf as the AVX-512 kernels compile it (the loop vectorizes under their target). */
+STEER_TARGET_AVX512 static void edge_expf_avx512_target(void) {
+    for (int i = 0; i < edge_n; i++) edge_y[i] = steer_expf(edge_x[i]);
+}
+
+STEER_TARGET_AVX2 static void edge_expf_avx2(void) {
+    int i = 0;
+    for (; i + 8 <= edge_n; i += 8) _mm256_storeu_ps(edge_y + i, steer_expf_avx2(_mm256_loadu_ps(edge_x + i)));
+    for (; i < edge_n; i++) edge_y[i] = steer_expf(edge_x[i]);
+}
+
+STEER_TARGET_AVX512 static void edge_exp_avx512(void) {
+    int i = 0;
+    for (; i + 16 <= edge_n; i += 16) _mm512_storeu_ps(edge_y + i, steer_exp_avx512(_mm512_loadu_ps(edge_x + i)));
+    for (; i < edge_n; i++) edge_y[i] = (float)exp((double)edge_x[i]);
+}
+#endif
+
+static void test_exp_edges(void) {
+    edge_inputs();
+    for (int i = 0; i < edge_n; i++) edge_y[i] = steer_expf(edge_x[i]);
+    double scalar = edge_error(2.5e-7);
+    printf("exp edges: steer_expf %.3g\n", scalar);
+    check(scalar <= 2.5e-7, "exp edges steer_expf", "scalar", scalar);
+    float special[3] = {steer_expf(INFINITY), steer_expf(-INFINITY), steer_expf(NAN)};
+    check(special[0] == INFINITY && special[1] == 0 && isnan(special[2]), "exp steer_expf at inf, -inf, NaN", "scalar", 0);
+#ifdef STEER_HAVE_X86
+    uint32_t features = steer_cpu_features();
+    if (features & STEER_CPU_AVX2_FMA) {
+        edge_expf_avx2();
+        double e = edge_error(2.5e-7);
+        check(e <= 2.5e-7, "exp edges steer_expf_avx2", "avx2", e);
+    }
+    if (features & STEER_CPU_AVX512) {
+        edge_expf_avx512_target();
+        double e = edge_error(2.5e-7);
+        check(e <= 2.5e-7, "exp edges steer_expf (AVX-512 target)", "avx512", e);
+        edge_exp_avx512();
+        e = edge_error(1.5e-7);
+        check(e <= 1.5e-7, "exp edges steer_exp_avx512", "avx512", e);
+    }
+#endif
+}
+
 static void test_exp(void) {
     double scalar = expf_error();
     printf("exp relative error: steer_expf %.3g\n", scalar);
@@ -460,6 +541,7 @@ int main(void) {
     test_pack_f16();
     test_gemm_bitwise();
     test_exp();
+    test_exp_edges();
     const int thread_counts[] = {2, 1, 3};
     for (int t = 0; t < 3; t++) {
         steer_cpu_init(thread_counts[t]);

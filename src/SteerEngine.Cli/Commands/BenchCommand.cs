@@ -19,10 +19,8 @@ public static class BenchCommand
 {
     public static Command Create()
     {
-        var sweep = new Option<bool>("--sweep") { Description = "instead: sweep jobs' generated tok/s against batch-64 steered decode, and sampling's share of a step" };
-        var sweepTokens = new Option<int>("--sweep-tokens") { Description = "new tokens per row of the sweep jobs", DefaultValueFactory = _ => 64 };
         var model = new Option<string?>("--model") { Description = "model directory" };
-        var shape = new Option<string?>("--shape") { Description = "or a random model of this shape (generated once into the cache)" };
+        var shape = new Option<string?>("--shape") { Description = $"or a random model of this shape, generated once into the cache: {string.Join(", ", ModelShapes.Names)}" };
         var kernels = new Option<string>("--kernels") { Description = "auto | native | managed | exact", DefaultValueFactory = _ => "auto" };
         var prefill = new Option<int>("--prefill") { Description = "prompt length of the prefill test", DefaultValueFactory = _ => 512 };
         var batches = new Option<string>("--batches") { Description = "decode batch sizes", DefaultValueFactory = _ => "1,4,16,64" };
@@ -31,7 +29,10 @@ public static class BenchCommand
         var rounds = new Option<int>("--rounds") { Description = "measurements of each test, alternating steered and unsteered; the best counts", DefaultValueFactory = _ => 3 };
         var profile = new Option<bool>("--profile") { Description = "also print the time per op of prefill and of the largest steered decode batch" };
         var json = new Option<bool>("--json") { Description = "print one JSON object" };
-        var command = new Command("bench", "throughput as fractions of this machine's measured limits") { model, shape, kernels, prefill, batches, context, steps, rounds, profile, json };
+        var sweep = new Option<bool>("--sweep") { Description = "instead: sweep jobs' generated tok/s against batch-64 steered decode, and sampling's share of a step" };
+        var sweepTokens = new Option<int>("--sweep-tokens") { Description = "new tokens per row of the sweep jobs", DefaultValueFactory = _ => 64 };
+        var command = new Command("bench", "throughput as fractions of this machine's measured limits") { model, shape, kernels, prefill, batches, context, steps, rounds, profile, json, sweep, sweepTokens };
+        command.Subcommands.Add(BenchServeCommand.Create());
         command.SetAction(p => CliErrors.Run(() =>
         {
             if (!NativeCpu.IsAvailable) throw new FileNotFoundException("steer bench measures the machine with libsteer_cpu's probes: run ./build.sh");
@@ -144,8 +145,6 @@ public static class BenchCommand
             }
             return 0;
         }));
-        command.Options.Add(sweep);
-        command.Options.Add(sweepTokens);
         return command;
     }
 
@@ -193,7 +192,7 @@ public static class BenchCommand
             : new SequenceSteering([new SteeringAdd(t.Config.NumLayers / 2, vector, 0.25f + i * 0.1f)], context))).ToList();
 
     /// <summary>Steps of one token for each cache (<see cref="DecodeBatch"/>), after a warm-up step.</summary>
-    static double Decode(Transformer t, List<KvCache> caches, int context, int steps, float[]? vector, Capture.IHiddenStateSink? sink = null)
+    internal static double Decode(Transformer t, List<KvCache> caches, int context, int steps, float[]? vector, Capture.IHiddenStateSink? sink = null)
     {
         var batch = DecodeBatch(t, caches, context, vector);
         float[][] logits = LogitBuffers.Allocate(batch, t.Config.VocabSize); // kept across steps, as a decode loop keeps them
@@ -224,9 +223,9 @@ public static class BenchCommand
         return 1 - seconds[0] / seconds[1];
     }
 
-    static int[] RandomTokens(Random rng, int n, int vocab) => Enumerable.Range(0, n).Select(_ => rng.Next(Math.Min(vocab, 128000))).ToArray();
+    internal static int[] RandomTokens(Random rng, int n, int vocab) => Enumerable.Range(0, n).Select(_ => rng.Next(Math.Min(vocab, 128000))).ToArray();
 
-    static string CachedModel(string shape)
+    internal static string CachedModel(string shape)
     {
         string cache = Environment.GetEnvironmentVariable("STEER_CACHE")
             ?? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache", "steerengine");

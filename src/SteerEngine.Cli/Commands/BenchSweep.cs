@@ -28,7 +28,7 @@ static class BenchSweep
         log.WriteLine($"decode batch {Batch}, steered, context {context} (a sweep row's average)…");
         var caches = Enumerable.Range(0, Batch).Select(_ => t.NewCache(context + 8)).ToList();
         for (int first = 0; first < Batch; first += 16)
-            t.Forward(caches.Skip(first).Take(16).Select(c => new ForwardSequence(c, RandomTokens(rng, context, t.Config.VocabSize))).ToList());
+            t.Forward(caches.Skip(first).Take(16).Select(c => new ForwardSequence(c, BenchCommand.RandomTokens(rng, context, t.Config.VocabSize))).ToList());
         var batch = caches.Select((c, i) => new ForwardSequence(c, [1 + i],
             new SequenceSteering([new SteeringAdd(layer, vector, 0.25f + i * 0.1f)], context))).ToList();
         float[][] logits = Runtime.LogitBuffers.Allocate(batch, t.Config.VocabSize);
@@ -73,7 +73,7 @@ static class BenchSweep
             sampling.Add(new SamplingResult(name, fast, fast / (step + fast), before, before / (step + before)));
         }
 
-        int[][] prompts = Enumerable.Range(0, Prompts).Select(_ => RandomTokens(rng, PromptTokens, t.Config.VocabSize)).ToArray();
+        int[][] prompts = Enumerable.Range(0, Prompts).Select(_ => BenchCommand.RandomTokens(rng, PromptTokens, t.Config.VocabSize)).ToArray();
         var jobs = new List<JobResult>();
         foreach ((int multipliers, int samples, SteeringPositions positions) in new[] { (4, 4, SteeringPositions.All), (16, 1, SteeringPositions.Response) })
         foreach (bool share in new[] { true, false })
@@ -115,6 +115,4 @@ static class BenchSweep
         }
         return 0;
     }
-
-    static int[] RandomTokens(Random rng, int n, int vocab) => Enumerable.Range(0, n).Select(_ => rng.Next(Math.Min(vocab, 128000))).ToArray();
 }

@@ -5,6 +5,7 @@ using System.Text.Json;
 using Spectre.Console;
 using SteerEngine.Cli.Demo;
 using SteerEngine.Model;
+using SteerEngine.Steering;
 using SteerEngine.Training;
 
 namespace SteerEngine.Cli.Commands;
@@ -36,9 +37,11 @@ public static class DemoCommand
         var seed = new Option<ulong>("--seed") { DefaultValueFactory = _ => 0 };
         var plot = new Option<string>("--plot") { Description = "where to write the PNG plot", DefaultValueFactory = _ => "demo_sweep.png" };
         var json = new Option<bool>("--json") { Description = "print one JSON object instead of the table" };
+        var answers = new Option<string?>("--answers") { Description = "also write every sampled answer with its measures to this JSONL (e.g. for steer judge)" };
+        var saveVector = new Option<string?>("--save-vector") { Description = "also write the vector it made to this file (.npy, .safetensors, .pt, .gguf), e.g. for steer serve --vector NAME=FILE" };
         var command = new Command("demo", "extract a trait vector on the demo model and sweep the steering multiplier")
         {
-            model, trait, method, layer, multipliers, samples, maxNew, seed, plot, json,
+            model, trait, method, layer, multipliers, samples, maxNew, seed, plot, json, answers, saveVector,
         };
         command.SetAction(p => CliErrors.Run(() =>
         {
@@ -59,9 +62,12 @@ public static class DemoCommand
             float[] vector = how == Bipo
                 ? TraitVector.Bipo(lm, pairs, block, TraitVector.DemoBipoOptions)
                 : TraitVector.MeanDifference(lm, pairs, block);
+            if (p.GetValue(saveVector) is string vectorPath) VectorFile.Write(vectorPath, SteeringVector.Direction(vector, $"{traitName} at block {block} ({how})"));
             var points = TraitSweep.Run(lm, language, traitName, vector, block, ms, TraitSweep.DefaultPrompts,
                 p.GetValue(samples), p.GetValue(maxNew), seed: p.GetValue(seed));
 
+            if (p.GetValue(answers) is string answersPath)
+                WriteAnswers(answersPath, points, language, traitName, p.GetValue(samples));
             string plotPath = p.GetValue(plot)!;
             string label = $"{traitName} rate ({values.Positive} share of {values.Positive}/{values.Negative} words)";
             SweepPlot.Save(plotPath, points, label, $"Steering the demo model toward '{values.Positive}' at block {block} ({how})");
@@ -99,6 +105,26 @@ public static class DemoCommand
         {
             throw new ArgumentException($"--multipliers '{s}' is not a comma-separated list of numbers");
         }
+    }
+
+    /// <summary>One JSONL record per sampled answer: multiplier, prompt, sample, text, and the program's measures of it.</summary>
+    static void WriteAnswers(string path, IReadOnlyList<SweepPoint> points, DemoLanguage language, string trait, int samples)
+    {
+        using var w = new StreamWriter(path);
+        foreach (SweepPoint point in points)
+            for (int i = 0; i < point.Outputs.Count; i++)
+            {
+                string text = point.Outputs[i];
+                DemoMeasure m = language.Measure(text);
+                int prompt = i / samples, sample = i % samples;
+                string m10 = point.Multiplier.ToString("R", CultureInfo.InvariantCulture);
+                w.WriteLine(JsonSerializer.Serialize(new Dictionary<string, object?>
+                {
+                    ["id"] = $"m{m10}#p{prompt}#s{sample}", ["question"] = TraitSweep.DefaultPrompts[prompt], ["response"] = text,
+                    ["multiplier"] = point.Multiplier, ["sample_index"] = sample, [$"{trait}_rate"] = m.Rates[trait], ["coherence"] = m.Coherence,
+                    ["sentences"] = m.Sentences,
+                }));
+            }
     }
 
     static double Norm(float[] v) => Math.Sqrt(v.Sum(x => (double)x * x));

@@ -29,7 +29,7 @@ public static class ExtractCommand
         var pos = new Option<string?>("--pos") { Description = "persona mode: positive CSV" };
         var neg = new Option<string?>("--neg") { Description = "persona mode: negative CSV" };
         var trait = new Option<string?>("--trait") { Description = "persona mode: the trait's score column; also the output name" };
-        var threshold = new Option<double>("--threshold") { DefaultValueFactory = _ => 50 };
+        var threshold = new Option<double>("--threshold") { Description = "persona mode: a pair counts when the positive's trait score is ≥ this and the negative's < 100 − this (both coherence ≥ 50)", DefaultValueFactory = _ => 50 };
         var a = new Option<string?>("--a") { Description = "diff mode: JSONL of the positive set (fields response and prompt or question)" };
         var b = new Option<string?>("--b") { Description = "diff mode: JSONL of the negative set" };
         var name = new Option<string?>("--name") { Description = "diff mode: output name (default: diff)" };
@@ -37,7 +37,7 @@ public static class ExtractCommand
         var method = new Option<string>("--method") { Description = "mean-diff | pca", DefaultValueFactory = _ => "mean-diff" };
         var output = new Option<string>("--out") { Required = true, Description = "output directory" };
         var report = new Option<bool>("--report") { Description = "print per-layer separation to help pick a layer" };
-        var batch = new Option<int>("--batch-size") { DefaultValueFactory = _ => 8 };
+        var batch = new Option<int>("--batch-size") { Description = "sequences per forward pass", DefaultValueFactory = _ => 8 };
         var command = new Command("extract", "extract per-layer steering vectors (mean difference or PCA)")
             { model, kernels, backend, tp, mode, pos, neg, trait, threshold, a, b, name, system, method, output, report, batch };
         command.SetAction(p => CliErrors.Run(() =>

@@ -11,7 +11,8 @@ namespace SteerEngine.Cli.Commands;
 /// <summary>
 /// <c>steer score</c>: the log-likelihood of each input line's completion given its prompt. Lines carry
 /// <c>prompt</c> + <c>completion</c> text (with --chat the prompt goes through the chat template) or
-/// <c>prompt_ids</c> + <c>completion_ids</c>. Output keeps the input's id; resumable like generate.
+/// <c>prompt_ids</c> + <c>completion_ids</c>. Output keeps the input's id as it was (a number stays a
+/// number, a string a string; without one, the 0-based line number as a string); resumable like generate.
 /// </summary>
 public static class ScoreCommand
 {
@@ -21,11 +22,11 @@ public static class ScoreCommand
         var kernels = new Option<string>("--kernels") { Description = "auto | native | managed | exact (the f32 reference path)", DefaultValueFactory = _ => "auto" };
         var backend = new Option<string>("--backend") { Description = "cpu | cuda | cuda-emu (the CUDA backend on the CPU emulator)", DefaultValueFactory = _ => "cpu" };
         var tp = new Option<int>("--tp") { Description = "tensor-parallel devices (cuda, cuda-emu)", DefaultValueFactory = _ => 1 };
-        var input = new Option<string>("--input") { Required = true, Description = "JSONL with prompt/completion or prompt_ids/completion_ids" };
+        var input = new Option<string>("--input") { Required = true, Description = "JSONL: prompt + completion text or prompt_ids + completion_ids, and an id (written back unchanged; default: the line number)" };
         var output = new Option<string>("--out") { Required = true, Description = "JSONL output" };
         var chat = new Option<bool>("--chat") { Description = "format the prompt text with the chat template" };
         var system = new Option<string?>("--system") { Description = "system prompt (with --chat)" };
-        var resume = new Option<bool>("--resume");
+        var resume = new Option<bool>("--resume") { Description = "continue an interrupted run: keep its records, score the rest" };
         var steering = new SteeringOptions();
         var command = new Command("score", "log-probs and perplexity of completions, optionally steered") { model, kernels, backend, tp, input, output, chat, system, resume };
         steering.AddTo(command);
@@ -44,13 +45,15 @@ public static class ScoreCommand
                 JsonElement o;
                 try { o = JsonDocument.Parse(line).RootElement; }
                 catch (JsonException e) { throw new InvalidDataException($"{inPath}:{lineNo}: not valid JSON ({e.Message})"); }
-                string id = o.TryGetProperty("id", out var idv) ? (idv.ValueKind == JsonValueKind.String ? idv.GetString()! : idv.GetRawText()) : (lineNo - 1).ToString();
-                if (done.Contains(id)) continue;
+                if (o.ValueKind != JsonValueKind.Object) throw new InvalidDataException($"{inPath}:{lineNo}: expected a JSON object");
+                string? idJson = CallerId.Read(o, "id", $"{inPath}:{lineNo}");
+                string fallbackId = (lineNo - 1).ToString();
+                if (done.Contains(idJson is null ? CallerId.Key(fallbackId) : CallerId.KeyOfJson(idJson))) continue;
                 var (promptIds, completionIds) = Tokens(lm, o, p.GetValue(chat), p.GetValue(system), $"{inPath}:{lineNo}");
                 CompletionScore s = Scoring.ScoreCompletions(lm.Model, promptIds, [completionIds], adds)[0];
                 outFile.Append(Encoding.UTF8.GetBytes(JsonlOutput.ToLine(w =>
                 {
-                    w.WriteString("id", id);
+                    if (idJson is null) w.WriteString("id", fallbackId); else CallerId.Write(w, "id", idJson);
                     w.WriteNumber("sum_logprob", s.SumLogprob);
                     w.WriteNumber("mean_logprob", s.MeanLogprob);
                     w.WriteNumber("n_tokens", s.Tokens);

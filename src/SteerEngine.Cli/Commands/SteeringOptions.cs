@@ -7,7 +7,7 @@ namespace SteerEngine.Cli.Commands;
 /// <summary>The steering flags shared by every command that runs the model: --vector --layer --multiplier --positions.</summary>
 public sealed class SteeringOptions
 {
-    public Option<string?> Vector { get; } = new("--vector") { Description = "steering vector file (.pt, .safetensors, .gguf, .npy): [hidden] or [layers+1, hidden]" };
+    public Option<string?> Vector { get; } = new("--vector") { Description = "steering vector file (.pt/.pth, .safetensors, .gguf, .npy): [hidden] or [layers+1, hidden]" };
     public Option<int?> Layer { get; } = new("--layer") { Description = "decoder block (0-based) whose output is steered" };
     public Option<float> Multiplier { get; } = new("--multiplier") { Description = "steering strength", DefaultValueFactory = _ => 1f };
     public Option<string> Positions { get; } = new("--positions") { Description = "all | prompt | response", DefaultValueFactory = _ => "all" };

@@ -2,6 +2,7 @@ using System.CommandLine;
 using Spectre.Console;
 using SteerEngine.Generation.Jobs;
 using SteerEngine.Model;
+using SteerEngine.Runtime.Cpu;
 using SteerEngine.Training;
 
 namespace SteerEngine.Cli.Commands;
@@ -32,10 +33,11 @@ public static class TrainBipoCommand
         var seed = new Option<int>("--seed") { DefaultValueFactory = _ => defaults.Seed };
         var system = new Option<string?>("--system") { Description = "system prompt for every example" };
         var resume = new Option<bool>("--resume") { Description = "continue from the last completed epoch; complete layers are skipped" };
+        var kernels = new Option<string>("--kernels") { Description = "auto | native | managed (packed bf16 weight products) | exact (the f32 reference path)", DefaultValueFactory = _ => "auto" };
 
         var command = new Command("train-bipo", "train BiPO steering vectors (bi-directional preference optimization)")
         {
-            model, data, test, layer, layers, epochs, output, lr, beta, batchSize, gradAccum, warmup, weightDecay, maxGradNorm, seed, system, resume,
+            model, data, test, layer, layers, epochs, output, lr, beta, batchSize, gradAccum, warmup, weightDecay, maxGradNorm, seed, system, resume, kernels,
         };
         command.SetAction(p => CliErrors.Run(() =>
         {
@@ -46,14 +48,14 @@ public static class TrainBipoCommand
             {
                 Epochs = p.GetValue(epochs), LearningRate = p.GetValue(lr), Beta = p.GetValue(beta), BatchSize = p.GetValue(batchSize),
                 GradientAccumulation = p.GetValue(gradAccum), WarmupSteps = p.GetValue(warmup), WeightDecay = p.GetValue(weightDecay),
-                MaxGradNorm = p.GetValue(maxGradNorm), Seed = p.GetValue(seed),
+                MaxGradNorm = p.GetValue(maxGradNorm), Seed = p.GetValue(seed), Kernels = CpuKernels.Parse(p.GetValue(kernels)!),
             };
             options.Validate();
-            // Training runs its own exact f32 ops over the memory-mapped weights: no packed copy is needed.
-            using LanguageModel lm = LanguageModel.Load(p.GetValue(model)!, w => Console.Error.WriteLine($"warning: {w}"), Runtime.Cpu.CpuKernelChoice.Exact);
+            // The trainer packs what its products need itself; the model's own forward is not used, so it packs nothing.
+            using LanguageModel lm = LanguageModel.Load(p.GetValue(model)!, w => Console.Error.WriteLine($"warning: {w}"), CpuKernelChoice.Exact);
             var trainPairs = PreferenceData.Load(p.GetValue(data)!, lm, p.GetValue(system));
             var testPairs = p.GetValue(test) is string testPath ? PreferenceData.Load(testPath, lm, p.GetValue(system)) : trainPairs;
-            var trainer = new BipoTrainer(lm.Transformer, options);
+            using var trainer = new BipoTrainer(lm.Transformer, options);
             string outDir = p.GetValue(output)!;
             int totalSteps = trainer.StepsPerEpoch(trainPairs.Count) * options.Epochs;
             var messages = new List<string>();

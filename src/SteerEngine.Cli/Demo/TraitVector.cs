@@ -76,6 +76,9 @@ public static class TraitVector
     public static BipoOptions DemoBipoOptions { get; } = new() { Epochs = 2, LearningRate = 0.1, WarmupSteps = 4, Beta = 0.1, BatchSize = 4, Seed = 11 };
 
     /// <summary>A BiPO vector steering the output of decoder block <paramref name="layer"/> toward the positive answers. (H)</summary>
-    public static float[] Bipo(LanguageModel lm, IReadOnlyList<ContrastPair> pairs, int layer, BipoOptions options, Action<BipoStep>? onStep = null) =>
-        new BipoTrainer(lm.Transformer, options).Train(layer, PreferencePairs(lm, pairs), onStep);
+    public static float[] Bipo(LanguageModel lm, IReadOnlyList<ContrastPair> pairs, int layer, BipoOptions options, Action<BipoStep>? onStep = null)
+    {
+        using var trainer = new BipoTrainer(lm.Transformer, options);
+        return trainer.Train(layer, PreferencePairs(lm, pairs), onStep);
+    }
 }

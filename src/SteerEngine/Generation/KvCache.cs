@@ -27,6 +27,9 @@ public sealed class KvCache
 
     public int Length { get; private set; }
 
+    /// <summary>Tokens the cache holds without growing (what the generator reserved: prompt + new tokens).</summary>
+    public int Capacity => _capacity;
+
     public void Reserve(int tokens)
     {
         if (tokens <= _capacity) return;

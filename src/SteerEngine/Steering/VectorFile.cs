@@ -55,13 +55,16 @@ public static class VectorFile
         }
     }
 
+    /// <summary>The file extensions Read and Write take (the command-line help lists them all).</summary>
+    public static readonly string[] Extensions = [".pt", ".pth", ".safetensors", ".gguf", ".npy"];
+
     static Format FormatOf(string path) => Path.GetExtension(path).ToLowerInvariant() switch
     {
         ".pt" or ".pth" => Format.Torch,
         ".safetensors" => Format.Safetensors,
         ".gguf" => Format.Gguf,
         ".npy" => Format.Npy,
-        var ext => throw new ArgumentException($"{path}: unknown vector format '{ext}' (expected .pt, .pth, .safetensors, .gguf or .npy)"),
+        var ext => throw new ArgumentException($"{path}: unknown vector format '{ext}' (expected {string.Join(", ", Extensions)})"),
     };
 
     static void CheckFinite(string path, SteeringVector vector)

@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Text;
 using Microsoft.ML.Tokenizers;
+using SteerEngine.Tokenization.Nfc;
 
 namespace SteerEngine.Tokenization;
 
@@ -14,7 +15,9 @@ namespace SteerEngine.Tokenization;
 public sealed class TextTokenizer
 {
     const string LlamaBos = "<|begin_of_text|>";
-    static readonly string[] EndOfTurnTokens = ["<|eot_id|>", "<|end_of_text|>", "<|eom_id|>", "<|im_end|>", "<|endoftext|>"];
+    // <|eom_id|> (Llama 3.1: end of a tool-call message) is not among them: it ends generation when
+    // the model's generation_config.json lists it, as Llama 3.1 Instruct's does.
+    static readonly string[] EndOfTurnTokens = ["<|eot_id|>", "<|end_of_text|>", "<|im_end|>", "<|endoftext|>"];
 
     readonly BpeTokenizer _bpe;
     readonly Dictionary<string, int>.AlternateLookup<ReadOnlySpan<char>> _vocabBySpan;
@@ -31,7 +34,11 @@ public sealed class TextTokenizer
     public string? BosToken { get; }
     public int? BosTokenId { get; }
     public string? EosToken { get; }
-    /// <summary>Every id that ends a generation: eos_token first, then the end-of-turn tokens the vocabulary has.</summary>
+    /// <summary>
+    /// Every id that ends a generation: eos_token first, then the end-of-turn tokens the vocabulary
+    /// has, then the ids of generation_config.json's eos_token_id (Llama 3.1 Instruct: 128001, 128008
+    /// &lt;|eom_id|&gt;, 128009).
+    /// </summary>
     public int[] EosTokenIds { get; }
     /// <summary>tokenizer_config.json's chat_template, raw; null when the file has none.</summary>
     public string? ChatTemplate { get; }
@@ -80,6 +87,9 @@ public sealed class TextTokenizer
         foreach (string? token in EndOfTurnTokens.Prepend(EosToken))
             if (token is not null && TokenToId(token) is int id && !eos.Contains(id))
                 eos.Add(id);
+        foreach (int id in definition.GenerationEosIds)
+            if (id < VocabSize && !eos.Contains(id))
+                eos.Add(id);
         EosTokenIds = [.. eos];
         ChatTemplate = definition.ChatTemplate;
     }
@@ -112,11 +122,9 @@ public sealed class TextTokenizer
                 continue;
             }
             ReadOnlySpan<char> part = text.AsSpan(segment.Offset, segment.Length);
-            // Qwen's NFC normalizer. A process running with InvariantGlobalization (as this
-            // repository builds) has no normalization tables and leaves text as it is; text that is
-            // already NFC, as nearly all is, encodes the same either way.
+            // Qwen's NFC normalizer (managed, so it holds under InvariantGlobalization too).
             if (_normalizeNfc)
-                part = part.ToString().Normalize(NormalizationForm.FormC);
+                part = UnicodeNfc.Normalize(part.ToString());
             pieces.Clear();
             _splitter.Split(part, pieces);
             foreach ((int offset, int length) in pieces)

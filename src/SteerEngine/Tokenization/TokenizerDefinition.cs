@@ -25,6 +25,8 @@ internal sealed class TokenizerDefinition
     public string? BosToken { get; init; }
     public string? EosToken { get; init; }
     public string? ChatTemplate { get; init; }
+    /// <summary>generation_config.json's <c>eos_token_id</c> (one id or a list): the ids Hugging Face generation stops at.</summary>
+    public int[] GenerationEosIds { get; init; } = [];
 
     public static TokenizerDefinition Read(string modelDir)
     {
@@ -51,7 +53,23 @@ internal sealed class TokenizerDefinition
             BosToken = config.Bos,
             EosToken = config.Eos,
             ChatTemplate = config.Template,
+            GenerationEosIds = ReadGenerationEos(Path.Combine(modelDir, "generation_config.json")),
         };
+    }
+
+    static int[] ReadGenerationEos(string path)
+    {
+        if (!File.Exists(path))
+            return [];
+        using JsonDocument config = ParseFile(path);
+        JsonElement root = config.RootElement;
+        if (root.ValueKind != JsonValueKind.Object)
+            throw Bad(path, "the top level is not a JSON object");
+        if (!root.TryGetProperty("eos_token_id", out JsonElement eos) || eos.ValueKind == JsonValueKind.Null)
+            return [];
+        JsonElement[] values = eos.ValueKind == JsonValueKind.Array ? [.. eos.EnumerateArray()] : [eos];
+        return values.Select(v => v.ValueKind == JsonValueKind.Number && v.TryGetInt32(out int id) && id >= 0
+            ? id : throw Bad(path, $"eos_token_id {eos.GetRawText()} is not a token id or a list of them")).ToArray();
     }
 
     static JsonDocument ParseFile(string path)

@@ -4,6 +4,7 @@ using System.Text;
 using SteerEngine.Generation;
 using SteerEngine.Generation.Jobs;
 using SteerEngine.Model;
+using SteerEngine.Runtime.Cpu;
 using SteerEngine.Steering;
 
 namespace SteerEngine.Training;
@@ -25,6 +26,10 @@ public sealed record BipoOptions
     /// <summary>Global gradient-norm clip before each optimizer step, as the HF Trainer the reference runs in does (max_grad_norm 1.0); 0 turns it off.</summary>
     public double MaxGradNorm { get; init; } = 1.0;
     public int Seed { get; init; } = 11;
+    /// <summary>The weight products' path: packed bf16 (auto / native / managed, <see cref="WeightProducts"/>) or the exact f32 reference.</summary>
+    public CpuKernelChoice Kernels { get; init; } = CpuKernelChoice.Auto;
+    /// <summary>Memory a step may spend keeping activations (and, packed, the LM head's softmax) instead of recomputing them (<see cref="SteeredLogProb"/>).</summary>
+    public long KeepBytes { get; init; } = 1L << 30;
 
     public void Validate()
     {
@@ -35,6 +40,7 @@ public sealed record BipoOptions
         if (!(LearningRate > 0) || !double.IsFinite(LearningRate)) throw new ArgumentException($"learning rate must be positive (got {LearningRate})");
         if (!(Beta > 0) || !double.IsFinite(Beta)) throw new ArgumentException($"beta must be positive (got {Beta})");
         if (WeightDecay < 0 || MaxGradNorm < 0) throw new ArgumentException("weight decay and max grad norm must be non-negative");
+        if (KeepBytes < 0) throw new ArgumentException($"the memory kept for the backward must be non-negative (got {KeepBytes})");
     }
 }
 
@@ -65,13 +71,22 @@ public sealed record BipoEpochMetrics(int Layer, int Epoch, int Step, double Tra
 /// (T, H) buffer is 64 MiB: at a middle layer, L = 15: 18 × 64 MiB = 1.13 GiB of saved states, 1.28 GiB of
 /// workspace (83 968 floats per row), 192 MiB of gradient buffers, 128 MiB for the ≤ 4096 normed response rows and
 /// their gradient, ~16 MiB LM-head scratch: about 2.7 GiB. Worst case, L = 0: 33 × 64 MiB = 2.06 GiB saved, about
-/// 3.7 GiB in all. PyTorch autograd on the same step keeps every steered block's activations instead, and
+/// 3.7 GiB in all; plus what <see cref="BipoOptions.KeepBytes"/> lets a step keep instead of recomputing (1 GiB by
+/// default; 0 gives the figures above). The GPU plan for 8B and 70B is docs/bipo-at-scale.md. PyTorch autograd on the same step keeps every steered block's activations instead, and
 /// (T, V) logits and their log-softmax, 2 GiB each at T = 4096.
 /// </para>
 /// </summary>
-public sealed class BipoTrainer(Transformer model, BipoOptions options)
+public sealed class BipoTrainer(Transformer model, BipoOptions options) : IDisposable
 {
     public const string MetricsFileName = "evaluation_metrics.jsonl";
+
+    /// <summary>Every pass's weight products, packed on first use and kept for the trainer's life.</summary>
+    readonly WeightProducts _products = WeightProducts.Create(options.Kernels);
+
+    /// <summary>"exact", "native" or "managed": the path of the weight products.</summary>
+    public string Kernels => _products.Name;
+
+    public void Dispose() => _products.Dispose();
 
     public BipoOptions Options { get; } = options;
 
@@ -117,7 +132,7 @@ public sealed class BipoTrainer(Transformer model, BipoOptions options)
     /// <summary>(2·pairs) the unsteered model's summed response log-probs, (chosen, rejected) per pair.</summary>
     public double[] ReferenceLogProbs(IReadOnlyList<PreferencePair> pairs)
     {
-        var slp = new SteeredLogProb(model, model.Config.NumLayers - 1);
+        var slp = new SteeredLogProb(model, model.Config.NumLayers - 1, _products);
         var result = new double[2 * pairs.Count];
         for (int first = 0; first < pairs.Count; first += Options.BatchSize)
         {
@@ -131,7 +146,7 @@ public sealed class BipoTrainer(Transformer model, BipoOptions options)
     /// <summary>Loss, reward accuracy and margin of <paramref name="pairs"/> steered by direction·v at <paramref name="layer"/>.</summary>
     public (BipoEvaluation Plus, BipoEvaluation Minus) Evaluate(int layer, float[] vector, IReadOnlyList<PreferencePair> pairs, double[] refLogProbs)
     {
-        var slp = new SteeredLogProb(model, layer);
+        var slp = new SteeredLogProb(model, layer, _products);
         var sums = new double[2, 3];
         for (int first = 0; first < pairs.Count; first += Options.BatchSize)
         {
@@ -166,7 +181,7 @@ public sealed class BipoTrainer(Transformer model, BipoOptions options)
         if (layer < 0 || layer >= model.Config.NumLayers)
             throw new ArgumentException($"layer {layer} is out of range: the model has blocks 0..{model.Config.NumLayers - 1}");
         if (train.Count == 0) throw new ArgumentException("BiPO training needs at least one preference pair");
-        var slp = new SteeredLogProb(model, layer);
+        var slp = new SteeredLogProb(model, layer, _products, Options.KeepBytes);
         var vector = new float[model.Config.HiddenSize];
         var adam = new AdamW(vector.Length, Options.WeightDecay);
         double[] trainRef = ReferenceLogProbs(train);
@@ -178,7 +193,7 @@ public sealed class BipoTrainer(Transformer model, BipoOptions options)
     void TrainLayer(int layer, IReadOnlyList<PreferencePair> train, double[] trainRef, IReadOnlyList<PreferencePair> test, double[] testRef,
         string outDir, TrainingState? state, JsonlOutput metrics, HashSet<string> done, Action<BipoStep>? onStep, Action<BipoEpochMetrics>? onEpoch)
     {
-        var slp = new SteeredLogProb(model, layer);
+        var slp = new SteeredLogProb(model, layer, _products, Options.KeepBytes);
         var vector = new float[model.Config.HiddenSize];
         var adam = new AdamW(vector.Length, Options.WeightDecay);
         int startEpoch = 1;
@@ -254,7 +269,7 @@ public sealed class BipoTrainer(Transformer model, BipoOptions options)
         VectorFile.Write(VectorPath(outDir, epoch, layer), steering);
         VectorFile.Write(VectorPath(outDir, epoch, layer, ".safetensors"), steering);
         string id = $"layer{layer}_epoch{epoch}";
-        if (done.Add(id))
+        if (done.Add(CallerId.Key(id)))
         {
             metrics.Append(Encoding.UTF8.GetBytes(JsonlOutput.ToLine(w =>
             {

@@ -8,9 +8,10 @@ namespace SteerEngine.Training;
 /// One decoder block for training: the forward over whole sequences (the same ops, in the same order, as
 /// Model.Transformer's f32 path), keeping the activations its backward needs, and the backward for the
 /// block's input gradient only. The backward runs right after a forward recomputed from the block's saved
-/// input, so at most one block's activations are alive at a time.
+/// input, so at most one block's activations are alive at a time. Its weight products run on <paramref name="products"/>
+/// (exact f32 or packed bf16); the norms, RoPE, attention and SwiGLU stay f32.
 /// </summary>
-public sealed class DecoderBlock(ModelConfig config, LayerWeights weights, Rope rope, RopeBackward ropeBackward)
+public sealed class DecoderBlock(ModelConfig config, LayerWeights weights, Rope rope, RopeBackward ropeBackward, WeightProducts products)
 {
     /// <summary>The activations of one block over T rows, reused from block to block.</summary>
     public sealed class Workspace
@@ -67,9 +68,9 @@ public sealed class DecoderBlock(ModelConfig config, LayerWeights weights, Rope 
         // h = x + attention(attention_norm(x))
         RmsNorm.Forward(x, w.InputNorm, ws.Xn1, T, eps);
         float[] qOut = w.QNorm is null ? ws.Q : ws.QRaw, kOut = w.KNorm is null ? ws.K : ws.KRaw;
-        MatMul.Forward(ws.Xn1, w.Q, qOut, T);
-        MatMul.Forward(ws.Xn1, w.K, kOut, T);
-        MatMul.Forward(ws.Xn1, w.V, ws.V, T);
+        products.Forward(ws.Xn1, w.Q, qOut, T);
+        products.Forward(ws.Xn1, w.K, kOut, T);
+        products.Forward(ws.Xn1, w.V, ws.V, T);
         if (w.QNorm is not null) RmsNorm.Forward(ws.QRaw, w.QNorm, ws.Q, T * c.NumHeads, eps);
         if (w.KNorm is not null) RmsNorm.Forward(ws.KRaw, w.KNorm, ws.K, T * c.NumKvHeads, eps);
         for (int r = 0; r < T; r++)
@@ -84,18 +85,18 @@ public sealed class DecoderBlock(ModelConfig config, LayerWeights weights, Rope 
                 ws.V.AsSpan(r0 * c.KvDim, n * c.KvDim), ws.Att.AsSpan(r0 * c.QDim, n * c.QDim),
                 n, 0, c.NumHeads, c.NumKvHeads, c.HeadDim);
         }
-        MatMul.Forward(ws.Att, w.O, ws.DXn, T);
+        products.Forward(ws.Att, w.O, ws.DXn, T);
         int TH = T * c.HiddenSize;
         for (int i = 0; i < TH; i++) ws.H1[i] = x[i] + ws.DXn[i];
 
         // out = h + feed_forward(ffn_norm(h))
         RmsNorm.Forward(ws.H1, w.PostAttentionNorm, ws.Xn2, T, eps);
-        MatMul.Forward(ws.Xn2, w.Gate, ws.Gate, T);
-        MatMul.Forward(ws.Xn2, w.Up, ws.Up, T);
+        products.Forward(ws.Xn2, w.Gate, ws.Gate, T);
+        products.Forward(ws.Xn2, w.Up, ws.Up, T);
         int TI = T * c.IntermediateSize;
         ws.Gate.AsSpan(0, TI).CopyTo(ws.Act);
         SwiGlu.Forward(ws.Act.AsSpan(0, TI), ws.Up.AsSpan(0, TI));
-        MatMul.Forward(ws.Act, w.Down, ws.DXn, T);
+        products.Forward(ws.Act, w.Down, ws.DXn, T);
         for (int i = 0; i < TH; i++) output[i] = ws.H1[i] + ws.DXn[i];
     }
 
@@ -111,15 +112,15 @@ public sealed class DecoderBlock(ModelConfig config, LayerWeights weights, Rope 
         float eps = (float)c.RmsNormEps;
 
         // MLP: out = h + down(silu(gate)·up), gate/up = W·ffn_norm(h). Gate and Up become their own gradients.
-        MatMulBackward.Backward(dOut, w.Down, ws.Act, T);
+        products.Backward(dOut, w.Down, ws.Act, T);
         SwiGluBackward.Backward(ws.Gate.AsSpan(0, TI), ws.Up.AsSpan(0, TI), ws.Act.AsSpan(0, TI), ws.Gate.AsSpan(0, TI), ws.Up.AsSpan(0, TI));
-        MatMulBackward.Backward(ws.Gate, w.Gate, ws.DXn, T);
-        MatMulBackward.Backward(ws.Up, w.Up, ws.DXn, T, accumulate: true);
+        products.Backward(ws.Gate, w.Gate, ws.DXn, T);
+        products.Backward(ws.Up, w.Up, ws.DXn, T, accumulate: true);
         dOut[..TH].CopyTo(ws.DH);
         RmsNormBackward.Backward(ws.H1, w.PostAttentionNorm, ws.DXn, ws.DH, T, eps, accumulate: true);
 
         // Attention: h = x + o_proj(attend(rope(q), rope(k), v)).
-        MatMulBackward.Backward(ws.DH, w.O, ws.DAtt, T);
+        products.Backward(ws.DH, w.O, ws.DAtt, T);
         for (int s = 0; s < batch.Count; s++)
         {
             int r0 = batch.Offsets[s], n = batch.Length(s);
@@ -135,9 +136,9 @@ public sealed class DecoderBlock(ModelConfig config, LayerWeights weights, Rope 
         }
         if (w.QNorm is not null) RmsNormBackward.Backward(ws.QRaw, w.QNorm, ws.Dq, ws.Dq, T * c.NumHeads, eps);
         if (w.KNorm is not null) RmsNormBackward.Backward(ws.KRaw, w.KNorm, ws.Dk, ws.Dk, T * c.NumKvHeads, eps);
-        MatMulBackward.Backward(ws.Dq, w.Q, ws.DXn, T);
-        MatMulBackward.Backward(ws.Dk, w.K, ws.DXn, T, accumulate: true);
-        MatMulBackward.Backward(ws.Dv, w.V, ws.DXn, T, accumulate: true);
+        products.Backward(ws.Dq, w.Q, ws.DXn, T);
+        products.Backward(ws.Dk, w.K, ws.DXn, T, accumulate: true);
+        products.Backward(ws.Dv, w.V, ws.DXn, T, accumulate: true);
         ws.DH.AsSpan(0, TH).CopyTo(dx);
         RmsNormBackward.Backward(x, w.InputNorm, ws.DXn, dx, T, eps, accumulate: true);
     }

@@ -13,9 +13,9 @@ public class GemmTests
 {
     const int Rows = 5, In = 37, Out = 23; // nothing square, nothing a multiple of a tile
 
-    static (EmulatedCudaDevice D, DevicePtr X, DevicePtr W, DevicePtr Y, float[] Want) Setup()
+    static (CudaDevice D, DevicePtr X, DevicePtr W, DevicePtr Y, float[] Want) Setup()
     {
-        EmulatedCudaDevice d = Emulator.Device();
+        CudaDevice d = Emulator.UnderTest();
         var rng = new Random(8);
         float[] x = Compare.RandomVector(rng, Rows * In).Select(v => DeviceWeights.FromBf16(DeviceWeights.ToBf16(v))).ToArray();
         float[] w = Compare.RandomVector(rng, Out * In).Select(v => DeviceWeights.FromBf16(DeviceWeights.ToBf16(v))).ToArray();

@@ -26,7 +26,7 @@ public class NvrtcTests
     public void Every_kernel_compiles_to_a_cubin_for_sm80_and_sm90_without_warnings([ValueSource(nameof(KernelFiles))] string file, [Values(80, 90)] int arch)
     {
         RequireNvrtc();
-        NvrtcOutput output = NvrtcCompiler.Compile(file, KernelSources.Files[file], arch, cubin: true);
+        NvrtcOutput output = NvrtcCompiler.Compile(file, KernelSources.Files[file], arch, cubin: true, NvrtcCompiler.DeviceOptions);
         Assert.That(output.Log, Is.Empty, "NVRTC log");
         Assert.That(output.Image.Length, Is.GreaterThan(0));
     }
@@ -57,16 +57,6 @@ public class NvrtcTests
     }
 
     [Test]
-    public void The_emulator_only_mma_probe_compiles_for_the_gpu_too()
-    {
-        RequireNvrtc();
-        string source = File.ReadAllText(Repo.Path("native", "cuemu", "mma_probe.cu"));
-        NvrtcOutput output = NvrtcCompiler.Compile("mma_probe.cu", source, 80, cubin: false);
-        Assert.That(output.Log, Is.Empty);
-        Assert.That(Encoding.UTF8.GetString(output.Image), Does.Contain("mma.sync.aligned.m16n8k16"));
-    }
-
-    [Test]
     public void Cubins_are_cached_by_source_architecture_and_nvrtc_version()
     {
         RequireNvrtc();
@@ -80,6 +70,9 @@ public class NvrtcTests
             Assert.That(files, Has.Length.EqualTo(1));
             Assert.That(Path.GetFileName(files[0]), Does.StartWith("swiglu-").And.Contain("-sm90-nvrtc11.8"));
             Assert.That(NvrtcCompiler.CachedCubin("swiglu.cu", KernelSources.Files["swiglu.cu"], 90), Is.EqualTo(first));
+            // Other options, another cubin: a cached image never stands in for different compile options.
+            NvrtcCompiler.CachedCubin("swiglu.cu", KernelSources.Files["swiglu.cu"], 90, ["-DSTEER_CACHE_PROBE=1"]);
+            Assert.That(Directory.GetFiles(Path.Combine(cache, "steer", "cubin")), Has.Length.EqualTo(2));
         }
         finally
         {

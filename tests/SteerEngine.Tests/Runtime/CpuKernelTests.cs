@@ -14,7 +14,7 @@ namespace SteerEngine.Tests.Runtime;
 /// RmsNorm 1e-6 relative; SwiGlu 2e-6 relative; attention and log-softmax 2e-5 absolute;
 /// packing, RoPE and the steered residual add bit-exact.
 /// </summary>
-public unsafe class CpuKernelTests
+public unsafe partial class CpuKernelTests
 {
     static readonly int[] Rows = [1, 3, 17, 65];
     static readonly (int Out, int In)[] Shapes = [(1, 7), (15, 130), (33, 2049), (1000, 130), (33, 1)];

@@ -36,7 +36,7 @@ public class BipoTrainerTests
         var train = PreferenceData.Load(WritePreferenceCsv(dir, "train.csv", Topics[..12]), lm);
         var test = PreferenceData.Load(WritePreferenceCsv(dir, "test.csv", Topics[12..]), lm);
         const int layer = 1;
-        var trainer = new BipoTrainer(lm.Transformer, FastOptions(epochs: 4));
+        using var trainer = new BipoTrainer(lm.Transformer, FastOptions(epochs: 4));
         var losses = new List<double>();
         var epochs = new List<BipoEpochMetrics>();
         string outDir = Path.Combine(dir, "out");
@@ -76,7 +76,7 @@ public class BipoTrainerTests
         using LanguageModel lm = LanguageModel.Load(modelDir);
         var train = PreferenceData.Load(WritePreferenceCsv(dir, "train.csv", Topics[..6]), lm);
         var test = PreferenceData.Load(WritePreferenceCsv(dir, "test.csv", Topics[6..8]), lm);
-        var trainer = new BipoTrainer(lm.Transformer, FastOptions(epochs: 2));
+        using var trainer = new BipoTrainer(lm.Transformer, FastOptions(epochs: 2));
         const int layer = 2;
 
         string whole = Path.Combine(dir, "whole");

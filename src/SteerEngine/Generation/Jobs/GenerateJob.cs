@@ -66,9 +66,9 @@ public static class GenerateJob
         foreach (Item i in Items(spec).Where(i => spec.Shard.Owns(i.Index)))
         {
             total++;
-            if (done.Contains(i.Id)) skipped++;
+            if (done.Contains(CallerId.Key(i.Id))) skipped++;
         }
-        var todo = Items(spec).Where(i => spec.Shard.Owns(i.Index) && !done.Contains(i.Id));
+        var todo = Items(spec).Where(i => spec.Shard.Owns(i.Index) && !done.Contains(CallerId.Key(i.Id)));
 
         var prompts = new Dictionary<string, int[]>();
         int[] Encode(JobPrompt p)
@@ -149,7 +149,8 @@ public static class GenerateJob
     static string Record(Item item, GenerationResult r, GenerateJobSpec spec, string model) => JsonlOutput.ToLine(w =>
     {
         w.WriteString("id", item.Id);
-        w.WriteString("prompt_id", item.Prompt.Id);
+        if (item.Prompt.IdJson is string idJson) CallerId.Write(w, "prompt_id", idJson);
+        else w.WriteString("prompt_id", item.Prompt.Id);
         w.WriteString("question", item.Prompt.Text);
         w.WriteString("response", r.Text);
         if (item.Layer is int l) { w.WriteNumber("layer", l); w.WriteNumber("steering_layer", l); }
@@ -161,8 +162,11 @@ public static class GenerateJob
         w.WriteString("positions", spec.Positions.ToString().ToLowerInvariant());
         w.WriteNumber("sample_index", item.Sample);
         w.WriteNumber("answer_idx", item.Sample);
+        // 64-bit seeds pass 2^53, past which JavaScript's numbers lose digits: the *_string fields carry them exactly.
         w.WriteNumber("seed", item.Seed);
+        w.WriteString("seed_string", item.Seed.ToString(System.Globalization.CultureInfo.InvariantCulture));
         w.WriteNumber("job_seed", spec.Seed);
+        w.WriteString("job_seed_string", spec.Seed.ToString(System.Globalization.CultureInfo.InvariantCulture));
         w.WriteNumber("temperature", spec.Sampling.Temperature);
         w.WriteNumber("top_p", spec.Sampling.TopP);
         w.WriteNumber("prompt_tokens", r.PromptTokens);

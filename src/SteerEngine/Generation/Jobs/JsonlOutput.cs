@@ -18,7 +18,10 @@ public sealed class JsonlOutput : IDisposable
 
     public string Path => _stream.Name;
 
-    /// <summary>Opens <paramref name="path"/> for appending. <paramref name="done"/> gets the "id" of every complete record already there.</summary>
+    /// <summary>
+    /// Opens <paramref name="path"/> for appending. <paramref name="done"/> gets the resume key
+    /// (<see cref="CallerId.Key(JsonElement)"/>) of the "id" of every complete record already there.
+    /// </summary>
     public static JsonlOutput Open(string path, bool resume, out HashSet<string> done)
     {
         done = [];
@@ -50,7 +53,7 @@ public sealed class JsonlOutput : IDisposable
             try
             {
                 using var doc = JsonDocument.Parse(line.ToArray());
-                id = doc.RootElement.GetProperty("id").GetString() ?? throw new KeyNotFoundException();
+                id = CallerId.Key(doc.RootElement.GetProperty("id"));
             }
             catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException)
             {

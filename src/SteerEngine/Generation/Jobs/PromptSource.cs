@@ -2,8 +2,12 @@ using System.Text.Json;
 
 namespace SteerEngine.Generation.Jobs;
 
-/// <summary>One prompt of a job: its id (from the file, or its row number) and its text.</summary>
-public sealed record JobPrompt(string Id, string Text, string? System = null);
+/// <summary>
+/// One prompt of a job: its id (from the file, or its row number) and its text. <c>IdJson</c> is the
+/// id's JSON text when a JSONL file gave it (records write it back with its type unchanged);
+/// <c>Id</c> is its text, which composite record ids and seeds use.
+/// </summary>
+public sealed record JobPrompt(string Id, string Text, string? System = null, string? IdJson = null);
 
 /// <summary>
 /// Reads prompts from JSONL (one object per line) or CSV (with a header), by extension. The text
@@ -48,9 +52,10 @@ public static class PromptSource
             if (o.ValueKind != JsonValueKind.Object) throw new InvalidDataException($"{path}:{lineNo}: expected a JSON object");
             if (!o.TryGetProperty(promptField, out var text) || text.ValueKind != JsonValueKind.String)
                 throw new InvalidDataException($"{path}:{lineNo}: no string field '{promptField}' (set --prompt-field)");
-            string id = o.TryGetProperty(idField, out var idv) ? idv.ValueKind == JsonValueKind.String ? idv.GetString()! : idv.GetRawText() : (list.Count).ToString();
+            string? idJson = CallerId.Read(o, idField, $"{path}:{lineNo}");
+            string id = idJson is null ? list.Count.ToString() : CallerId.Text(idJson);
             string? system = systemField is not null && o.TryGetProperty(systemField, out var sv) && sv.ValueKind == JsonValueKind.String ? sv.GetString() : null;
-            list.Add(new JobPrompt(id, text.GetString()!, system));
+            list.Add(new JobPrompt(id, text.GetString()!, system, idJson));
         }
         return list;
     }

@@ -26,7 +26,8 @@ public readonly unsafe struct AttentionSequence(float* keys, float* values, int 
 
 /// <summary>
 /// Bindings to libsteer_cpu (native/cpu/steer_cpu.h; shapes are documented there). The library is
-/// looked up in $STEER_NATIVE_DIR, next to the application, then in &lt;repo&gt;/out/native-cpu/
+/// looked up in $STEER_NATIVE_DIR when set, then where <see cref="EngineNativeLibraries"/> looks: next
+/// to the application, in the NuGet package's runtimes/&lt;rid&gt;/native, then in &lt;repo&gt;/out/native-cpu/
 /// where ./build.sh puts it.
 /// </summary>
 public static unsafe partial class NativeCpu
@@ -86,14 +87,8 @@ public static unsafe partial class NativeCpu
     static IEnumerable<string> SearchDirectories()
     {
         if (Environment.GetEnvironmentVariable("STEER_NATIVE_DIR") is { Length: > 0 } env) yield return env;
-        yield return AppContext.BaseDirectory;
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-            if (File.Exists(Path.Combine(dir.FullName, "native", "cpu", "CMakeLists.txt")))
-            {
-                yield return Path.Combine(dir.FullName, "out", "native-cpu");
-                yield return Path.Combine(dir.FullName, "out", "native-cpu", "Release"); // MSVC multi-config
-                yield break;
-            }
+        foreach (string dir in EngineNativeLibraries.Directories(["out", "native-cpu"], ["out", "native-cpu", "Release"])) // Release: MSVC multi-config
+            yield return dir;
     }
 
     [LibraryImport(Lib, EntryPoint = "steer_cpu_features")] public static partial uint Features();

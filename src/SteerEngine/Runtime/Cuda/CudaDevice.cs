@@ -29,30 +29,54 @@ public enum CudaDataType { F32 = 0, BF16 = 14 }
 /// <summary>
 /// The seam between the backend's launch code and what runs it: the CUDA driver with NVRTC-compiled
 /// kernels and cuBLAS (<see cref="DriverCudaDevice"/>), or native/cuemu on the CPU
-/// (<see cref="EmulatedCudaDevice"/>). Calls are made from the one thread that drives this device.
+/// (<see cref="EmulatedCudaDevice"/>). Work goes to one stream in order; calls are made from one
+/// thread at a time.
 /// </summary>
 public abstract unsafe class CudaDevice : IDisposable
 {
     public abstract string Name { get; }
 
+    /// <summary>
+    /// STEER_CUDA_SYNC=1: synchronise after every kernel and GEMM and check for errors, so a fault
+    /// is reported with the launch that caused it (not at the next download).
+    /// </summary>
+    public bool SyncAfterEachLaunch { get; set; } = Environment.GetEnvironmentVariable("STEER_CUDA_SYNC") == "1";
+
     public abstract DevicePtr Alloc(long bytes);
     public abstract void Free(DevicePtr p);
+    /// <summary>Synchronous: returns once the stream's earlier work and the copy are done.</summary>
     public abstract void CopyToDevice(DevicePtr destination, void* source, long bytes);
+    /// <summary>Synchronous: returns once the stream's earlier work and the copy are done.</summary>
     public abstract void CopyToHost(void* destination, DevicePtr source, long bytes);
+    /// <summary>In stream order; source must stay unchanged until the stream has passed the copy.</summary>
+    public abstract void CopyToDeviceAsync(DevicePtr destination, void* source, long bytes);
     public abstract void CopyOnDevice(DevicePtr destination, DevicePtr source, long bytes);
     public abstract void Zero(DevicePtr destination, long bytes);
     public abstract void Synchronize();
 
+    /// <summary>Page-locked host memory (what an asynchronous copy needs to overlap and to run at full speed).</summary>
+    public abstract void* AllocHost(long bytes);
+    public abstract void FreeHost(void* p);
+
     /// <summary>cuLaunchKernel: args[i] points at the i-th parameter's value.</summary>
     protected abstract void LaunchRaw(string kernel, Dim3 grid, Dim3 block, void** args);
+
+    /// <summary>cublasGemmEx, see <see cref="GemmEx"/>.</summary>
+    protected abstract void GemmExRaw(GemmOp transa, GemmOp transb, int m, int n, int k, float alpha,
+        DevicePtr a, CudaDataType aType, int lda, DevicePtr b, CudaDataType bType, int ldb,
+        float beta, DevicePtr c, CudaDataType cType, int ldc);
 
     /// <summary>
     /// cublasGemmEx: column-major C (m×n) = alpha·op(A)·op(B) + beta·C with op(A) m×k, op(B) k×n,
     /// f32 accumulation.
     /// </summary>
-    public abstract void GemmEx(GemmOp transa, GemmOp transb, int m, int n, int k, float alpha,
+    public void GemmEx(GemmOp transa, GemmOp transb, int m, int n, int k, float alpha,
         DevicePtr a, CudaDataType aType, int lda, DevicePtr b, CudaDataType bType, int ldb,
-        float beta, DevicePtr c, CudaDataType cType, int ldc);
+        float beta, DevicePtr c, CudaDataType cType, int ldc)
+    {
+        GemmExRaw(transa, transb, m, n, k, alpha, a, aType, lda, b, bType, ldb, beta, c, cType, ldc);
+        if (SyncAfterEachLaunch) CheckAfter($"cublasGemmEx(m={m}, n={n}, k={k})");
+    }
 
     public void Launch(string kernel, Dim3 grid, Dim3 block, params ReadOnlySpan<KernelArg> args)
     {
@@ -64,6 +88,13 @@ public abstract unsafe class CudaDevice : IDisposable
             pointers[i] = &values[i];
         }
         LaunchRaw(kernel, grid, block, pointers);
+        if (SyncAfterEachLaunch) CheckAfter($"kernel {kernel} (grid {grid.X}×{grid.Y}×{grid.Z}, block {block.X}×{block.Y}×{block.Z})");
+    }
+
+    void CheckAfter(string launch)
+    {
+        try { Synchronize(); }
+        catch (CudaException e) { throw new CudaException($"{Name}: {launch} failed: {e.Message}"); }
     }
 
     public void Upload<T>(DevicePtr destination, ReadOnlySpan<T> source) where T : unmanaged
@@ -94,5 +125,10 @@ public abstract class CudaCollectives : IDisposable
     public abstract void AllReduceSum(int rank, DevicePtr send, DevicePtr receive, long count);
     /// <summary>recv (ranks, count) f32 = every rank's send (count), in rank order.</summary>
     public abstract void AllGather(int rank, DevicePtr send, DevicePtr receive, long count);
+    /// <summary>
+    /// Ends every collective of the group, waiting or to come, with an error (ncclCommAbort): what
+    /// the other ranks need when one rank failed. The group is unusable afterwards. Any thread.
+    /// </summary>
+    public abstract void Abort();
     public abstract void Dispose();
 }

@@ -12,17 +12,21 @@ public enum CudaPlatform { Driver, Emulated }
 /// The Llama / Qwen3 decoder on CUDA devices, with the contract of <see cref="Transformer"/>:
 /// bf16 weights and activations into every GEMM (f32 accumulation), f32 residual stream, per-row
 /// steering at each block's output, hidden-state capture in HF numbering. Tensor parallel over N
-/// devices, one thread per device: column-parallel QKV and gate/up, row-parallel O and down with an
-/// all-reduce, vocab-parallel lm_head with an all-gather; the residual stream is replicated, so
-/// steering and capture are the same on every rank.
+/// devices, one long-lived host thread per device: column-parallel QKV and gate/up, row-parallel O
+/// and down with an all-reduce, vocab-parallel lm_head with an all-gather; the residual stream is
+/// replicated, so steering and capture are the same on every rank. A rank that fails aborts the
+/// collectives, so the others stop too and the first error is thrown.
 /// KV caches live on the devices, one per <see cref="KvCache"/> object (which keeps only the length).
 /// </summary>
 public sealed class CudaTransformer : IForwardModel
 {
     const int DecodeChunk = 256; // keys per split-KV block
+    const int MaxQueryHeadsPerKvHead = 8; // DECODE_MAX_GROUP of kernels/attention_decode.cu
 
     readonly Rank[] _ranks;
     readonly CudaCollectives? _collectives;
+    readonly RankWorkers _workers;
+    Exception? _aborted; // the failure that aborted the collectives: the group cannot run again
     readonly ConditionalWeakTable<KvCache, SequenceKv> _kv = new();
     readonly List<(WeakReference<KvCache> Cache, SequenceKv Kv)> _kvAll = [];
 
@@ -46,24 +50,41 @@ public sealed class CudaTransformer : IForwardModel
         Config = config;
         _ranks = ranks;
         _collectives = collectives;
+        _workers = new RankWorkers(ranks.Select(r => r.Device.Name).ToArray(), () => _collectives?.Abort());
     }
 
     public ModelConfig Config { get; }
+
+    /// <summary>The lm_head runs over chunks of logit rows whose (ranks, rows, vocab slice) f32 logits fit this many bytes.</summary>
+    internal long LogitChunkBytes { get; set; } = 256L << 20;
     public int TensorParallel => _ranks.Length;
     public IReadOnlyList<string> DeviceNames => _ranks.Select(r => r.Device.Name).ToArray();
 
     public static CudaTransformer Load(string modelDir, CudaPlatform platform, int tensorParallel = 1)
     {
-        ModelConfig c = ModelConfig.Load(Path.Combine(modelDir, "config.json"));
-        if (c.HeadDim is not (32 or 64 or 128))
-            throw new NotSupportedException($"{modelDir}: head_dim {c.HeadDim} has no CUDA attention kernel (32, 64 or 128)");
-        var shapes = Enumerable.Range(0, tensorParallel).Select(r => RankShape.For(c, r, tensorParallel)).ToArray();
+        if (tensorParallel < 1) throw new ArgumentException($"tensor parallelism {tensorParallel} must be at least 1");
         CudaDevice[] devices = platform == CudaPlatform.Emulated
             ? Enumerable.Range(0, tensorParallel).Select(i => (CudaDevice)new EmulatedCudaDevice(i)).ToArray()
             : Enumerable.Range(0, tensorParallel).Select(i => (CudaDevice)new DriverCudaDevice(i)).ToArray();
         CudaCollectives? collectives = tensorParallel == 1 ? null
             : platform == CudaPlatform.Emulated ? new EmulatedCollectives(tensorParallel)
             : new NcclCollectives(devices.Cast<DriverCudaDevice>().ToArray());
+        return Load(modelDir, devices, collectives);
+    }
+
+    /// <summary>The model on the given devices (rank r on devices[r]), which it owns from here on.</summary>
+    /// <param name="collectives">the group's collectives, or null for one device</param>
+    public static CudaTransformer Load(string modelDir, IReadOnlyList<CudaDevice> devices, CudaCollectives? collectives)
+    {
+        int tensorParallel = devices.Count;
+        if (tensorParallel > 1 && collectives?.Ranks != tensorParallel)
+            throw new ArgumentException($"{tensorParallel} devices need collectives over {tensorParallel} ranks");
+        ModelConfig c = ModelConfig.Load(Path.Combine(modelDir, "config.json"));
+        if (c.HeadDim is not (32 or 64 or 128))
+            throw new NotSupportedException($"{modelDir}: head_dim {c.HeadDim} has no CUDA attention kernel (32, 64 or 128)");
+        if (c.NumHeads % c.NumKvHeads != 0 || c.NumHeads / c.NumKvHeads > MaxQueryHeadsPerKvHead)
+            throw new NotSupportedException($"{modelDir}: {c.NumHeads} query heads over {c.NumKvHeads} KV heads; the decode attention kernel serves whole groups of at most {MaxQueryHeadsPerKvHead}");
+        var shapes = Enumerable.Range(0, tensorParallel).Select(r => RankShape.For(c, r, tensorParallel)).ToArray();
         using TensorStore store = TensorStore.Open(modelDir);
         ModelWeights weights = ModelWeights.Load(store, c);
         var ranks = new Rank[tensorParallel];
@@ -85,13 +106,23 @@ public sealed class CudaTransformer : IForwardModel
         public required float[] SteerMultiplier; // (E)
         public required bool[] LayerSteered; // (L)
         public required float[] Vectors;    // (nv, H)
+        public required int[] LogitSequence, LogitRowInSequence; // (R): where each logit row goes in Output
         public float[][]? Captured;         // (L+1) × (T, H) when a sink listens
-        public float[] Logits = [];         // (ranks, R, VocabSlice)
+        public required float[][] Output;   // per sequence (rows × V), the caller's buffers
     }
 
     public float[][] Forward(IReadOnlyList<ForwardSequence> batch, IHiddenStateSink? sink = null)
     {
+        float[][] logits = LogitBuffers.Allocate(batch, Config.VocabSize);
+        ForwardInto(batch, logits, sink);
+        return logits;
+    }
+
+    public void ForwardInto(IReadOnlyList<ForwardSequence> batch, float[][] logits, IHiddenStateSink? sink = null)
+    {
         ModelConfig c = Config;
+        if (_aborted is not null)
+            throw new InvalidOperationException($"the tensor-parallel group was aborted when a rank failed ({_aborted.Message}); load the model again");
         int H = c.HiddenSize, L = c.NumLayers;
         // Everything is checked before any cache changes, as on the CPU path.
         for (int s = 0; s < batch.Count; s++)
@@ -105,25 +136,17 @@ public sealed class CudaTransformer : IForwardModel
             if (seq.Cache.Length > 0 && !_kv.TryGetValue(seq.Cache, out _))
                 throw new ArgumentException($"sequence {s}: its KV cache was filled by another backend");
         }
+        LogitBuffers.Check(batch, logits, c.VocabSize);
         FreeDeadCaches();
 
-        Plan plan = MakePlan(batch);
+        Plan plan = MakePlan(batch, logits);
         if (sink is not null) plan.Captured = Enumerable.Range(0, L + 1).Select(_ => new float[plan.Rows * H]).ToArray();
 
-        if (_ranks.Length == 1) RunRank(0, plan);
-        else
+        try { _workers.Run(rank => RunRank(rank, plan)); }
+        catch (Exception e) when (_collectives is not null)
         {
-            var errors = new Exception?[_ranks.Length];
-            var threads = Enumerable.Range(1, _ranks.Length - 1).Select(r => new Thread(() =>
-            {
-                try { RunRank(r, plan); }
-                catch (Exception e) { errors[r] = e; }
-            }) { IsBackground = true, Name = _ranks[r].Device.Name }).ToArray();
-            foreach (Thread t in threads) t.Start();
-            try { RunRank(0, plan); }
-            catch (Exception e) { errors[0] = e; }
-            foreach (Thread t in threads) t.Join();
-            if (errors.FirstOrDefault(e => e is not null) is { } error) throw error;
+            _aborted = e; // RankWorkers aborted the collectives
+            throw;
         }
 
         foreach (ForwardSequence seq in batch) seq.Cache.Commit(seq.Tokens.Length);
@@ -132,10 +155,9 @@ public sealed class CudaTransformer : IForwardModel
             var layout = new BatchLayout(plan.SequenceOfRow, plan.PositionOfRow);
             for (int e = 0; e <= L; e++) sink.Record(e, plan.Captured![e], layout);
         }
-        return AssembleLogits(batch, plan);
     }
 
-    Plan MakePlan(IReadOnlyList<ForwardSequence> batch)
+    Plan MakePlan(IReadOnlyList<ForwardSequence> batch, float[][] output)
     {
         ModelConfig c = Config;
         int H = c.HiddenSize, L = c.NumLayers, T = batch.Sum(s => s.Tokens.Length);
@@ -148,6 +170,8 @@ public sealed class CudaTransformer : IForwardModel
         var startPosition = new int[batch.Count];
         var kv = new SequenceKv[batch.Count];
         var logitRows = new List<int>();
+        var logitSequence = new List<int>();
+        var logitRowInSequence = new List<int>();
         int maxVisible = 0;
         for (int s = 0, r = 0; s < batch.Count; s++)
         {
@@ -166,8 +190,13 @@ public sealed class CudaTransformer : IForwardModel
                 positionOfRow[r] = start + i;
                 steeringOfRow[r] = seq.Steering;
             }
-            if (seq.AllLogits) logitRows.AddRange(Enumerable.Range(r - n, n));
-            else logitRows.Add(r - 1);
+            int first = seq.AllLogits ? r - n : r - 1;
+            for (int i = first; i < r; i++)
+            {
+                logitRows.Add(i);
+                logitSequence.Add(s);
+                logitRowInSequence.Add(i - first);
+            }
         }
 
         // Steering as per-layer row ranges of (vector, multiplier) entries, each distinct vector uploaded once.
@@ -202,11 +231,12 @@ public sealed class CudaTransformer : IForwardModel
             SteerStart = steerStart, SteerVector = steerVector.Count > 0 ? steerVector.ToArray() : [0],
             SteerMultiplier = steerMultiplier.Count > 0 ? steerMultiplier.ToArray() : [0f],
             LayerSteered = layerSteered, Vectors = vectors,
+            LogitSequence = logitSequence.ToArray(), LogitRowInSequence = logitRowInSequence.ToArray(), Output = output,
         };
     }
 
     /// <summary>One rank's whole forward pass; with several ranks, each runs this on its own thread.</summary>
-    void RunRank(int rank, Plan p)
+    unsafe void RunRank(int rank, Plan p)
     {
         ModelConfig c = Config;
         Rank rk = _ranks[rank];
@@ -217,19 +247,13 @@ public sealed class CudaTransformer : IForwardModel
         int T = p.Rows, H = c.HiddenSize, L = c.NumLayers, hd = c.HeadDim, I = s.Intermediate;
         float eps = (float)c.RmsNormEps;
 
-        DevicePtr tokens = ws.Put("tokens", p.Tokens);
-        DevicePtr seqOfRow = ws.Put("seq_of_row", p.SequenceOfRow);
-        DevicePtr posOfRow = ws.Put("pos_of_row", p.PositionOfRow);
-        DevicePtr rowStart = ws.Put("row_start", p.RowStart);
-        DevicePtr newTokens = ws.Put("n_new", p.NewTokens);
-        DevicePtr startPos = ws.Put("start_pos", p.StartPosition);
-        DevicePtr kvBase = ws.Put("kv_base", p.Kv.Select(k => k.Bases[rank].Address).ToArray());
-        DevicePtr kvCap = ws.Put("kv_cap", p.Kv.Select(k => k.Capacity).ToArray());
-        DevicePtr steerStart = ws.Put("steer_start", p.SteerStart);
-        DevicePtr steerVec = ws.Put("steer_vec", p.SteerVector);
-        DevicePtr steerMult = ws.Put("steer_mult", p.SteerMultiplier);
-        DevicePtr vectors = ws.Put("steer_vectors", p.Vectors);
-        DevicePtr logitRows = ws.Put("logit_rows", p.LogitRows);
+        // The step's inputs in one copy: nothing here waits for the device.
+        DevicePtr[] inputs = ws.Upload(p.Tokens, p.SequenceOfRow, p.PositionOfRow, p.RowStart, p.NewTokens, p.StartPosition,
+            p.Kv.Select(k => k.Bases[rank].Address).ToArray(), p.Kv.Select(k => k.Capacity).ToArray(),
+            p.SteerStart, p.SteerVector, p.SteerMultiplier, p.Vectors, p.LogitRows);
+        DevicePtr tokens = inputs[0], seqOfRow = inputs[1], posOfRow = inputs[2], rowStart = inputs[3], newTokens = inputs[4],
+            startPos = inputs[5], kvBase = inputs[6], kvCap = inputs[7], steerStart = inputs[8], steerVec = inputs[9],
+            steerMult = inputs[10], vectors = inputs[11], logitRows = inputs[12];
 
         DevicePtr x = ws.Get("x", (long)T * H * 4);                 // (T, H) f32 residual stream
         DevicePtr xn = ws.Get("xn", (long)T * H * 2);               // (T, H) bf16 normed sublayer input
@@ -282,21 +306,40 @@ public sealed class CudaTransformer : IForwardModel
         d.Launch("rmsnorm", new Dim3((uint)T), Threads(H), x, w.FinalNorm, p.Captured is null ? DevicePtr.Null : x, xn, H, eps);
         Capture(L);
 
-        int R = p.LogitRows.Length, VL = s.VocabSlice;
-        DevicePtr selected = ws.Get("selected", (long)R * H * 2);   // (R, H) bf16
-        DevicePtr logits = ws.Get("logits", (long)R * VL * 4);      // (R, VL) f32
-        d.Launch("gather_rows_bf16", new Dim3((uint)R), Threads(H), xn, logitRows, selected, H);
-        Linear.Forward(d, selected, w.LmHead, logits, R, VL, H);
-        DevicePtr all = logits;
-        if (_collectives is not null)
+        // The lm_head over chunks of the logit rows: device and host buffers stay bounded however
+        // many rows a scoring batch asks for, and every size is 64-bit.
+        int R = p.LogitRows.Length, VL = s.VocabSlice, ranks = _ranks.Length;
+        int chunk = (int)Math.Clamp(LogitChunkBytes / ((long)ranks * VL * 4), 1, R);
+        DevicePtr selected = ws.Get("selected", (long)chunk * H * 2);   // (chunk, H) bf16
+        DevicePtr logits = ws.Get("logits", (long)chunk * VL * 4);      // (chunk, VL) f32
+        DevicePtr all = _collectives is null ? logits : ws.Get("logits_all", (long)ranks * chunk * VL * 4); // (ranks, chunk, VL)
+        float* host = rank == 0 ? (float*)ws.Host("logits", (long)ranks * chunk * VL * 4) : null;
+        for (int first = 0; first < R; first += chunk)
         {
-            all = ws.Get("logits_all", (long)_ranks.Length * R * VL * 4); // (ranks, R, VL)
-            _collectives.AllGather(rank, logits, all, (long)R * VL);
+            int n = Math.Min(chunk, R - first);
+            d.Launch("gather_rows_bf16", new Dim3((uint)n), Threads(H), xn, logitRows + first * 4L, selected, H);
+            Linear.Forward(d, selected, w.LmHead, logits, n, VL, H);
+            _collectives?.AllGather(rank, logits, all, (long)n * VL);
+            if (rank != 0) continue;
+            d.CopyToHost(host, all, (long)ranks * n * VL * 4);
+            ScatterLogits(p, host, first, n, VL);
         }
-        if (rank == 0)
+        if (rank != 0) d.Synchronize(); // this step's input copy is done before the next step rewrites its buffer
+    }
+
+    /// <summary>Logit rows [first, first + n) from (ranks, n, VL) host logits into the caller's buffers.</summary>
+    unsafe void ScatterLogits(Plan p, float* host, int first, int n, int VL)
+    {
+        int V = Config.VocabSize;
+        for (int i = 0; i < n; i++)
         {
-            p.Logits = new float[(long)_ranks.Length * R * VL];
-            d.Download<float>(all, p.Logits);
+            float[] output = p.Output[p.LogitSequence[first + i]];
+            long row = (long)p.LogitRowInSequence[first + i] * V;
+            for (int rank = 0; rank < _ranks.Length; rank++)
+            {
+                int from = rank * VL, count = Math.Min(VL, V - from);
+                if (count > 0) new ReadOnlySpan<float>(host + ((long)rank * n + i) * VL, count).CopyTo(output.AsSpan((int)(row + from), count));
+            }
         }
     }
 
@@ -309,11 +352,12 @@ public sealed class CudaTransformer : IForwardModel
         float scale = 1f / MathF.Sqrt(hd);
         if (p.MaxNew == 1)
         {
-            // Decode: one query row per sequence, its keys split into chunks across blocks.
+            // Decode: one query row per sequence, its keys split into chunks across blocks, each block
+            // serving all query heads of one KV head.
             int splits = (p.MaxVisible + DecodeChunk - 1) / DecodeChunk;
             DevicePtr partO = rk.Workspace.Get("part_o", (long)p.Rows * s.Heads * splits * hd * 4);   // (T, nh, splits, hd)
             DevicePtr partMl = rk.Workspace.Get("part_ml", (long)p.Rows * s.Heads * splits * 2 * 4); // (T, nh, splits, 2)
-            d.Launch($"attention_decode_hd{hd}", new Dim3((uint)splits, (uint)s.Heads, (uint)p.Rows), new Dim3(128),
+            d.Launch($"attention_decode_hd{hd}", new Dim3((uint)splits, (uint)s.KvHeads, (uint)p.Rows), new Dim3(128),
                 q, seqOfRow, posOfRow, kvBase, kvCap, layer, s.Heads, s.KvHeads, scale, DecodeChunk, partO, partMl);
             d.Launch("attention_decode_combine", new Dim3((uint)s.Heads, (uint)p.Rows), new Dim3(32), partO, partMl, splits, hd, att);
         }
@@ -324,30 +368,16 @@ public sealed class CudaTransformer : IForwardModel
         }
     }
 
-    float[][] AssembleLogits(IReadOnlyList<ForwardSequence> batch, Plan p)
-    {
-        int V = Config.VocabSize, R = p.LogitRows.Length, VL = _ranks[0].Shape.VocabSlice;
-        var result = new float[batch.Count][];
-        for (int s = 0, i = 0; s < batch.Count; s++)
-        {
-            int rows = batch[s].AllLogits ? batch[s].Tokens.Length : 1;
-            result[s] = new float[rows * V];
-            for (int j = 0; j < rows; j++, i++)
-                for (int rank = 0; rank < _ranks.Length; rank++)
-                {
-                    int first = rank * VL, count = Math.Min(VL, V - first);
-                    if (count > 0) p.Logits.AsSpan((int)(((long)rank * R + i) * VL), count).CopyTo(result[s].AsSpan(j * V + first, count));
-                }
-        }
-        return result;
-    }
-
-    /// <summary>The device cache of a sequence, grown (contents kept) to hold at least <paramref name="tokens"/>.</summary>
+    /// <summary>
+    /// The device cache of a sequence, first allocated at the capacity its KvCache was made or
+    /// reserved with (the generator reserves prompt + new tokens, so generation never grows it);
+    /// grown (contents copied) only past that.
+    /// </summary>
     SequenceKv DeviceCache(KvCache cache, int tokens)
     {
         int L = Config.NumLayers;
         if (_kv.TryGetValue(cache, out SequenceKv? kv) && kv.Capacity >= tokens) return kv;
-        int capacity = Math.Max(tokens, kv is null ? 64 : kv.Capacity * 2);
+        int capacity = Math.Max(tokens, kv is null ? cache.Capacity : kv.Capacity * 2);
         var bases = new DevicePtr[_ranks.Length];
         for (int r = 0; r < _ranks.Length; r++)
         {
@@ -398,43 +428,12 @@ public sealed class CudaTransformer : IForwardModel
 
     public void Dispose()
     {
+        _workers.Dispose();
         _collectives?.Dispose();
         foreach (Rank r in _ranks)
         {
             r.Workspace.Dispose();
             r.Device.Dispose();
         }
-    }
-}
-
-/// <summary>Named device buffers of one rank that grow to the largest batch seen and are then reused.</summary>
-sealed class Workspace(CudaDevice device) : IDisposable
-{
-    readonly Dictionary<string, (DevicePtr Pointer, long Bytes)> _buffers = [];
-
-    public DevicePtr Get(string name, long bytes)
-    {
-        bytes = Math.Max(bytes, 16);
-        if (_buffers.TryGetValue(name, out var b) && b.Bytes >= bytes) return b.Pointer;
-        if (!b.Pointer.IsNull) device.Free(b.Pointer);
-        long size = Math.Max(bytes, b.Bytes * 3 / 2);
-        DevicePtr p = device.Alloc(size);
-        _buffers[name] = (p, size);
-        return p;
-    }
-
-    public unsafe DevicePtr Put<T>(string name, ReadOnlySpan<T> values) where T : unmanaged
-    {
-        DevicePtr p = Get(name, (long)values.Length * sizeof(T));
-        device.Upload(p, values);
-        return p;
-    }
-
-    public DevicePtr Put<T>(string name, T[] values) where T : unmanaged => Put(name, (ReadOnlySpan<T>)values);
-
-    public void Dispose()
-    {
-        foreach ((DevicePtr p, _) in _buffers.Values) device.Free(p);
-        _buffers.Clear();
     }
 }

@@ -4,9 +4,11 @@ using SteerEngine.Runtime.Cuda.Native;
 namespace SteerEngine.Runtime.Cuda;
 
 /// <summary>
-/// A real GPU through the CUDA driver API: its own context and stream, kernels compiled by NVRTC
-/// for its architecture at first use (cached on disk), GEMMs through cuBLAS. Not yet run on
-/// hardware (no machine of the project has a GPU); the emulated device runs the same launch code.
+/// A real GPU through the CUDA driver API: the device's primary context (the one NCCL, cuBLAS and
+/// the CUDA runtime use; bound to every thread that touches the device), one stream, kernels
+/// compiled by NVRTC for its architecture at first use (cached on disk), GEMMs through cuBLAS.
+/// Not yet run on hardware (no machine of the project has a GPU); with STEER_CUDA_DRIVER=cuemu it
+/// runs on the emulator's driver, which enforces the context rules.
 /// </summary>
 public sealed unsafe class DriverCudaDevice : CudaDevice
 {
@@ -14,6 +16,7 @@ public sealed unsafe class DriverCudaDevice : CudaDevice
     readonly int _arch;
     readonly List<IntPtr> _modules = [];
     readonly Dictionary<string, IntPtr> _functions = [];
+    readonly HashSet<ulong> _live = []; // freed on Dispose: the primary context outlives this object
     static readonly object InitGate = new();
     static bool _initialized;
 
@@ -34,10 +37,12 @@ public sealed unsafe class DriverCudaDevice : CudaDevice
         CudaDriverApi.Check(CudaDriverApi.cuDeviceGetName(name, 256, device), "cuDeviceGetName");
         Name = $"cuda:{ordinal} ({Encoding.UTF8.GetString(name, new Span<byte>(name, 256).IndexOf((byte)0))}, sm_{_arch})";
         Ordinal = device;
+        Arch = _arch;
 
         IntPtr context, stream, cublas;
-        CudaDriverApi.Check(CudaDriverApi.cuCtxCreate(&context, 0, device), "cuCtxCreate");
+        CudaDriverApi.Check(CudaDriverApi.cuDevicePrimaryCtxRetain(&context, device), "cuDevicePrimaryCtxRetain");
         _context = context;
+        Current();
         CudaDriverApi.Check(CudaDriverApi.cuStreamCreate(&stream, 0), "cuStreamCreate");
         _stream = stream;
         CublasApi.Check(CublasApi.cublasCreate(&cublas), "cublasCreate");
@@ -46,7 +51,7 @@ public sealed unsafe class DriverCudaDevice : CudaDevice
 
         foreach ((string file, string source) in KernelSources.Files)
         {
-            byte[] cubin = NvrtcCompiler.CachedCubin(file, source, _arch);
+            byte[] cubin = NvrtcCompiler.CachedCubin(file, source, _arch, NvrtcCompiler.DeviceOptions);
             IntPtr module;
             fixed (byte* image = cubin) CudaDriverApi.Check(CudaDriverApi.cuModuleLoadData(&module, image), $"cuModuleLoadData({file})");
             _modules.Add(module);
@@ -55,50 +60,94 @@ public sealed unsafe class DriverCudaDevice : CudaDevice
 
     public override string Name { get; }
     public int Ordinal { get; }
+    /// <summary>Compute capability × 10 (90 = H100).</summary>
+    public int Arch { get; }
     public IntPtr Stream => _stream;
 
-    /// <summary>Every call binds this device's context to the calling thread (cheap), so a device may be driven from any one thread at a time.</summary>
-    void Current() => CudaDriverApi.Check(CudaDriverApi.cuCtxSetCurrent(_context), "cuCtxSetCurrent");
+    /// <summary>Binds this device's primary context to the calling thread; every call does (cheap), so a device may be driven from any one thread at a time.</summary>
+    public void Current() => CudaDriverApi.Check(CudaDriverApi.cuCtxSetCurrent(_context), "cuCtxSetCurrent");
+
+    /// <summary>A cuDeviceGetAttribute value of this device.</summary>
+    public int Attribute(int attribute)
+    {
+        int value;
+        CudaDriverApi.Check(CudaDriverApi.cuDeviceGetAttribute(&value, attribute, Ordinal), $"cuDeviceGetAttribute({attribute})");
+        return value;
+    }
+
+    /// <summary>Registers per thread and the largest block a kernel can be launched with (cuFuncGetAttribute).</summary>
+    public (int Registers, int MaxThreads) KernelLimits(string kernel)
+    {
+        Current();
+        int registers, maxThreads;
+        IntPtr f = Function(kernel);
+        CudaDriverApi.Check(CudaDriverApi.cuFuncGetAttribute(&registers, CudaDriverApi.FunctionNumRegisters, f), "cuFuncGetAttribute");
+        CudaDriverApi.Check(CudaDriverApi.cuFuncGetAttribute(&maxThreads, CudaDriverApi.FunctionMaxThreadsPerBlock, f), "cuFuncGetAttribute");
+        return (registers, maxThreads);
+    }
 
     public override DevicePtr Alloc(long bytes)
     {
         Current();
         ulong p;
-        CudaDriverApi.Check(CudaDriverApi.cuMemAlloc(&p, (nuint)bytes), $"cuMemAlloc({bytes})");
+        CudaDriverApi.Check(CudaDriverApi.cuMemAlloc(&p, (nuint)bytes), $"{Name}: cuMemAlloc({bytes})");
+        _live.Add(p);
         return new DevicePtr(p);
     }
 
-    public override void Free(DevicePtr p) { Current(); CudaDriverApi.Check(CudaDriverApi.cuMemFree(p.Address), "cuMemFree"); }
+    public override void Free(DevicePtr p)
+    {
+        if (!_live.Remove(p.Address)) return;
+        Current();
+        CudaDriverApi.Check(CudaDriverApi.cuMemFree(p.Address), "cuMemFree");
+    }
+
+    public override void* AllocHost(long bytes)
+    {
+        Current();
+        void* p;
+        CudaDriverApi.Check(CudaDriverApi.cuMemAllocHost(&p, (nuint)Math.Max(1, bytes)), $"{Name}: cuMemAllocHost({bytes})");
+        return p;
+    }
+
+    public override void FreeHost(void* p)
+    {
+        Current();
+        CudaDriverApi.Check(CudaDriverApi.cuMemFreeHost(p), "cuMemFreeHost");
+    }
 
     public override void CopyToDevice(DevicePtr destination, void* source, long bytes)
     {
+        CopyToDeviceAsync(destination, source, bytes);
+        Synchronize();
+    }
+
+    public override void CopyToDeviceAsync(DevicePtr destination, void* source, long bytes)
+    {
         Current();
-        CudaDriverApi.Check(CudaDriverApi.cuStreamSynchronize(_stream), "cuStreamSynchronize");
-        CudaDriverApi.Check(CudaDriverApi.cuMemcpyHtoD(destination.Address, source, (nuint)bytes), "cuMemcpyHtoD");
+        CudaDriverApi.Check(CudaDriverApi.cuMemcpyHtoDAsync(destination.Address, source, (nuint)bytes, _stream), "cuMemcpyHtoDAsync");
     }
 
     public override void CopyToHost(void* destination, DevicePtr source, long bytes)
     {
         Current();
-        CudaDriverApi.Check(CudaDriverApi.cuStreamSynchronize(_stream), "cuStreamSynchronize");
-        CudaDriverApi.Check(CudaDriverApi.cuMemcpyDtoH(destination, source.Address, (nuint)bytes), "cuMemcpyDtoH");
+        CudaDriverApi.Check(CudaDriverApi.cuMemcpyDtoHAsync(destination, source.Address, (nuint)bytes, _stream), "cuMemcpyDtoHAsync");
+        Synchronize();
     }
 
     public override void CopyOnDevice(DevicePtr destination, DevicePtr source, long bytes)
     {
         Current();
-        CudaDriverApi.Check(CudaDriverApi.cuStreamSynchronize(_stream), "cuStreamSynchronize");
-        CudaDriverApi.Check(CudaDriverApi.cuMemcpyDtoD(destination.Address, source.Address, (nuint)bytes), "cuMemcpyDtoD");
+        CudaDriverApi.Check(CudaDriverApi.cuMemcpyDtoDAsync(destination.Address, source.Address, (nuint)bytes, _stream), "cuMemcpyDtoDAsync");
     }
 
     public override void Zero(DevicePtr destination, long bytes)
     {
         Current();
-        CudaDriverApi.Check(CudaDriverApi.cuStreamSynchronize(_stream), "cuStreamSynchronize");
-        CudaDriverApi.Check(CudaDriverApi.cuMemsetD8(destination.Address, 0, (nuint)bytes), "cuMemsetD8");
+        CudaDriverApi.Check(CudaDriverApi.cuMemsetD8Async(destination.Address, 0, (nuint)bytes, _stream), "cuMemsetD8Async");
     }
 
-    public override void Synchronize() { Current(); CudaDriverApi.Check(CudaDriverApi.cuStreamSynchronize(_stream), "cuStreamSynchronize"); }
+    public override void Synchronize() { Current(); CudaDriverApi.Check(CudaDriverApi.cuStreamSynchronize(_stream), $"{Name}: cuStreamSynchronize"); }
 
     IntPtr Function(string kernel)
     {
@@ -115,7 +164,7 @@ public sealed unsafe class DriverCudaDevice : CudaDevice
             $"cuLaunchKernel({kernel})");
     }
 
-    public override void GemmEx(GemmOp transa, GemmOp transb, int m, int n, int k, float alpha,
+    protected override void GemmExRaw(GemmOp transa, GemmOp transb, int m, int n, int k, float alpha,
         DevicePtr a, CudaDataType aType, int lda, DevicePtr b, CudaDataType bType, int ldb,
         float beta, DevicePtr c, CudaDataType cType, int ldc)
     {
@@ -127,18 +176,25 @@ public sealed unsafe class DriverCudaDevice : CudaDevice
     public override void Dispose()
     {
         Current();
+        foreach (ulong p in _live) CudaDriverApi.cuMemFree(p);
+        _live.Clear();
         foreach (IntPtr m in _modules) CudaDriverApi.cuModuleUnload(m);
         CublasApi.cublasDestroy(_cublas);
         CudaDriverApi.cuStreamDestroy(_stream);
-        CudaDriverApi.cuCtxDestroy(_context);
+        CudaDriverApi.cuDevicePrimaryCtxRelease(Ordinal);
     }
 }
 
-/// <summary>NCCL communicators for the devices of one process (ncclCommInitAll), each rank on its device's stream.</summary>
+/// <summary>
+/// NCCL communicators for the devices of one process (ncclCommInitAll), each rank on its device's
+/// stream in its primary context. A collective is queued behind the rank's earlier kernels on
+/// that stream, so nothing is synchronised before it.
+/// </summary>
 public sealed unsafe class NcclCollectives : CudaCollectives
 {
     readonly IntPtr[] _comms;
     readonly DriverCudaDevice[] _devices;
+    int _aborted;
 
     public NcclCollectives(DriverCudaDevice[] devices)
     {
@@ -154,18 +210,29 @@ public sealed unsafe class NcclCollectives : CudaCollectives
 
     public override void AllReduceSum(int rank, DevicePtr send, DevicePtr receive, long count)
     {
-        _devices[rank].Synchronize(); // binds the context
+        _devices[rank].Current();
         NcclApi.Check(NcclApi.ncclAllReduce(send.Address, receive.Address, (nuint)count, NcclApi.Float32, NcclApi.Sum, _comms[rank], _devices[rank].Stream), "ncclAllReduce");
     }
 
     public override void AllGather(int rank, DevicePtr send, DevicePtr receive, long count)
     {
-        _devices[rank].Synchronize();
+        _devices[rank].Current();
         NcclApi.Check(NcclApi.ncclAllGather(send.Address, receive.Address, (nuint)count, NcclApi.Float32, _comms[rank], _devices[rank].Stream), "ncclAllGather");
+    }
+
+    public override void Abort()
+    {
+        if (Interlocked.Exchange(ref _aborted, 1) == 1) return;
+        for (int r = 0; r < _comms.Length; r++)
+        {
+            _devices[r].Current();
+            NcclApi.ncclCommAbort(_comms[r]);
+        }
     }
 
     public override void Dispose()
     {
+        if (Volatile.Read(ref _aborted) == 1) return; // ncclCommAbort freed them
         foreach (IntPtr c in _comms) NcclApi.ncclCommDestroy(c);
     }
 }

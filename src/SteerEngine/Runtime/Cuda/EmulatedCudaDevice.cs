@@ -2,8 +2,12 @@ using SteerEngine.Runtime.Cuda.Native;
 
 namespace SteerEngine.Runtime.Cuda;
 
-/// <summary>A device emulated by native/cuemu: the same kernels/*.cu, compiled for the CPU.</summary>
-public sealed unsafe class EmulatedCudaDevice(int ordinal) : CudaDevice
+/// <summary>
+/// A device emulated by native/cuemu: the same kernels/*.cu, compiled for the CPU. Launches and
+/// copies run at once on the calling thread; allocations are bounds-checked (a kernel access past
+/// an allocation's end fails its launch). Not sealed: tests derive devices that fail on purpose.
+/// </summary>
+public unsafe class EmulatedCudaDevice(int ordinal) : CudaDevice
 {
     readonly HashSet<ulong> _live = []; // freed on Dispose, as destroying a CUDA context frees its memory
 
@@ -33,9 +37,12 @@ public sealed unsafe class EmulatedCudaDevice(int ordinal) : CudaDevice
         if (_live.Remove(p.Address)) CuemuApi.cuemu_free((void*)p.Address);
     }
     public override void CopyToDevice(DevicePtr destination, void* source, long bytes) => Buffer.MemoryCopy(source, (void*)destination.Address, bytes, bytes);
+    public override void CopyToDeviceAsync(DevicePtr destination, void* source, long bytes) => CopyToDevice(destination, source, bytes);
+    public override void* AllocHost(long bytes) => System.Runtime.InteropServices.NativeMemory.AlignedAlloc((nuint)Math.Max(1, bytes), 64);
+    public override void FreeHost(void* p) => System.Runtime.InteropServices.NativeMemory.AlignedFree(p);
     public override void CopyToHost(void* destination, DevicePtr source, long bytes) => Buffer.MemoryCopy((void*)source.Address, destination, bytes, bytes);
     public override void CopyOnDevice(DevicePtr destination, DevicePtr source, long bytes) => Buffer.MemoryCopy((void*)source.Address, (void*)destination.Address, bytes, bytes);
-    public override void Zero(DevicePtr destination, long bytes) => new Span<byte>((void*)destination.Address, checked((int)bytes)).Clear();
+    public override void Zero(DevicePtr destination, long bytes) => System.Runtime.InteropServices.NativeMemory.Clear((void*)destination.Address, (nuint)bytes);
     public override void Synchronize() { }
 
     protected override void LaunchRaw(string kernel, Dim3 grid, Dim3 block, void** args)
@@ -44,7 +51,7 @@ public sealed unsafe class EmulatedCudaDevice(int ordinal) : CudaDevice
             throw new CudaException($"{Name}: launch of {kernel} failed: {CuemuApi.LastError}");
     }
 
-    public override void GemmEx(GemmOp transa, GemmOp transb, int m, int n, int k, float alpha,
+    protected override void GemmExRaw(GemmOp transa, GemmOp transb, int m, int n, int k, float alpha,
         DevicePtr a, CudaDataType aType, int lda, DevicePtr b, CudaDataType bType, int ldb,
         float beta, DevicePtr c, CudaDataType cType, int ldc)
     {
@@ -57,6 +64,7 @@ public sealed unsafe class EmulatedCudaDevice(int ordinal) : CudaDevice
     {
         foreach (ulong p in _live) CuemuApi.cuemu_free((void*)p);
         _live.Clear();
+        GC.SuppressFinalize(this);
     }
 }
 
@@ -82,6 +90,11 @@ public sealed unsafe class EmulatedCollectives : CudaCollectives
     static void NcclCheck(int result, string call)
     {
         if (result != 0) throw new CudaException($"{call} (emulated) failed: ncclResult {result}");
+    }
+
+    public override void Abort()
+    {
+        foreach (IntPtr c in _comms) CuemuApi.cuemu_comm_abort(c);
     }
 
     public override void Dispose()

@@ -10,11 +10,19 @@ public sealed record NvrtcOutput(byte[] Image, string Log);
 
 /// <summary>
 /// Compiles kernels/*.cu with NVRTC for one architecture (sm_80 = A100, sm_90 = H100). Cubins are
-/// cached on disk under a key of source hash + architecture + NVRTC version, so a process compiles
-/// each file once per machine.
+/// cached on disk under a key of source, header and option hash + architecture + NVRTC version, so
+/// a process compiles each file once per machine and a changed option never loads a stale cubin.
 /// </summary>
 public static unsafe class NvrtcCompiler
 {
+    /// <summary>
+    /// What the backend compiles with beyond the architecture: line information in the cubin, so
+    /// compute-sanitizer and Nsight name the source line of a fault (no effect on the code). From
+    /// NVRTC 12 on (what a GPU machine has): NVRTC 11.8, the one Debian ships and the tests here
+    /// use, recurses until it crashes on attention_decode.cu with -lineinfo.
+    /// </summary>
+    public static IReadOnlyList<string> DeviceOptions => Version().Major >= 12 ? ["-lineinfo"] : [];
+
     public static bool IsAvailable => CudaLibraries.IsAvailable("nvrtc");
 
     public static (int Major, int Minor) Version()
@@ -26,9 +34,10 @@ public static unsafe class NvrtcCompiler
 
     /// <param name="arch">compute capability × 10, e.g. 80 or 90</param>
     /// <param name="cubin">a cubin for sm_{arch}; else PTX for compute_{arch}</param>
-    public static NvrtcOutput Compile(string fileName, string source, int arch, bool cubin)
+    /// <param name="extraOptions">further NVRTC options, e.g. <see cref="DeviceOptions"/></param>
+    public static NvrtcOutput Compile(string fileName, string source, int arch, bool cubin, IReadOnlyList<string>? extraOptions = null)
     {
-        string[] options = [cubin ? $"--gpu-architecture=sm_{arch}" : $"--gpu-architecture=compute_{arch}", "--std=c++17"];
+        string[] options = [cubin ? $"--gpu-architecture=sm_{arch}" : $"--gpu-architecture=compute_{arch}", "--std=c++17", .. extraOptions ?? []];
         IntPtr program;
         using var src = new Utf8(source);
         using var name = new Utf8(fileName);
@@ -69,13 +78,14 @@ public static unsafe class NvrtcCompiler
     }
 
     /// <summary>The cubin of one kernel file, from the disk cache or compiled now.</summary>
-    public static byte[] CachedCubin(string fileName, string source, int arch)
+    public static byte[] CachedCubin(string fileName, string source, int arch, IReadOnlyList<string>? extraOptions = null)
     {
         (int major, int minor) = Version();
-        string hash = Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(source + "\0" + KernelSources.Header)))[..24];
+        string key = source + "\0" + KernelSources.Header + "\0" + string.Join("\0", extraOptions ?? []);
+        string hash = Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(key)))[..24];
         string path = Path.Combine(CacheDirectory(), $"{Path.GetFileNameWithoutExtension(fileName)}-{hash}-sm{arch}-nvrtc{major}.{minor}.cubin");
         if (File.Exists(path)) return File.ReadAllBytes(path);
-        byte[] image = Compile(fileName, source, arch, cubin: true).Image;
+        byte[] image = Compile(fileName, source, arch, cubin: true, extraOptions).Image;
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);
         string temp = path + "." + Environment.ProcessId + ".tmp";
         File.WriteAllBytes(temp, image);

@@ -200,7 +200,10 @@ internal static class TorchPickleFile
 
     static void AddEntry(ZipArchive zip, string name, ReadOnlySpan<byte> bytes)
     {
-        using Stream s = zip.CreateEntry(name, CompressionLevel.NoCompression).Open();
+        ZipArchiveEntry entry = zip.CreateEntry(name, CompressionLevel.NoCompression);
+        // A fixed time stamp (the zip epoch): the same tensor gives the same bytes, so runs of a study compare file by file.
+        entry.LastWriteTime = new DateTimeOffset(1980, 1, 1, 0, 0, 0, TimeSpan.Zero);
+        using Stream s = entry.Open();
         s.Write(bytes);
     }
 

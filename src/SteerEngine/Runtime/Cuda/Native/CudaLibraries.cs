@@ -7,9 +7,13 @@ namespace SteerEngine.Runtime.Cuda.Native;
 /// <summary>
 /// Finds the shared libraries behind the [LibraryImport] names "cuda", "nvrtc", "cublas", "nccl" and
 /// "steer_cuemu": the CUDA libraries ship only versioned sonames (libcuda.so.1, libnvrtc.so.12 …),
-/// and the emulator is built by build.sh into out/native-cuemu. Registered through
+/// and the emulator is found where <see cref="EngineNativeLibraries"/> looks (the package layout, or
+/// out/native-cuemu where build.sh builds it). Registered through
 /// AssemblyLoadContext.ResolvingUnmanagedDll, which (unlike a DllImportResolver) other parts of
-/// the engine can also hook.
+/// the engine can also hook. With STEER_CUDA_DRIVER=cuemu, "cuda", "cublas" and "nccl" resolve to
+/// the emulator, which also exports the driver's, cuBLAS's and NCCL's entry points
+/// (native/cuemu/driver.cpp): the driver path runs on the CPU, for its tests and the GPU check's
+/// dry run. It must be set before the first CUDA call of the process.
 /// </summary>
 static class CudaLibraries
 {
@@ -29,8 +33,12 @@ static class CudaLibraries
         return IntPtr.Zero;
     }
 
+    /// <summary>Whether the driver, cuBLAS and NCCL are the emulator's (STEER_CUDA_DRIVER=cuemu).</summary>
+    public static bool DriverIsEmulated => Environment.GetEnvironmentVariable("STEER_CUDA_DRIVER") == "cuemu";
+
     static IEnumerable<string> Candidates(string name)
     {
+        if (DriverIsEmulated && name is "cuda" or "cublas" or "nccl") name = "steer_cuemu";
         switch (name)
         {
             case "cuda":
@@ -53,11 +61,10 @@ static class CudaLibraries
                 break;
             case "steer_cuemu":
                 if (Environment.GetEnvironmentVariable("STEER_CUEMU_LIB") is { Length: > 0 } env) yield return env;
-                yield return Path.Combine(AppContext.BaseDirectory, "libsteer_cuemu.so");
-                for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+                foreach (string dir in EngineNativeLibraries.Directories(["out", "native-cuemu"]))
                 {
-                    string built = Path.Combine(dir.FullName, "out", "native-cuemu", "libsteer_cuemu.so");
-                    if (File.Exists(built)) yield return built;
+                    string path = Path.Combine(dir, "libsteer_cuemu.so");
+                    if (File.Exists(path)) yield return path;
                 }
                 break;
         }

@@ -19,6 +19,7 @@ static unsafe partial class CuemuApi
         ulong a, int aType, int lda, ulong b, int bType, int ldb, float* beta, ulong c, int cType, int ldc, int computeType);
     [LibraryImport(Lib)] public static partial int cuemu_comm_init_all(IntPtr* comms, int count);
     [LibraryImport(Lib)] public static partial int cuemu_comm_destroy(IntPtr comm);
+    [LibraryImport(Lib)] public static partial int cuemu_comm_abort(IntPtr comm);
     [LibraryImport(Lib)] public static partial int cuemu_all_reduce(ulong send, ulong receive, nuint count, int dataType, int op, IntPtr comm);
     [LibraryImport(Lib)] public static partial int cuemu_all_gather(ulong send, ulong receive, nuint count, int dataType, IntPtr comm);
 

@@ -21,6 +21,7 @@ static unsafe partial class NcclApi
     [LibraryImport(Lib)] public static partial int ncclCommInitRank(IntPtr* comm, int ranks, UniqueId id, int rank);
     [LibraryImport(Lib)] public static partial int ncclCommInitAll(IntPtr* comms, int count, int* devices);
     [LibraryImport(Lib)] public static partial int ncclCommDestroy(IntPtr comm);
+    [LibraryImport(Lib)] public static partial int ncclCommAbort(IntPtr comm);
     [LibraryImport(Lib)] public static partial int ncclAllReduce(ulong send, ulong receive, nuint count, int dataType, int op, IntPtr comm, IntPtr stream);
     [LibraryImport(Lib)] public static partial int ncclAllGather(ulong send, ulong receive, nuint sendCount, int dataType, IntPtr comm, IntPtr stream);
     [LibraryImport(Lib)] public static partial byte* ncclGetErrorString(int result);

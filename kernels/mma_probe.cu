@@ -1,6 +1,6 @@
 // One mma.sync tile with its operands loaded from memory by the documented fragment layout: the
-// test of the emulated tensor core against a plain matrix product (and of the layout comment in
-// kernels/common.cuh). Compiles under NVRTC too.
+// test of the tensor core (the GPU's or the emulated one) against a plain matrix product, and of the layout comment in
+// kernels/common.cuh. Not launched by the forward pass; ./build.sh gpu-check runs it on the device.
 #include "common.cuh"
 
 // a (16, 16) bf16 row-major, b (16, 8) bf16 row-major (k, n), c and d (16, 8) f32 row-major. grid (1), block (32).

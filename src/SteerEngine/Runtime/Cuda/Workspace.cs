@@ -1,0 +1,73 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
+namespace SteerEngine.Runtime.Cuda;
+
+/// <summary>
+/// Named buffers of one rank that grow to the largest batch seen and are then reused: device
+/// buffers, page-locked host buffers, and the step's inputs (<see cref="Upload"/>).
+/// </summary>
+sealed unsafe class Workspace(CudaDevice device) : IDisposable
+{
+    readonly Dictionary<string, (DevicePtr Pointer, long Bytes)> _buffers = [];
+    readonly Dictionary<string, (IntPtr Pointer, long Bytes)> _host = [];
+
+    public DevicePtr Get(string name, long bytes)
+    {
+        bytes = Math.Max(bytes, 16);
+        if (_buffers.TryGetValue(name, out var b) && b.Bytes >= bytes) return b.Pointer;
+        if (!b.Pointer.IsNull) device.Free(b.Pointer);
+        long size = Math.Max(bytes, b.Bytes * 3 / 2);
+        DevicePtr p = device.Alloc(size);
+        _buffers[name] = (p, size);
+        return p;
+    }
+
+    /// <summary>A page-locked host buffer (contents not kept on growth).</summary>
+    public void* Host(string name, long bytes)
+    {
+        bytes = Math.Max(bytes, 16);
+        if (_host.TryGetValue(name, out var b) && b.Bytes >= bytes) return (void*)b.Pointer;
+        if (b.Pointer != IntPtr.Zero) device.FreeHost((void*)b.Pointer);
+        long size = Math.Max(bytes, b.Bytes * 3 / 2);
+        void* p = device.AllocHost(size);
+        _host[name] = ((IntPtr)p, size);
+        return p;
+    }
+
+    /// <summary>
+    /// The step's small inputs (token ids, positions, cache addresses, steering tables) packed
+    /// 16-byte aligned into one page-locked buffer and sent with one asynchronous copy; returns
+    /// each array's device address. The host buffer is rewritten by the next call, so the stream
+    /// must have passed this copy by then (every step ends with a synchronisation).
+    /// </summary>
+    public DevicePtr[] Upload(params ReadOnlySpan<Array> arrays)
+    {
+        var offsets = new long[arrays.Length];
+        long total = 0;
+        for (int i = 0; i < arrays.Length; i++)
+        {
+            offsets[i] = total;
+            total += (Buffer.ByteLength(arrays[i]) + 15) & ~15L;
+        }
+        byte* host = (byte*)Host("step_inputs", total);
+        DevicePtr onDevice = Get("step_inputs", total);
+        for (int i = 0; i < arrays.Length; i++)
+        {
+            int bytes = Buffer.ByteLength(arrays[i]);
+            if (bytes > 0) Unsafe.CopyBlockUnaligned(ref host[offsets[i]], ref MemoryMarshal.GetArrayDataReference(arrays[i]), (uint)bytes);
+        }
+        device.CopyToDeviceAsync(onDevice, host, Math.Max(total, 16));
+        var pointers = new DevicePtr[arrays.Length];
+        for (int i = 0; i < arrays.Length; i++) pointers[i] = onDevice + offsets[i];
+        return pointers;
+    }
+
+    public void Dispose()
+    {
+        foreach ((DevicePtr p, _) in _buffers.Values) device.Free(p);
+        _buffers.Clear();
+        foreach ((IntPtr p, _) in _host.Values) device.FreeHost((void*)p);
+        _host.Clear();
+    }
+}

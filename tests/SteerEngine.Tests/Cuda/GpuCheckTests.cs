@@ -1,0 +1,49 @@
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+using SteerEngine.Runtime.Cuda.Check;
+using SteerEngine.Tests.Support;
+
+namespace SteerEngine.Tests.Cuda;
+
+/// <summary>
+/// <c>./build.sh gpu-check</c>: here (no GPU) it stops at once with its own exit code, and its
+/// emulated dry run runs every step on the emulator's driver, so the check itself is tested — and
+/// with it the driver path (DriverCudaDevice, NCCL in the primary contexts) end to end at TP = 1
+/// and 2 against the CPU backend.
+/// </summary>
+[TestFixture]
+public class GpuCheckTests
+{
+    [Test]
+    public void The_emulated_dry_run_passes_every_step_and_writes_the_report()
+    {
+        Emulator.UseEmulatedDriver();
+        string dir = TestModels.TempDir("gpu-check");
+        var log = new StringWriter();
+        int exit = GpuCheck.Run(new GpuCheckOptions(Emulate: true, dir, TestAssembly: null), log);
+        Assert.That(exit, Is.EqualTo(GpuCheck.ExitPassed), log.ToString());
+        var report = JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "report.json")))!;
+        var steps = report["steps"]!.AsArray();
+        Assert.That(steps.Select(s => s!["name"]!.GetValue<string>()), Has.Some.StartsWith("GEMM sweep").And.Some.StartsWith("tensor parallel"));
+        Assert.That(steps, Has.Count.EqualTo(7));
+        // The kernel tests need the test assembly (./build.sh passes it); every other step ran.
+        Assert.That(steps.Where(s => s!["status"]!.GetValue<string>() != "passed").Select(s => s!["name"]!.GetValue<string>()),
+            Is.EqualTo(new[] { "kernel and GEMM tests on the device" }));
+        Assert.That(report["steps"]![0]!["details"]!["kernels"]!["attention_decode_hd128"]!["launch_threads"]!.GetValue<int>(), Is.EqualTo(128));
+        Assert.That(File.ReadAllText(Path.Combine(dir, "summary.txt")), Does.Contain("decode batch 4 steered"));
+    }
+
+    [Test]
+    public void Without_an_nvidia_driver_build_sh_gpu_check_stops_with_exit_code_3()
+    {
+        var ldconfig = Process.Start(new ProcessStartInfo("ldconfig", "-p") { RedirectStandardOutput = true })!;
+        if (ldconfig.StandardOutput.ReadToEnd().Contains("libcuda.so.1")) Assert.Ignore("this machine has an NVIDIA driver");
+        ldconfig.WaitForExit();
+        var start = new ProcessStartInfo("bash", [Repo.Path("build.sh"), "gpu-check"]) { RedirectStandardError = true, RedirectStandardOutput = true };
+        using Process p = Process.Start(start)!;
+        string error = p.StandardError.ReadToEnd();
+        Assert.That(p.WaitForExit(60_000), Is.True);
+        Assert.That(p.ExitCode, Is.EqualTo(GpuCheck.ExitNoDriver));
+        Assert.That(error, Does.Contain("no NVIDIA driver"));
+    }
+}

@@ -1,0 +1,44 @@
+using OpenQA.Selenium;
+using OpenQA.Selenium.Chrome;
+using SteerEngine.Experiments.Report;
+using SteerEngine.Tests.Support;
+
+namespace SteerEngine.Tests.Experiments;
+
+/// <summary>The report page opened in real headless Chromium (Debian chromium + chromium-driver, installed by build.sh).</summary>
+public class ReportPageBrowserTests
+{
+    const string Chromium = "/usr/bin/chromium", Driver = "/usr/bin/chromedriver";
+
+    [Test]
+    public void Report_page_loads_offline_and_every_image_loads()
+    {
+        if (!File.Exists(Chromium) || !File.Exists(Driver))
+            Assert.Ignore("headless Chromium unavailable: ./build.sh installs Debian's chromium and chromium-driver");
+        string root = TestModels.TempDir("study-page");
+        StudyTreeBuilder.Write(root);
+        ReportResult result = StudyReport.Write(root, Path.Combine(root, "report"), new RankingOptions { Trait = "happy" });
+
+        var options = new ChromeOptions { BinaryLocation = Chromium };
+        options.AddArguments("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1200,900");
+        using var service = ChromeDriverService.CreateDefaultService(Path.GetDirectoryName(Driver)!, Path.GetFileName(Driver));
+        service.HideCommandPromptWindow = true;
+        using var browser = new ChromeDriver(service, options, TimeSpan.FromSeconds(60));
+        browser.Navigate().GoToUrl(new Uri(result.IndexPath).AbsoluteUri);
+
+        Assert.That(browser.Title, Is.EqualTo("Steering study report"));
+        var images = browser.FindElements(By.TagName("img"));
+        Assert.That(images, Has.Count.EqualTo(result.Figures.Count));
+        var js = (IJavaScriptExecutor)browser;
+        foreach (IWebElement img in images)
+        {
+            bool loaded = (bool)js.ExecuteScript("return arguments[0].complete && arguments[0].naturalWidth > 0;", img)!;
+            Assert.That(loaded, $"image {img.GetAttribute("src")} did not load");
+        }
+        Assert.That(browser.FindElements(By.TagName("table")), Has.Count.EqualTo(result.Tables.Count));
+        Assert.That(browser.FindElement(By.TagName("pre")).Text, Does.Contain("known-scores"));
+        string screenshot = Path.Combine(root, "page.png");
+        ((ITakesScreenshot)browser).GetScreenshot().SaveAsFile(screenshot);
+        TestContext.Out.WriteLine($"screenshot: {screenshot}");
+    }
+}
