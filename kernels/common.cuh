@@ -38,9 +38,11 @@ __device__ __forceinline__ float warp_max(float v)
     return v;
 }
 
-// Sum over the block; every thread gets the result. scratch: 32 floats of shared memory.
-// blockDim.x must be a multiple of 32.
-__device__ __forceinline__ float block_sum(float v, float* scratch)
+// Sum over the block; every thread gets the result. scratch: 32 floats of shared memory (the
+// array itself, not a pointer, so the emulator can check each access). blockDim.x must be a
+// multiple of 32.
+template <typename Scratch>
+__device__ __forceinline__ float block_sum(float v, Scratch& scratch)
 {
     int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
     v = warp_sum(v);
@@ -51,7 +53,8 @@ __device__ __forceinline__ float block_sum(float v, float* scratch)
     return warp_sum(v);
 }
 
-__device__ __forceinline__ float block_max(float v, float* scratch)
+template <typename Scratch>
+__device__ __forceinline__ float block_max(float v, Scratch& scratch)
 {
     int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
     v = warp_max(v);

@@ -16,7 +16,8 @@ __device__ __forceinline__ unsigned long long order_key(float logit, int i)
 
 __device__ __forceinline__ int key_token(unsigned long long key) { return (int)(0xffffffffu - (unsigned)(key & 0xffffffffu)); }
 
-__device__ __forceinline__ unsigned long long block_reduce_u64(unsigned long long v, unsigned long long* scratch, bool take_max)
+template <typename Scratch>
+__device__ __forceinline__ unsigned long long block_reduce_u64(unsigned long long v, Scratch& scratch, bool take_max)
 {
     int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
     for (int o = 16; o > 0; o >>= 1)
@@ -37,8 +38,9 @@ __device__ __forceinline__ unsigned long long block_reduce_u64(unsigned long lon
 }
 
 // Σ over the row of e_i = exp((l_i − max)/T) for the tokens whose key ≥ lo and e_i ≥ min_e.
+template <typename Scratch>
 __device__ __forceinline__ float mass_at_or_above(const float* l, int vocab, float m, float inv_t,
-                                                  unsigned long long lo, float min_e, float* scratch)
+                                                  unsigned long long lo, float min_e, Scratch& scratch)
 {
     float sum = 0.f;
     for (int i = threadIdx.x; i < vocab; i += blockDim.x)

@@ -4,6 +4,7 @@
 // lane of that warp has contributed. Anything else is a deadlock (threads diverged at a barrier),
 // reported as a launch error.
 #include "block.h"
+#include "shared.h"
 
 #include <sys/mman.h>
 #include <unistd.h>
@@ -18,6 +19,18 @@ thread_local Lane* current_lane;
 thread_local uint3 block_idx;
 thread_local dim3 block_dim;
 thread_local dim3 grid_dim;
+thread_local unsigned shared_epoch;
+thread_local unsigned shared_block_start;
+thread_local std::string shared_violation;
+
+void report_shared(const char* kind, const char* name, long index)
+{
+    if (!shared_violation.empty()) return; // the first one of the block
+    char s[256];
+    snprintf(s, sizeof s, "%s shared %s[%ld] by thread (%u,%u,%u) of block (%u,%u,%u)", kind, name, index, current_lane->thread_idx.x,
+             current_lane->thread_idx.y, current_lane->thread_idx.z, block_idx.x, block_idx.y, block_idx.z);
+    shared_violation = s;
+}
 
 namespace {
 
@@ -172,6 +185,8 @@ bool run_block(const std::function<void()>& body, std::string& error)
     r.fibers.assign(n, Fiber{});
     r.slots.assign((size_t)warps * 2 * 32 * SlotBytes, 0);
     r.body = &body;
+    shared_block_start = ++shared_epoch; // what earlier blocks left in shared memory is uninitialised here
+    shared_violation.clear();
     for (int i = 0; i < n; i++)
     {
         Fiber& f = r.fibers[i];
@@ -215,10 +230,16 @@ bool run_block(const std::function<void()>& body, std::string& error)
             if (f.state != State::Done) live++;
             if (f.state == State::BlockWait) at_barrier++;
         }
-        if (live == 0) return true;
+        if (live == 0)
+        {
+            if (shared_violation.empty()) return true;
+            error = "cuemu: " + shared_violation;
+            return false;
+        }
         if (at_barrier == live)
         {
             for (Fiber& f : r.fibers) f.state = State::Ready;
+            shared_epoch++;
             continue;
         }
         char msg[160];

@@ -19,6 +19,7 @@
 #define __launch_bounds__(...)
 
 struct uint3 { unsigned x, y, z; };
+struct alignas(16) uint4 { unsigned x, y, z, w; };
 struct dim3 { unsigned x, y, z; };
 
 namespace cuemu {

@@ -1,5 +1,7 @@
-// The very kernels NVRTC compiles for the GPU, compiled here by the host compiler against cuemu.h.
+// The very kernels NVRTC compiles for the GPU, compiled here by the host compiler against cuemu.h,
+// their shared memory checked (the copies CMakeLists.txt rewrites for shared.h).
 #include "cuemu.h"
+#include "shared.h"
 
 #include "attention_decode.cu"
 #include "attention_prefill.cu"
@@ -11,6 +13,7 @@
 #include "sampling.cu"
 #include "swiglu.cu"
 #include "mma_probe.cu"
+#include "shared_checks.cu"
 
 #include "kernel_table.h"
 
@@ -24,7 +27,8 @@ static const KernelEntry table[] = {
     KERNEL(log_softmax_rows),     KERNEL(sample_rows),            KERNEL(attention_prefill_hd32),
     KERNEL(attention_prefill_hd64), KERNEL(attention_prefill_hd128), KERNEL(attention_decode_hd32),
     KERNEL(attention_decode_hd64), KERNEL(attention_decode_hd128), KERNEL(attention_decode_combine),
-    KERNEL(mma_probe),
+    KERNEL(mma_probe),            KERNEL(shared_neighbour_sum),   KERNEL(shared_write_past_end),
+    KERNEL(shared_read_unwritten),
 };
 
 const KernelEntry* kernel_table() { return table; }

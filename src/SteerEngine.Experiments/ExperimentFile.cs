@@ -13,13 +13,13 @@ public sealed record ExperimentModel(string Name, string Path);
 
 /// <summary>The generation grid: questions × multipliers × samples, with its sampling settings.</summary>
 public sealed record GenerationGrid(string Questions, string QuestionField, string IdField, float[] Multipliers, int Samples, int MaxNewTokens,
-    SamplingOptions Sampling, ulong Seed, SteeringPositions Positions, string? System);
+    SamplingOptions Sampling, ulong Seed, SteeringPositions Positions, string? System, bool Logprobs = false);
 
-/// <summary>One judge task: its name (the {task} of {task}_scores_ep{N}.jsonl), rubric file and scorer.</summary>
-public sealed record JudgeTask(string Name, string Rubric, string Scorer);
+/// <summary>One judge task: its name (the {task} of {task}_scores_ep{N}.jsonl), rubric file and scorer (null: the rubric's own kind).</summary>
+public sealed record JudgeTask(string Name, string Rubric, string? Scorer);
 
-/// <summary>Where and how the samples are judged.</summary>
-public sealed record JudgeSettings(string Provider, string? Model, bool Batch, IReadOnlyList<JudgeTask> Tasks);
+/// <summary>Where and how the samples are judged: provider, judge model name, API base URL and the variable holding the key (remote providers).</summary>
+public sealed record JudgeSettings(string Provider, string? Model, string? BaseUrl, string? ApiKeyEnv, bool Batch, IReadOnlyList<JudgeTask> Tasks, int MaxAttempts = 6);
 
 /// <summary>How stages coordinate: heartbeat period, the age after which a lock is stale, the poll period of a waiting stage.</summary>
 public sealed record LockTiming(TimeSpan Heartbeat, TimeSpan StaleAfter, TimeSpan Poll)
@@ -33,9 +33,9 @@ public sealed record LockTiming(TimeSpan Heartbeat, TimeSpan StaleAfter, TimeSpa
 /// </summary>
 public sealed record Experiment(string File, string Name, string Output, string Behavior, IReadOnlyList<ExperimentModel> Models,
     string TrainData, string? TestData, string? TrainSystem, int[] Layers, BipoOptions Bipo, GenerationGrid Generate,
-    JudgeSettings? Judge, LockTiming Locks)
+    JudgeSettings? Judge, LockTiming Locks, Report.RankingOptions Report)
 {
-    static readonly string[] TopKeys = ["name", "output", "behavior", "models", "data", "layers", "bipo", "generate", "judge", "locks"];
+    static readonly string[] TopKeys = ["name", "output", "behavior", "models", "data", "layers", "bipo", "generate", "judge", "locks", "report"];
 
     public static Experiment Load(string path)
     {
@@ -96,7 +96,7 @@ public sealed record Experiment(string File, string Name, string Output, string 
                 ResolvePath(RequiredString(root, "output", "")), behavior, models,
                 ExistingPath(data, "train", "data"), data.Children.ContainsKey("test") ? ExistingPath(data, "test", "data") : null,
                 OptionalString(data, "system", "data"), layers, Bipo(Mapping(root, "bipo", required: false)), Generate(Mapping(root, "generate", required: true)!),
-                Judge(Mapping(root, "judge", required: false)), Locks(Mapping(root, "locks", required: false)));
+                Judge(Mapping(root, "judge", required: false)), Locks(Mapping(root, "locks", required: false)), ReportOptions(Mapping(root, "report", required: false)));
         }
 
         BipoOptions Bipo(YamlMappingNode? node)
@@ -120,7 +120,7 @@ public sealed record Experiment(string File, string Name, string Output, string 
         GenerationGrid Generate(YamlMappingNode node)
         {
             const string k = "generate";
-            CheckKeys(node, k, ["questions", "question_field", "id_field", "system", "multipliers", "samples", "max_new_tokens", "temperature", "top_p", "top_k", "min_p", "repetition_penalty", "seed", "positions"]);
+            CheckKeys(node, k, ["questions", "question_field", "id_field", "system", "multipliers", "samples", "max_new_tokens", "temperature", "top_p", "top_k", "min_p", "repetition_penalty", "seed", "positions", "logprobs"]);
             YamlNode multipliersNode = node.Children.TryGetValue("multipliers", out var mn) ? mn : throw Error(node, $"{k}.multipliers", "is required (a list, or a range \"start:stop:step\")");
             float[] multipliers;
             try
@@ -144,14 +144,14 @@ public sealed record Experiment(string File, string Name, string Output, string 
             catch (ArgumentException e) { throw Error(node.Children["positions"], $"{k}.positions", e.Message); }
             return new GenerationGrid(ExistingPath(node, "questions", k), OptionalString(node, "question_field", k) ?? "question", OptionalString(node, "id_field", k) ?? "id",
                 multipliers, IntOr(node, "samples", k, 1, 1), IntOr(node, "max_new_tokens", k, 64, 1), sampling, (ulong)IntOr(node, "seed", k, 0, 0), parsed,
-                OptionalString(node, "system", k));
+                OptionalString(node, "system", k), Bool(node, "logprobs", k));
         }
 
         JudgeSettings? Judge(YamlMappingNode? node)
         {
             if (node is null) return null;
             const string k = "judge";
-            CheckKeys(node, k, ["provider", "model", "batch", "tasks"]);
+            CheckKeys(node, k, ["provider", "model", "base_url", "api_key_env", "batch", "max_attempts", "tasks"]);
             string provider = RequiredString(node, "provider", k);
             if (provider.StartsWith("local:", StringComparison.Ordinal))
                 provider = "local:" + ResolvePath(provider["local:".Length..]);
@@ -164,14 +164,29 @@ public sealed record Experiment(string File, string Name, string Output, string 
                 CheckKeys(m, key, ["name", "rubric", "scorer"]);
                 string name = RequiredString(m, "name", key);
                 if (name.Length == 0 || name.Any(c => !(char.IsLetterOrDigit(c) || c is '-' or '_'))) throw Error(m, $"{key}.name", $"'{name}' must be letters, digits, '-' or '_'");
-                string scorer = OptionalString(m, "scorer", key) ?? "logprob";
-                if (scorer is not ("rating" or "pairwise" or "logprob")) throw Error(m.Children["scorer"], $"{key}.scorer", $"'{scorer}' is not rating, pairwise or logprob");
+                string? scorer = OptionalString(m, "scorer", key);
+                if (scorer is not (null or "rating" or "pairwise" or "logprob")) throw Error(m.Children["scorer"], $"{key}.scorer", $"'{scorer}' is not rating, pairwise or logprob");
                 return new JudgeTask(name, ExistingPath(m, "rubric", key), scorer);
             }).ToList();
             if (tasks.Count == 0) throw Error(node, $"{k}.tasks", "needs at least one task");
             if (tasks.Select(t => t.Name).Distinct().Count() != tasks.Count) throw Error(node, $"{k}.tasks", "task names must be unique");
-            bool batch = node.Children.TryGetValue("batch", out var b) && (b is YamlScalarNode bs && bool.TryParse(bs.Value, out bool bv) ? bv : throw Error(b, $"{k}.batch", "expected true or false"));
-            return new JudgeSettings(provider, OptionalString(node, "model", k), batch, tasks);
+            bool batch = Bool(node, "batch", k);
+            return new JudgeSettings(provider, OptionalString(node, "model", k), OptionalString(node, "base_url", k), OptionalString(node, "api_key_env", k), batch, tasks,
+                IntOr(node, "max_attempts", k, 6, 2));
+        }
+
+        Report.RankingOptions ReportOptions(YamlMappingNode? node)
+        {
+            var d = new Report.RankingOptions();
+            if (node is null) return d;
+            const string k = "report";
+            CheckKeys(node, k, ["trait", "coherence", "floor", "trait_weight", "coherence_weight"]);
+            return new Report.RankingOptions
+            {
+                Trait = OptionalString(node, "trait", k), Coherence = OptionalString(node, "coherence", k) ?? d.Coherence,
+                Floor = DoubleOr(node, "floor", k, d.Floor), TraitWeight = DoubleOr(node, "trait_weight", k, d.TraitWeight),
+                CoherenceWeight = DoubleOr(node, "coherence_weight", k, d.CoherenceWeight),
+            };
         }
 
         LockTiming Locks(YamlMappingNode? node)
@@ -230,6 +245,9 @@ public sealed record Experiment(string File, string Name, string Output, string 
                 throw Error(parent.Children[key], full, $"{resolved}: {(directory ? "directory" : "file")} not found");
             return resolved;
         }
+
+        bool Bool(YamlMappingNode parent, string key, string at) =>
+            parent.Children.TryGetValue(key, out var n) && (n is YamlScalarNode s && bool.TryParse(s.Value, out bool v) ? v : throw Error(n, $"{at}.{key}", "expected true or false"));
 
         int Int(YamlNode node, string key, int min) =>
             node is YamlScalarNode { Value: var v } && int.TryParse(v, NumberStyles.Integer, CultureInfo.InvariantCulture, out int x) && x >= min

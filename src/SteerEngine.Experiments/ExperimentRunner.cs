@@ -30,7 +30,7 @@ public sealed class ExperimentRunner(Experiment experiment, string? outputRoot =
         if (stages.Contains(StageNames.Judge) && experiment.Judge is null && stage == StageNames.Judge)
             throw new ArgumentException($"{experiment.File}: has no judge: section, so there is no judge stage to run");
         WriteConfig();
-        using var plan = new StudyPlan(experiment, _layout, judges ?? JudgeProviders.Default, _log);
+        using var plan = new StudyPlan(experiment, _layout, judges ?? LibraryJudge.Factory, _log);
         int finished = 0, already = 0;
         var failed = new List<string>();
         var blocked = new List<string>();
@@ -63,7 +63,14 @@ public sealed class ExperimentRunner(Experiment experiment, string? outputRoot =
             }
             failed.AddRange(failedHere.Select(i => $"{i}: {FailureMessage(i.Output)}"));
         }
-        return new RunSummary(finished, already, failed, blocked);
+        var summary = new RunSummary(finished, already, failed, blocked);
+        // The whole study done by this run: its report too (steer report DIR makes it again with other options).
+        if (stage == "all" && shard.Count == 1 && summary.Ok && finished > 0 && experiment.Judge is not null)
+        {
+            var report = Report.StudyReport.Write(_layout.Root, Path.Combine(_layout.Root, "report"), experiment.Report);
+            _log($"report: {report.IndexPath}");
+        }
+        return summary;
     }
 
     bool TryRun(StageItem item, ItemLock claim)
@@ -130,11 +137,11 @@ public sealed class ExperimentRunner(Experiment experiment, string? outputRoot =
             questions = e.Generate.Questions, question_field = e.Generate.QuestionField, id_field = e.Generate.IdField, system = e.Generate.System,
             multipliers = e.Generate.Multipliers, samples = e.Generate.Samples, max_new_tokens = e.Generate.MaxNewTokens,
             temperature = e.Generate.Sampling.Temperature, top_p = e.Generate.Sampling.TopP, top_k = e.Generate.Sampling.TopK, min_p = e.Generate.Sampling.MinP,
-            repetition_penalty = e.Generate.Sampling.RepetitionPenalty, seed = e.Generate.Seed, positions = e.Generate.Positions.ToString().ToLowerInvariant(),
+            repetition_penalty = e.Generate.Sampling.RepetitionPenalty, seed = e.Generate.Seed, positions = e.Generate.Positions.ToString().ToLowerInvariant(), logprobs = e.Generate.Logprobs,
         },
         judge = e.Judge is null ? null : new
         {
-            provider = e.Judge.Provider, model = e.Judge.Model, batch = e.Judge.Batch,
+            provider = e.Judge.Provider, model = e.Judge.Model, base_url = e.Judge.BaseUrl, api_key_env = e.Judge.ApiKeyEnv, batch = e.Judge.Batch, max_attempts = e.Judge.MaxAttempts,
             tasks = e.Judge.Tasks.Select(t => new { name = t.Name, rubric = t.Rubric, scorer = t.Scorer }),
         },
     }, new JsonSerializerOptions { WriteIndented = true });

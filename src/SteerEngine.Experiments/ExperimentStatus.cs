@@ -11,7 +11,7 @@ public static class ExperimentStatus
     public static List<ItemStatus> Of(Experiment experiment, string? outputRoot = null)
     {
         var layout = new ExperimentLayout(outputRoot ?? experiment.Output, experiment.Behavior);
-        using var plan = new StudyPlan(experiment, layout, JudgeProviders.Default, _ => { });
+        using var plan = new StudyPlan(experiment, layout, LibraryJudge.Factory, _ => { });
         var rows = new List<ItemStatus>();
         DateTime now = DateTime.UtcNow;
         foreach (string stage in StageNames.All)

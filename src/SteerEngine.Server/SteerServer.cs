@@ -29,6 +29,9 @@ public sealed class SteerServer : IAsyncDisposable
         _batches = batches;
     }
 
+    /// <summary>The served models (for benchmarks that compare the server with the engine alone).</summary>
+    public IReadOnlyList<ServedModel> Models => _stack.Catalog.Models;
+
     /// <summary>The address it listens on, once started (with port 0, the port the system picked).</summary>
     public Uri BaseAddress => new(_app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
 

@@ -23,7 +23,7 @@ public sealed class ChatTerminal(ChatSession session, IAnsiConsole console, Text
         /vector V        steering vector: a file (.pt .safetensors .gguf .npy) or a trait name (mood); /vector off
         /system TEXT     system prompt (/system alone removes it); applies from the next answer
         /reset           forget the conversation (settings stay)
-        /compare A,B,C   answer the last message again at each multiplier, side by side (one batch)
+        /compare A,B,C   answer the last message again at each multiplier, side by side (one batch); alone: -m,0,m
         /monitor V       colour each answer's tokens by their projection on V at the steered block; /monitor off
         /save FILE       write the conversation as JSONL
         /help            this list; /quit (or Ctrl-D) leaves; Ctrl-C stops an answer
@@ -115,7 +115,8 @@ public sealed class ChatTerminal(ChatSession session, IAnsiConsole console, Text
                 console.MarkupLine("[grey]conversation cleared[/]");
                 return true;
             case "/compare":
-                Compare(arg.Length > 0 ? SweepValues.Multipliers(arg) : [-session.Multiplier, 0, session.Multiplier]);
+                float strength = session.Multiplier == 0 ? 1 : Math.Abs(session.Multiplier);   // alone, /compare is −m, 0, +m
+                Compare(arg.Length > 0 ? SweepValues.Multipliers(arg) : [-strength, 0, strength]);
                 return true;
             case "/save":
                 int lines = ChatTranscript.Save(Required(name, arg, "a file name"), session);

@@ -32,6 +32,7 @@ public static class BenchCommand
         var sweep = new Option<bool>("--sweep") { Description = "instead: sweep jobs' generated tok/s against batch-64 steered decode, and sampling's share of a step" };
         var sweepTokens = new Option<int>("--sweep-tokens") { Description = "new tokens per row of the sweep jobs", DefaultValueFactory = _ => 64 };
         var command = new Command("bench", "throughput as fractions of this machine's measured limits") { model, shape, kernels, prefill, batches, context, steps, rounds, profile, json, sweep, sweepTokens };
+        command.Subcommands.Add(BenchServeCommand.Create());
         command.SetAction(p => CliErrors.Run(() =>
         {
             if (!NativeCpu.IsAvailable) throw new FileNotFoundException("steer bench measures the machine with libsteer_cpu's probes: run ./build.sh");
@@ -191,7 +192,7 @@ public static class BenchCommand
             : new SequenceSteering([new SteeringAdd(t.Config.NumLayers / 2, vector, 0.25f + i * 0.1f)], context))).ToList();
 
     /// <summary>Steps of one token for each cache (<see cref="DecodeBatch"/>), after a warm-up step.</summary>
-    static double Decode(Transformer t, List<KvCache> caches, int context, int steps, float[]? vector, Capture.IHiddenStateSink? sink = null)
+    internal static double Decode(Transformer t, List<KvCache> caches, int context, int steps, float[]? vector, Capture.IHiddenStateSink? sink = null)
     {
         var batch = DecodeBatch(t, caches, context, vector);
         float[][] logits = LogitBuffers.Allocate(batch, t.Config.VocabSize); // kept across steps, as a decode loop keeps them
@@ -222,9 +223,9 @@ public static class BenchCommand
         return 1 - seconds[0] / seconds[1];
     }
 
-    static int[] RandomTokens(Random rng, int n, int vocab) => Enumerable.Range(0, n).Select(_ => rng.Next(Math.Min(vocab, 128000))).ToArray();
+    internal static int[] RandomTokens(Random rng, int n, int vocab) => Enumerable.Range(0, n).Select(_ => rng.Next(Math.Min(vocab, 128000))).ToArray();
 
-    static string CachedModel(string shape)
+    internal static string CachedModel(string shape)
     {
         string cache = Environment.GetEnvironmentVariable("STEER_CACHE")
             ?? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache", "steerengine");

@@ -69,8 +69,9 @@ static class BenchSweep
         int[][] prompts = Enumerable.Range(0, Prompts).Select(_ => RandomTokens(rng, PromptTokens, t.Config.VocabSize)).ToArray();
         var jobs = new List<JobResult>();
         foreach ((int multipliers, int samples, SteeringPositions positions) in new[] { (4, 4, SteeringPositions.All), (16, 1, SteeringPositions.Response) })
+        foreach (bool share in new[] { true, false })
         {
-            string name = $"{Prompts} prompts × {multipliers} multipliers × {samples} samples, positions {positions.ToString().ToLowerInvariant()}";
+            string name = $"{Prompts} × {multipliers} × {samples}, positions {positions.ToString().ToLowerInvariant()}, {(share ? "shared prefixes" : "every row its own prefill")}";
             log.WriteLine($"sweep job: {name}…");
             var requests = (from p in Enumerable.Range(0, Prompts)
                             from m in Enumerable.Range(0, multipliers)
@@ -79,7 +80,7 @@ static class BenchSweep
                                 [new SteeringAdd(layer, vector, -2f + 4f * m / Math.Max(1, multipliers - 1), positions)],
                                 Seed: SplitMix64.Hash((ulong)(p * 1000 + s)))).ToList();
             var clock = Stopwatch.StartNew();
-            var results = new Generator(t, options: new SchedulerOptions(MaxSequences: Batch)).Generate(requests);
+            var results = new Generator(t, options: new SchedulerOptions(MaxSequences: Batch, SharePrefixes: share)).Generate(requests);
             double seconds = clock.Elapsed.TotalSeconds;
             long generated = results.Sum(r => (long)r.Tokens.Length);
             jobs.Add(new JobResult(name, requests.Count, seconds, generated, generated / seconds, generated / seconds / decodeTokS));
@@ -99,7 +100,7 @@ static class BenchSweep
             foreach (SamplingResult s in sampling)
                 table.AddRow(s.Options, $"{s.FastSeconds * 1000:0.00}", $"{s.FastShare:P1}", $"{s.ReferenceSeconds * 1000:0}", $"{s.ReferenceShare:P1}");
             AnsiConsole.Write(table);
-            var jobTable = new Table().Title($"sweep jobs ({PromptTokens}-token prompts, {newTokens} new tokens, temperature 1, top-p 0.9)").AddColumns("job", "rows", "seconds", "generated tok/s", "of batch-64 decode");
+            var jobTable = new Table().Title($"sweep jobs ({PromptTokens}-token prompts, {newTokens} new tokens, temperature 1, top-p 0.9)").AddColumns("prompts × multipliers × samples", "rows", "seconds", "generated tok/s", "of batch-64 decode");
             foreach (JobResult j in jobs) jobTable.AddRow(Markup.Escape(j.Name), $"{j.Rows}", $"{j.Seconds:0.0}", $"{j.TokS:0.0}", $"{j.OfDecode:P0}");
             AnsiConsole.Write(jobTable);
         }

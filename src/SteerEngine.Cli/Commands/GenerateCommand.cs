@@ -46,11 +46,12 @@ public static class GenerateCommand
         var monitorLayers = new Option<string?>("--monitor-layers") { Description = "blocks to monitor at (default: --layers)" };
         var logprobs = new Option<bool>("--logprobs") { Description = "write each generated token's log-prob" };
         var maxBatch = new Option<int>("--max-batch") { Description = "sequences decoded together", DefaultValueFactory = _ => 64 };
+        var noSharing = new Option<bool>("--no-prefix-sharing") { Description = "every row computes its whole prompt (the same results, slower)" };
 
         var command = new Command("generate", "generate text, optionally steered; with --prompts/--out, a resumable sweep job")
         {
             model, kernels, backend, tp, prompt, prompts, promptField, idField, system, raw, vectors, layers, multipliers, positions, samples, maxNew,
-            temperature, topP, topK, minP, repetition, stop, seed, output, resume, shard, maxBatch, monitor, monitorLayers, logprobs,
+            temperature, topP, topK, minP, repetition, stop, seed, output, resume, shard, maxBatch, monitor, monitorLayers, logprobs, noSharing,
         };
         command.SetAction(p => CliErrors.Run(() =>
         {
@@ -84,7 +85,7 @@ public static class GenerateCommand
                 StopStrings = p.GetValue(stop) is { Length: > 0 } s ? s : null,
                 Seed = p.GetValue(seed),
                 Shard = Shard.Parse(p.GetValue(shard)!),
-                Scheduler = new SchedulerOptions(MaxSequences: Math.Max(1, p.GetValue(maxBatch))),
+                Scheduler = new SchedulerOptions(MaxSequences: Math.Max(1, p.GetValue(maxBatch)), SharePrefixes: !p.GetValue(noSharing)),
             };
             using LanguageModel lm = LanguageModel.Load(p.GetValue(model)!, w => Console.Error.WriteLine($"warning: {w}"), CpuKernels.Parse(p.GetValue(kernels)!), p.GetValue(backend)!, p.GetValue(tp));
             if (p.GetValue(output) is string outPath) return RunJob(lm, spec, outPath, p.GetValue(resume));

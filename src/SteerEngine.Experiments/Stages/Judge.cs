@@ -20,15 +20,3 @@ public interface IJudgeFactory
 
 /// <summary>The judge could not be reached or could not run (provider down, no judging library): the item fails, nothing is lost.</summary>
 public sealed class JudgeUnavailableException(string message, Exception? inner = null) : IOException(message, inner);
-
-/// <summary>The judges this build can make.</summary>
-public static class JudgeProviders
-{
-    public static IJudgeFactory Default { get; } = new NoJudgingLibrary();
-
-    sealed class NoJudgingLibrary : IJudgeFactory
-    {
-        public IJudge Create(JudgeSettings settings) => throw new JudgeUnavailableException(
-            $"judge provider '{settings.Provider}': this build has no judging library (steer judge), so the judge stage cannot run; train and generate are unaffected");
-    }
-}

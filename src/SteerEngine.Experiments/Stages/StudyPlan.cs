@@ -106,6 +106,7 @@ public sealed class StudyPlan(Experiment experiment, ExperimentLayout layout, IJ
             MaxNewTokens = g.MaxNewTokens,
             Sampling = g.Sampling,
             Seed = g.Seed,
+            Logprobs = g.Logprobs,
         };
         string partial = ExperimentLayout.Partial(output);
         JobSummary s = GenerateJob.Run(Model(m, CpuKernelChoice.Auto), spec, partial, resume: true);
@@ -118,16 +119,18 @@ public sealed class StudyPlan(Experiment experiment, ExperimentLayout layout, IJ
         var records = JsonlRecords.Read(generations);
         var order = records.Select((r, i) => (Id: r.GetProperty("id").GetString()!, i)).ToDictionary(x => x.Id, x => x.i);
         string Text(System.Text.Json.JsonElement r, string field) => r.TryGetProperty(field, out var v) && v.ValueKind == System.Text.Json.JsonValueKind.String ? v.GetString()! : "";
+        // Prompt ids keep their JSON type (7 and "7" are different prompts): compare them as written.
+        string PromptKey(System.Text.Json.JsonElement r) => r.TryGetProperty("prompt_id", out var v) ? v.GetRawText() : "";
         // The unsteered sample of the same question and sample index, for pairwise tasks.
         var baseline = records.Where(r => r.GetProperty("multiplier").GetDouble() == 0)
-            .ToDictionary(r => (Text(r, "prompt_id"), r.GetProperty("sample_index").GetInt32()), r => Text(r, "response"));
+            .ToDictionary(r => (PromptKey(r), r.GetProperty("sample_index").GetInt32()), r => Text(r, "response"));
         string partial = ExperimentLayout.Partial(output);
         using (JsonlOutput scores = JsonlOutput.Open(partial, resume: true, out HashSet<string> done))
         {
             var byId = records.ToDictionary(r => r.GetProperty("id").GetString()!);
-            var todo = records.Where(r => !done.Contains(r.GetProperty("id").GetString()!)).Select(r => new JudgeSample(
+            var todo = records.Where(r => !done.Contains(CallerId.Key(r.GetProperty("id")))).Select(r => new JudgeSample(
                 r.GetProperty("id").GetString()!, Text(r, "question"), Text(r, "response"), r.GetProperty("multiplier").GetDouble(),
-                baseline.GetValueOrDefault((Text(r, "prompt_id"), r.GetProperty("sample_index").GetInt32())))).ToList();
+                baseline.GetValueOrDefault((PromptKey(r), r.GetProperty("sample_index").GetInt32())))).ToList();
             if (todo.Count > 0)
             {
                 _judge ??= judges.Create(experiment.Judge!);
@@ -145,7 +148,7 @@ public sealed class StudyPlan(Experiment experiment, ExperimentLayout layout, IJ
                         w.WriteNumber("multiplier", r.GetProperty("multiplier").GetDouble());
                         w.WriteNumber("layer", r.GetProperty("layer").GetInt32());
                         w.WriteNumber("epoch", r.GetProperty("epoch").GetInt32());
-                        w.WriteString("prompt_id", Text(r, "prompt_id"));
+                        if (r.TryGetProperty("prompt_id", out var promptId)) { w.WritePropertyName("prompt_id"); promptId.WriteTo(w); }
                         w.WriteNumber("sample_index", r.GetProperty("sample_index").GetInt32());
                         w.WriteString("model", Text(r, "model"));
                         w.WriteString("judge", experiment.Judge!.Provider);

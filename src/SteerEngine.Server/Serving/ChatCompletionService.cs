@@ -57,7 +57,7 @@ public sealed class ChatCompletionService(ModelCatalog catalog, VectorLibrary ve
             {
                 ChatLogprobs? lp = request.Parameters.Logprobs ? new([LogprobFormat.Entry(tokenizer, t.Token, t.Logprob ?? 0, t.TopLogprobs)]) : null;
                 string delta = streamers[e.Choice].Add(t.Token);
-                if (delta.Length > 0 || lp is not null) await Sse.Send(response, Chunk(e.Choice, new ChatDelta(null, delta), lp), cancel);
+                await Sse.Send(response, Chunk(e.Choice, new ChatDelta(null, delta), lp), cancel);
             }
             else if (e.Result is GenerationResult r)
             {

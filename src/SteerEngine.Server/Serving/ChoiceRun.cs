@@ -4,7 +4,7 @@ using SteerEngine.Generation;
 
 namespace SteerEngine.Server.Serving;
 
-/// <summary>One event of a streamed request: a token of choice <see cref="Choice"/>, or its result when it finished.</summary>
+/// <summary>One event of a streamed request: a token of choice <see cref="Choice"/> (each token is one chunk on the wire, its text possibly empty), or its result when it finished.</summary>
 public readonly record struct ChoiceEvent(int Choice, GeneratedToken? Token, GenerationResult? Result);
 
 /// <summary>

@@ -62,7 +62,7 @@ public sealed class CompletionService(ModelCatalog catalog, VectorLibrary vector
             logprobs.Add(lp);
             tops.Add(top is null ? null : LogprobFormat.TopMap(t, top));
             offsets.Add(offset);
-            offset += text.Length;
+            offset += t.Decode([id], skipSpecialTokens: true).Length;   // special tokens (BOS) are not in the returned text
         }
         if (echoed is not null)
             for (int i = 0; i < echoed.Length; i++)
@@ -92,7 +92,7 @@ public sealed class CompletionService(ModelCatalog catalog, VectorLibrary vector
                     ? new([LogprobFormat.Text(tokenizer, t.Token)], [t.Logprob], [t.TopLogprobs is null ? null : LogprobFormat.TopMap(tokenizer, t.TopLogprobs)], [0])
                     : null;
                 string delta = streamers[e.Choice].Add(t.Token);
-                if (delta.Length > 0 || lp is not null) await Sse.Send(response, Chunk(e.Choice, delta, lp, null), cancel);
+                await Sse.Send(response, Chunk(e.Choice, delta, lp, null), cancel);
             }
             else if (e.Result is GenerationResult r)
             {

@@ -9,6 +9,7 @@ public sealed class ServerMetrics(ModelCatalog catalog)
 {
     readonly ConcurrentDictionary<(string Route, int Status), long> _requests = new();
     readonly DateTime _start = DateTime.UtcNow;
+    readonly ConcurrentDictionary<string, (DateTime At, long CompletionTokens)> _lastScrape = new();
     long _promptTokens, _completionTokens;
 
     public void Request(string route, int status) => _requests.AddOrUpdate((route, status), 1, (_, n) => n + 1);
@@ -33,15 +34,19 @@ public sealed class ServerMetrics(ModelCatalog catalog)
         Line($"steer_prompt_tokens_total {Interlocked.Read(ref _promptTokens)}");
         Line("# TYPE steer_completion_tokens_total counter");
         Line($"steer_completion_tokens_total {Interlocked.Read(ref _completionTokens)}");
-        double seconds = Math.Max(1e-3, (DateTime.UtcNow - _start).TotalSeconds);
         foreach (ServedModel m in catalog.Models)
         {
             var st = m.Engine.Stats;
+            // Decode rate since the previous scrape (since the start at the first).
+            DateTime now = DateTime.UtcNow;
+            var (then, before) = _lastScrape.GetValueOrDefault(m.Name, (_start, 0L));
+            _lastScrape[m.Name] = (now, st.CompletionTokens);
+            double seconds = Math.Max(1e-3, (now - then).TotalSeconds);
             string label = $"{{model=\"{m.Name}\"}}";
             Line($"steer_running_sequences{label} {st.Running}");
             Line($"steer_waiting_sequences{label} {st.Waiting}");
             Line($"steer_engine_tokens_total{label} {m.Engine.TokensProcessed}");
-            Line($"steer_decode_tokens_per_second{label} {(st.CompletionTokens / seconds).ToString("0.###", CultureInfo.InvariantCulture)}");
+            Line($"steer_decode_tokens_per_second{label} {((st.CompletionTokens - before) / seconds).ToString("0.###", CultureInfo.InvariantCulture)}");
             Line($"steer_cancelled_sequences_total{label} {st.Cancelled}");
             Line($"steer_failed_sequences_total{label} {st.Failed}");
         }

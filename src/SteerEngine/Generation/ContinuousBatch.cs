@@ -16,7 +16,7 @@ public readonly record struct GeneratedToken(int Index, int Token, float? Logpro
 /// <see cref="Generator"/> drives it from a request list; <see cref="GenerationEngine"/> from many threads.
 /// Not thread-safe: one caller steps it.
 /// </summary>
-public sealed class ContinuousBatch(IForwardModel model, TextTokenizer? tokenizer, SchedulerOptions options)
+public sealed partial class ContinuousBatch(IForwardModel model, TextTokenizer? tokenizer, SchedulerOptions options)
 {
     readonly List<Sequence> _active = [];
     readonly List<float[]> _slots = [];   // one (1, V) logits buffer per batch slot, kept across steps
@@ -27,7 +27,7 @@ public sealed class ContinuousBatch(IForwardModel model, TextTokenizer? tokenize
     /// <summary>Total tokens the model has processed (prefill + decode).</summary>
     public long TokensProcessed { get; private set; }
 
-    sealed class Sequence(int index, GenerationRequest request, KvCache cache, SequenceSteering? steering)
+    sealed partial class Sequence(int index, GenerationRequest request, KvCache cache, SequenceSteering? steering)
     {
         public int Index { get; } = index;
         public GenerationRequest Request { get; } = request;
@@ -76,6 +76,7 @@ public sealed class ContinuousBatch(IForwardModel model, TextTokenizer? tokenize
         var s = new Sequence(index, r, model.NewCache(r.PromptTokens.Length + Math.Max(0, r.MaxNewTokens)), steering);
         if (r.Sampling.RepetitionPenalty != 1f) s.History = [.. r.PromptTokens];
         if (r.Monitors is { Count: > 0 } monitors) s.Projections = monitors.Select(_ => new List<float>()).ToArray();
+        JoinPrefix(s, options.SharePrefixes);
         _active.Add(s);
         return null;
     }
@@ -95,6 +96,7 @@ public sealed class ContinuousBatch(IForwardModel model, TextTokenizer? tokenize
     public IReadOnlyList<GenerationResult> Step(Action<GeneratedToken>? onToken = null)
     {
         if (_active.Count == 0) return [];
+        AdoptPrefixes();
         // Every decoding sequence gets its token; prompts fill the rest of the step's token budget.
         var batch = new List<(Sequence Seq, ForwardSequence Part, bool Samples)>();
         int budget = options.MaxTokensPerStep;
@@ -103,7 +105,7 @@ public sealed class ContinuousBatch(IForwardModel model, TextTokenizer? tokenize
             batch.Add((s, new ForwardSequence(s.Cache, [s.Output[^1]], s.Steering), true));
             budget--;
         }
-        foreach (Sequence s in _active.Where(s => !s.Decoding))
+        foreach (Sequence s in _active.Where(s => !s.Decoding && s.PrefixDonor is null))
         {
             if (budget <= 0 && batch.Count > 0) break;
             int remaining = s.Request.PromptTokens.Length - s.Prefilled;

@@ -35,8 +35,8 @@ public sealed class GenerationEngine : IDisposable
     readonly SemaphoreSlim _wake = new(0);
     readonly CancellationTokenSource _stop = new();
     readonly Thread _loop;
-    int _waitingCount, _nextId;
-    long _promptTokens, _completionTokens, _finished, _cancelled, _failed;
+    int _waitingCount, _runningCount, _nextId;
+    long _tokensProcessed, _promptTokens, _completionTokens, _finished, _cancelled, _failed;
 
     sealed class Pending(int id, GenerationRequest request, Action<GeneratedToken>? onToken, CancellationToken cancel)
     {
@@ -58,11 +58,9 @@ public sealed class GenerationEngine : IDisposable
 
     /// <summary>Tokens of the model processed so far (prefill + decode), for throughput.</summary>
     public long TokensProcessed => Interlocked.Read(ref _tokensProcessed);
-    long _tokensProcessed;
 
     public EngineStats Stats => new(Volatile.Read(ref _runningCount), Volatile.Read(ref _waitingCount), Interlocked.Read(ref _promptTokens),
         Interlocked.Read(ref _completionTokens), Interlocked.Read(ref _finished), Interlocked.Read(ref _cancelled), Interlocked.Read(ref _failed));
-    int _runningCount;
 
     /// <summary>Throws an <see cref="ArgumentException"/> naming what is wrong with the request for this model.</summary>
     public void Validate(GenerationRequest request) => _batch.Validate(request);
@@ -70,7 +68,8 @@ public sealed class GenerationEngine : IDisposable
     /// <summary>
     /// Queues a request for the next step. Invalid requests throw <see cref="ArgumentException"/> here;
     /// a full waiting queue throws <see cref="EngineBusyException"/>. Cancelling <paramref name="cancel"/>
-    /// frees the request's slot at the next step and cancels the task.
+    /// frees the request's slot at the next step and cancels the task. The result's (and the tokens')
+    /// <see cref="GenerationResult.Index"/> is the engine's id for the request.
     /// </summary>
     public Task<GenerationResult> Submit(GenerationRequest request, Action<GeneratedToken>? onToken = null, CancellationToken cancel = default)
     {
@@ -178,13 +177,6 @@ public sealed class GenerationEngine : IDisposable
         p.Registration.Dispose();
         Interlocked.Increment(ref _cancelled);
         p.Result.TrySetCanceled(p.Cancel.IsCancellationRequested ? p.Cancel : CancellationToken.None);
-    }
-
-    /// <summary>Waits until nothing is running or waiting (for a graceful shutdown), or until <paramref name="cancel"/>.</summary>
-    public async Task DrainAsync(CancellationToken cancel = default)
-    {
-        while (Volatile.Read(ref _waitingCount) > 0 || Volatile.Read(ref _runningCount) > 0 || !_waiting.IsEmpty)
-            await Task.Delay(20, cancel);
     }
 
     /// <summary>Stops the loop; requests still running or waiting are cancelled.</summary>

@@ -52,8 +52,11 @@ public sealed record GenerationResult(int[] Tokens, string FinishReason)
     public object? Tag { get; init; }
 }
 
-/// <summary>Limits of one forward step: how many sequences decode together and how many tokens a step may carry.</summary>
-public sealed record SchedulerOptions(int MaxSequences = 64, int MaxTokensPerStep = 512);
+/// <summary>
+/// Limits of one forward step: how many sequences decode together and how many tokens a step may
+/// carry; and whether rows with the same prompt prefix compute it once (results are the same bits either way).
+/// </summary>
+public sealed record SchedulerOptions(int MaxSequences = 64, int MaxTokensPerStep = 512, bool SharePrefixes = true);
 
 /// <summary>
 /// Continuous batching over a request list: sequences join as others finish, long prompts are

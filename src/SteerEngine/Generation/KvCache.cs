@@ -27,6 +27,9 @@ public sealed class KvCache
 
     public int Length { get; private set; }
 
+    /// <summary>Tokens the cache holds without growing (what the generator reserved: prompt + new tokens).</summary>
+    public int Capacity => _capacity;
+
     public void Reserve(int tokens)
     {
         if (tokens <= _capacity) return;
@@ -62,6 +65,24 @@ public sealed class KvCache
     {
         if (length < 0 || length > Length) throw new ArgumentOutOfRangeException(nameof(length), $"cannot truncate a cache of {Length} rows to {length}");
         Length = length;
+    }
+
+    /// <summary>False for a cache whose rows live elsewhere (a device's memory): it keeps only the length.</summary>
+    public bool HoldsRows => _keys.Length > 0;
+
+    /// <summary>Fills this empty cache with <paramref name="source"/>'s first <paramref name="rows"/> rows (a shared prompt prefix).</summary>
+    public void CopyPrefixFrom(KvCache source, int rows)
+    {
+        if (Length != 0) throw new InvalidOperationException($"a prefix is copied into an empty cache, not one of {Length} rows");
+        if (rows > source.Length || source._kvDim != _kvDim || source._keys.Length != _keys.Length)
+            throw new ArgumentException($"cannot copy {rows} rows from a cache of {source.Length} rows of another shape", nameof(source));
+        Reserve(rows);
+        for (int l = 0; l < _keys.Length; l++)
+        {
+            source._keys[l].AsSpan(0, rows * _kvDim).CopyTo(_keys[l]);
+            source._values[l].AsSpan(0, rows * _kvDim).CopyTo(_values[l]);
+        }
+        Length = rows;
     }
 
     public void Commit(int tokens)

@@ -173,10 +173,15 @@ public static class Sampler
 
         if (cut > float.NegativeInfinity)
         {
+            // With most of the vocabulary above the cut (a flat distribution), all of it is sorted:
+            // then every sum is the reference's and no tolerance can leave the cut undecided.
             int count = SamplerKernels.Gather(z, cut, s.Index);
-            ReadOnlySpan<int> order = SortByLogit(logits, count, s);
-            int token = Pick(order, Gathered(z, order, s), o, uniform, complete: count == z.Length, total, tolerance, minPBelowCandidates: cut <= minPCut, s);
-            if (token != TooFew) return token;
+            if (2 * count < z.Length)
+            {
+                ReadOnlySpan<int> order = SortByLogit(logits, count, s);
+                int token = Pick(order, Gathered(z, order, s), o, uniform, complete: false, total, tolerance, minPBelowCandidates: cut <= minPCut, s);
+                if (token != TooFew) return token;
+            }
         }
         int all = SamplerKernels.Gather(z, float.NegativeInfinity, s.Index);
         ReadOnlySpan<int> every = SortByLogit(logits, all, s);
@@ -196,7 +201,9 @@ public static class Sampler
         Span<ulong> keys = s.Keys.AsSpan(0, count);
         Span<int> index = s.Index.AsSpan(0, count);
         for (int i = 0; i < count; i++) keys[i] = (ulong)SamplerKernels.DescendingKey(logits[index[i]]) << 32 | (uint)index[i];
-        keys.Sort();
+        // The candidates come in id order, so a stable sort by logit alone orders ties by id.
+        if (count > 1024) SamplerKernels.StableSortByHighHalf(keys, s.KeysTemp.AsSpan(0, count));
+        else keys.Sort();
         for (int i = 0; i < count; i++) index[i] = (int)(uint)keys[i];
         return index;
     }

@@ -12,6 +12,7 @@ sealed class SamplerScratch
     public float[] Z = [], E = [];       // (V) z = (logit − max) / T; e ≈ exp(z)
     public int[] Index = [];             // (V) candidate token ids
     public ulong[] Keys = [];            // (V) sort keys: descending logit, then id
+    public ulong[] KeysTemp = [];        // (V) the radix sort's other buffer
     public double[] Probs = [];          // (V) the reference's terms of the candidates
     public float[] Values = [];          // top-k: candidate logits while the threshold rises
     double[] _blockSums = [], _preciseZ = [];
@@ -38,6 +39,7 @@ sealed class SamplerScratch
             s.E = new float[vocab];
             s.Index = new int[vocab];
             s.Keys = new ulong[vocab];
+            s.KeysTemp = new ulong[vocab];
             s.Probs = new double[vocab];
         }
         return s;
@@ -193,6 +195,27 @@ static class SamplerKernels
         for (int j = 0; j < count; j++) if (logits[s.Index[j]] >= threshold) s.Index[kept++] = s.Index[j];
         count = kept;
         return kept < capacity / 2;
+    }
+
+    /// <summary>
+    /// Sorts by the high 32 bits, keeping the order of equal ones: an LSD radix sort, three passes of
+    /// 11 bits (a comparison sort of the vocabulary costs about ten times as much).
+    /// </summary>
+    public static void StableSortByHighHalf(Span<ulong> keys, Span<ulong> temp)
+    {
+        Span<int> starts = stackalloc int[2048];
+        Span<ulong> from = keys, to = temp;
+        for (int shift = 32; shift < 64; shift += 11)
+        {
+            starts.Clear();
+            foreach (ulong k in from) starts[(int)(k >> shift) & 2047]++;
+            for (int d = 0, sum = 0; d < 2048; d++) (starts[d], sum) = (sum, sum + starts[d]);
+            foreach (ulong k in from) to[starts[(int)(k >> shift) & 2047]++] = k;
+            Span<ulong> swap = from;
+            from = to;
+            to = swap;
+        }
+        from.CopyTo(keys); // three passes end in temp
     }
 
     /// <summary>Sort key of a finite logit: ascending keys = descending logits; −0 and +0 tie, as in float.CompareTo.</summary>

@@ -28,6 +28,8 @@ public sealed record BipoOptions
     public int Seed { get; init; } = 11;
     /// <summary>The weight products' path: packed bf16 (auto / native / managed, <see cref="WeightProducts"/>) or the exact f32 reference.</summary>
     public CpuKernelChoice Kernels { get; init; } = CpuKernelChoice.Auto;
+    /// <summary>Memory a step may spend keeping activations (and, packed, the LM head's softmax) instead of recomputing them (<see cref="SteeredLogProb"/>).</summary>
+    public long KeepBytes { get; init; } = 1L << 30;
 
     public void Validate()
     {
@@ -38,6 +40,7 @@ public sealed record BipoOptions
         if (!(LearningRate > 0) || !double.IsFinite(LearningRate)) throw new ArgumentException($"learning rate must be positive (got {LearningRate})");
         if (!(Beta > 0) || !double.IsFinite(Beta)) throw new ArgumentException($"beta must be positive (got {Beta})");
         if (WeightDecay < 0 || MaxGradNorm < 0) throw new ArgumentException("weight decay and max grad norm must be non-negative");
+        if (KeepBytes < 0) throw new ArgumentException($"the memory kept for the backward must be non-negative (got {KeepBytes})");
     }
 }
 
@@ -68,7 +71,8 @@ public sealed record BipoEpochMetrics(int Layer, int Epoch, int Step, double Tra
 /// (T, H) buffer is 64 MiB: at a middle layer, L = 15: 18 × 64 MiB = 1.13 GiB of saved states, 1.28 GiB of
 /// workspace (83 968 floats per row), 192 MiB of gradient buffers, 128 MiB for the ≤ 4096 normed response rows and
 /// their gradient, ~16 MiB LM-head scratch: about 2.7 GiB. Worst case, L = 0: 33 × 64 MiB = 2.06 GiB saved, about
-/// 3.7 GiB in all. PyTorch autograd on the same step keeps every steered block's activations instead, and
+/// 3.7 GiB in all; plus what <see cref="BipoOptions.KeepBytes"/> lets a step keep instead of recomputing (1 GiB by
+/// default; 0 gives the figures above). The GPU plan for 8B and 70B is docs/bipo-at-scale.md. PyTorch autograd on the same step keeps every steered block's activations instead, and
 /// (T, V) logits and their log-softmax, 2 GiB each at T = 4096.
 /// </para>
 /// </summary>
@@ -177,7 +181,7 @@ public sealed class BipoTrainer(Transformer model, BipoOptions options) : IDispo
         if (layer < 0 || layer >= model.Config.NumLayers)
             throw new ArgumentException($"layer {layer} is out of range: the model has blocks 0..{model.Config.NumLayers - 1}");
         if (train.Count == 0) throw new ArgumentException("BiPO training needs at least one preference pair");
-        var slp = new SteeredLogProb(model, layer, _products);
+        var slp = new SteeredLogProb(model, layer, _products, Options.KeepBytes);
         var vector = new float[model.Config.HiddenSize];
         var adam = new AdamW(vector.Length, Options.WeightDecay);
         double[] trainRef = ReferenceLogProbs(train);
@@ -189,7 +193,7 @@ public sealed class BipoTrainer(Transformer model, BipoOptions options) : IDispo
     void TrainLayer(int layer, IReadOnlyList<PreferencePair> train, double[] trainRef, IReadOnlyList<PreferencePair> test, double[] testRef,
         string outDir, TrainingState? state, JsonlOutput metrics, HashSet<string> done, Action<BipoStep>? onStep, Action<BipoEpochMetrics>? onEpoch)
     {
-        var slp = new SteeredLogProb(model, layer, _products);
+        var slp = new SteeredLogProb(model, layer, _products, Options.KeepBytes);
         var vector = new float[model.Config.HiddenSize];
         var adam = new AdamW(vector.Length, Options.WeightDecay);
         int startEpoch = 1;

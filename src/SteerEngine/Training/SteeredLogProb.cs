@@ -22,11 +22,21 @@ public sealed class SteeredLogProb
     readonly Transformer _model;
     readonly DecoderBlock[] _blocks;
     readonly WeightProducts _products;
+    readonly long _keepBytes;
     DecoderBlock.Workspace? _ws;  // shared by every pass: one block's activations are alive at a time
     SteeredPass? _wsOwner;        // the pass whose last block's activations ws holds
+    DecoderBlock.Workspace[] _kept = []; // the lowest upper blocks' activations, kept from forward to backward
+    SteeredPass? _keptOwner;      // the pass whose activations _kept holds
+    float[] _probabilities = [];  // (R, V) the LM head's softmax, packed products only
+    SteeredPass? _probabilitiesOwner;
 
     /// <param name="products">the weight products' path; the exact f32 one when null</param>
-    public SteeredLogProb(Transformer model, int layer, WeightProducts? products = null)
+    /// <param name="keepBytes">
+    /// memory the forward may spend keeping what the backward would otherwise recompute: the activations of the upper
+    /// blocks (the lowest first; the top block's stay in the shared workspace anyway) and, with packed products, the
+    /// LM head's (R, V) softmax. 0 recomputes every block from its saved input.
+    /// </param>
+    public SteeredLogProb(Transformer model, int layer, WeightProducts? products = null, long keepBytes = 0)
     {
         ModelConfig c = model.Config;
         if (layer < 0 || layer >= c.NumLayers)
@@ -36,6 +46,7 @@ public sealed class SteeredLogProb
         var rope = new Rope(c);
         var ropeBackward = new RopeBackward(rope);
         _products = products ?? WeightProducts.Exact;
+        _keepBytes = keepBytes;
         _blocks = model.Weights.Layers.Select(w => new DecoderBlock(c, w, rope, ropeBackward, _products)).ToArray();
     }
 
@@ -75,15 +86,19 @@ public sealed class SteeredLogProb
         inputs[0] = new float[T * H];
         for (int r = 0; r < T; r++)
             TensorPrimitives.MultiplyAdd(vector, multiplier, prefix.Slice(r * H, H), inputs[0].AsSpan(r * H, H));
+        int R = batch.ResponseRows.Length;
+        long budget = _keepBytes;
+        bool keepProbabilities = !_products.IsExact && (long)R * c.VocabSize * 4 <= budget;
+        if (keepProbabilities) budget -= (long)R * c.VocabSize * 4;
+        int kept = KeptWorkspaces(T, inputs.Length - 2, budget);
         DecoderBlock.Workspace ws = Workspace(T, null);
         for (int k = 1; k < inputs.Length; k++)
         {
             inputs[k] = new float[T * H];
-            _blocks[Layer + k].Forward(batch, inputs[k - 1], inputs[k], ws);
+            _blocks[Layer + k].Forward(batch, inputs[k - 1], inputs[k], k - 1 < kept ? _kept[k - 1] : ws);
         }
 
         // Final norm and LM head for the response rows only.
-        int R = batch.ResponseRows.Length;
         var normed = new float[R * H]; // (R, H)
         float[] last = inputs[^1];
         for (int i = 0; i < R; i++)
@@ -91,13 +106,17 @@ public sealed class SteeredLogProb
         RmsNorm.Forward(normed, _model.Weights.FinalNorm, normed, R, (float)c.RmsNormEps);
         var tokenLogProbs = new double[R];
         var logSumExp = new float[R];
-        LmHeadLogSoftmax.Forward(normed, _model.Weights.LmHead, batch.Targets, tokenLogProbs, logSumExp, _products);
+        if (keepProbabilities && _probabilities.Length < R * c.VocabSize) _probabilities = new float[R * c.VocabSize];
+        LmHeadLogSoftmax.Forward(normed, _model.Weights.LmHead, batch.Targets, tokenLogProbs, logSumExp, _products,
+            keepProbabilities ? _probabilities.AsSpan(0, R * c.VocabSize) : default);
 
         var logProbs = new double[batch.Count];
         for (int s = 0, i = 0; s < batch.Count; s++)
             for (int t = 0; t < batch.Sequences[s].ResponseLength; t++, i++) logProbs[s] += tokenLogProbs[i];
-        var pass = new SteeredPass(this, batch, multiplier, inputs, normed, logSumExp, logProbs);
-        if (inputs.Length > 1) _wsOwner = pass;
+        var pass = new SteeredPass(this, batch, multiplier, inputs, normed, logSumExp, logProbs, kept);
+        if (inputs.Length > 1 + kept) _wsOwner = pass;
+        _keptOwner = kept > 0 ? pass : null;
+        _probabilitiesOwner = keepProbabilities ? pass : null;
         return pass;
     }
 
@@ -105,19 +124,37 @@ public sealed class SteeredLogProb
     /// Heap bytes at the peak of a training step (the backward of a pass; weights are memory-mapped and not
     /// counted): the N−L saved block inputs and the prefix, one block workspace, the backward's three (T, H)
     /// gradient buffers, the (R, H) final-normed rows and their gradient, and the LM head's logits chunk and
-    /// per-task accumulators.
+    /// per-task accumulators; plus what the forward keeps within <paramref name="keepBytes"/> (see the constructor).
     /// </summary>
-    public static long PeakBytes(ModelConfig c, long rows, long responseRows, int layer, int threads)
+    public static long PeakBytes(ModelConfig c, long rows, long responseRows, int layer, int threads, long keepBytes = 0)
     {
         long th = 4 * rows * c.HiddenSize;
+        long keepable = Math.Max(0, c.NumLayers - layer - 2) * DecoderBlock.Workspace.Bytes(c, rows) + 4 * responseRows * c.VocabSize;
         return (c.NumLayers - layer) * th + th                       // saved inputs, prefix
                + DecoderBlock.Workspace.Bytes(c, rows)
                + 3 * th                                              // dCur, dNext, recompute scratch
                + 2 * 4 * responseRows * c.HiddenSize                 // normed rows, their gradient
-               + LmHeadLogSoftmax.ScratchBytes(c.VocabSize, c.HiddenSize, threads);
+               + LmHeadLogSoftmax.ScratchBytes(c.VocabSize, c.HiddenSize, threads)
+               + Math.Min(keepBytes, keepable);
     }
 
     internal DecoderBlock Block(int layer) => _blocks[layer];
+
+    /// <summary>How many of the <paramref name="candidates"/> lowest upper blocks keep their activations within <paramref name="budget"/> bytes; grows _kept to that.</summary>
+    int KeptWorkspaces(int rows, int candidates, long budget)
+    {
+        int n = (int)Math.Clamp(budget / DecoderBlock.Workspace.Bytes(Config, rows), 0, Math.Max(0, candidates));
+        if (_kept.Length < n || _kept.Take(n).Any(w => w.Rows < rows))
+            _kept = Enumerable.Range(0, n).Select(_ => new DecoderBlock.Workspace(Config, rows)).ToArray();
+        _keptOwner = null;
+        return n;
+    }
+
+    internal DecoderBlock.Workspace Kept(int index, SteeredPass pass) =>
+        ReferenceEquals(_keptOwner, pass) ? _kept[index] : throw new InvalidOperationException("kept activations were overwritten");
+    internal bool KeptHolds(SteeredPass pass) => ReferenceEquals(_keptOwner, pass);
+    internal Span<float> ProbabilitiesOf(SteeredPass pass, int length) =>
+        ReferenceEquals(_probabilitiesOwner, pass) ? _probabilities.AsSpan(0, length) : default;
 
     /// <summary>The shared workspace, grown to at least <paramref name="rows"/> rows, now written by <paramref name="owner"/>.</summary>
     internal DecoderBlock.Workspace Workspace(int rows, SteeredPass? owner)
@@ -141,11 +178,13 @@ public sealed class SteeredPass
     readonly float[][] _inputs;              // (N−L) × (T, H)
     readonly float[] _normed;                // (R, H) final-normed response rows
     readonly float[] _logSumExp;             // (R)
+    readonly int _kept;                      // upper blocks whose activations the forward kept (the lowest)
     bool _done;
 
     internal SteeredPass(SteeredLogProb owner, SequenceBatch batch, float multiplier, float[][] inputs,
-        float[] normed, float[] logSumExp, double[] logProbs)
+        float[] normed, float[] logSumExp, double[] logProbs, int kept)
     {
+        _kept = kept;
         _owner = owner;
         _batch = batch;
         _multiplier = multiplier;
@@ -173,7 +212,11 @@ public sealed class SteeredPass
         for (int s = 0, i = 0; s < _batch.Count; s++)
             for (int t = 0; t < _batch.Sequences[s].ResponseLength; t++, i++) dRow[i] = (float)dLogProb[s];
         var dNormed = new float[R * H];
-        LmHeadLogSoftmax.Backward(_normed, _owner.Weights.LmHead, _batch.Targets, _logSumExp, dRow, dNormed, _owner.Products);
+        Span<float> probabilities = _owner.ProbabilitiesOf(this, R * c.VocabSize);
+        if (probabilities.IsEmpty)
+            LmHeadLogSoftmax.Backward(_normed, _owner.Weights.LmHead, _batch.Targets, _logSumExp, dRow, dNormed, _owner.Products);
+        else
+            LmHeadLogSoftmax.BackwardFromProbabilities(probabilities, _owner.Weights.LmHead, _batch.Targets, dRow, dNormed, _owner.Products);
 
         var dCur = new float[T * H];  // (T, H) gradient at the output of the block being undone
         var dNext = new float[T * H];
@@ -188,16 +231,20 @@ public sealed class SteeredPass
             rowGrad.CopyTo(dCur.AsSpan(r * H, H));
         }
 
-        // The forward left the last block's activations in the workspace unless another pass ran since.
+        // The forward left the last block's activations in the workspace unless another pass ran since, and the
+        // lowest _kept blocks' in their own; the others are recomputed from their saved inputs.
         bool recompute = !_owner.WorkspaceHoldsLastBlockOf(this);
+        bool kept = _owner.KeptHolds(this);
         DecoderBlock.Workspace ws = _owner.Workspace(T, null);
         var scratch = new float[T * H];
         for (int k = _inputs.Length - 2; k >= 0; k--)
         {
             DecoderBlock block = _owner.Block(L + 1 + k);
-            if (recompute) block.Forward(_batch, _inputs[k], scratch, ws);
+            DecoderBlock.Workspace blockWs = ws;
+            if (k < _kept && kept) blockWs = _owner.Kept(k, this);
+            else if (recompute || k < _kept) block.Forward(_batch, _inputs[k], scratch, ws);
             recompute = true;
-            block.Backward(_batch, _inputs[k], dCur, dNext, ws);
+            block.Backward(_batch, _inputs[k], dCur, dNext, blockWs);
             (dCur, dNext) = (dNext, dCur);
         }
 

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.RegularExpressions;
 using Spectre.Console;
 using SteerEngine.Cli.Chat;
 using SteerEngine.Cli.Demo;
@@ -152,7 +153,7 @@ public class ChatSessionTests
         });
         console.Profile.Width = 160;
         ChatSession chat = new(_lm, Greedy);
-        string input = "/m 4\n/layer 9\n/vector nosuchtrait\n/vector mood\n/bogus\nhow was your day?\n/compare -4,4\n/reset\n/compare\n/quit\nnever read\n";
+        string input = "/m 4\n/layer 9\n/vector nosuchtrait\n/vector mood\n/bogus\nhow was your day?\n/compare\n/monitor mood\ntell me about [the] garden.\n/compare -1,1\n/reset\n/compare\n/quit\nnever read\n";
         int code = new ChatTerminal(chat, console, new StringReader(input)).Run();
         string text = output.ToString();
         TestContext.Out.WriteLine(text);
@@ -161,8 +162,20 @@ public class ChatSessionTests
         Assert.That(text, Does.Contain("error: vector 'nosuchtrait': no such file"));
         Assert.That(text, Does.Contain("error: unknown command /bogus"));
         Assert.That(text, Does.Contain("steering: mood · block 1 · ×4 · positions all"));
-        Assert.That(text, Does.Contain("×-4").And.Contain("×4"));
+        Assert.That(text, Does.Contain("×-4").And.Contain("×0").And.Contain("×4"), "/compare alone is -m, 0, m");
+        Assert.That(Regex.Matches(text, @"projection on mood@1: -?\d+\.\d\d █+ -?\d+\.\d\d").Count, Is.EqualTo(2), "a legend under the answer and under the table");
         Assert.That(text, Does.Contain("error: nothing to compare yet"), "/reset forgot the turn");
         Assert.That(chat.Turns, Is.Empty);
+    }
+
+    [Test]
+    public void The_colour_scale_runs_from_blue_through_grey_to_red()
+    {
+        Assert.That(ProjectionColours.Hex(-3, -3, 5), Is.EqualTo("#3c78ff"));
+        Assert.That(ProjectionColours.Hex(1, -3, 5), Is.EqualTo("#bebebe"));
+        Assert.That(ProjectionColours.Hex(5, -3, 5), Is.EqualTo("#ff4632"));
+        Assert.That(ProjectionColours.Hex(9, -3, 5), Is.EqualTo("#ff4632"), "clamped");
+        Assert.That(ProjectionColours.Hex(2, 2, 2), Is.EqualTo("#bebebe"), "a flat answer is grey");
+        Assert.That(ProjectionColours.Markup(["a[b]", "", "c"], [0f, 1f, 2f], 0, 2), Is.EqualTo("[#3c78ff]a[[b]][/][#ff4632]c[/]"));
     }
 }

@@ -8,31 +8,25 @@ using SteerEngine.Tests.Support;
 
 namespace SteerEngine.Tests.Cuda;
 
-/// <summary>
-/// The C# CUDA backend end to end on native/cuemu against the CPU path, on the tiny model: on
-/// emulated devices, and through the driver path (DriverCudaDevice, NCCL) on the emulator's driver.
-/// </summary>
+/// <summary>The C# CUDA backend end to end on native/cuemu against the CPU path, on the tiny model.</summary>
 [TestFixture]
 public class CudaEmuEndToEndTests
 {
     const double Bf16Tolerance = 2e-2;
 
-    static IForwardModel Emulated(string dir, int tp, bool driver = false)
+    static IForwardModel Emulated(string dir, int tp)
     {
         if (!EmulatedCudaDevice.IsAvailable) Assert.Ignore("native/cuemu is not built (run ./build.sh)");
-        if (!driver) return Backends.Create("cuda-emu", dir, tp);
-        Emulator.UseEmulatedDriver();
-        return Backends.Create("cuda", dir, tp);
+        return Backends.Create("cuda-emu", dir, tp);
     }
 
-    [TestCase(1, false)]
-    [TestCase(2, false)]
-    [TestCase(2, true)]
-    public void Steered_logits_and_captured_states_match_the_cpu_backend(int tp, bool driver)
+    [TestCase(1)]
+    [TestCase(2)]
+    public void Steered_logits_and_captured_states_match_the_cpu_backend(int tp)
     {
         string dir = TestModels.Get("tiny");
         using IForwardModel cpu = Backends.Create("cpu", dir);
-        using IForwardModel gpu = Emulated(dir, tp, driver);
+        using IForwardModel gpu = Emulated(dir, tp);
         ModelConfig c = cpu.Config;
         var rng = new Random(5);
         int[][] prompts = [Compare.RandomTokens(rng, 23, 128000), Compare.RandomTokens(rng, 70, 128000), Compare.RandomTokens(rng, 1, 128000)];

@@ -16,7 +16,15 @@ unsafe class FaultyDevice(int ordinal) : EmulatedCudaDevice(ordinal)
     public int AsyncUploads { get; private set; }
     int _launches;
 
-    public void ResetCounts() => SyncUploads = AsyncUploads = 0;
+    public int DeviceCopies { get; private set; }
+
+    public void ResetCounts() => SyncUploads = AsyncUploads = DeviceCopies = 0;
+
+    public override void CopyOnDevice(DevicePtr destination, DevicePtr source, long bytes)
+    {
+        DeviceCopies++;
+        base.CopyOnDevice(destination, source, bytes);
+    }
 
     public override void CopyToDevice(DevicePtr destination, void* source, long bytes)
     {

@@ -7,7 +7,9 @@ namespace SteerEngine.Tests.Cuda;
 
 /// <summary>
 /// <c>./build.sh gpu-check</c>: here (no GPU) it stops at once with its own exit code, and its
-/// emulated dry run runs every step on the emulator's driver, so the check itself is tested.
+/// emulated dry run runs every step on the emulator's driver, so the check itself is tested — and
+/// with it the driver path (DriverCudaDevice, NCCL in the primary contexts) end to end at TP = 1
+/// and 2 against the CPU backend.
 /// </summary>
 [TestFixture]
 public class GpuCheckTests

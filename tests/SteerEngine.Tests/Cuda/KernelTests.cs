@@ -141,20 +141,23 @@ public class KernelTests
         }
     }
 
-    [TestCase(32)]
-    [TestCase(128)]
-    public void Split_kv_decode_attention_matches_the_cpu_reference(int hd)
+    // (head dim, query heads, KV heads, keys per split): GQA groups of 1, 2, 4 and 8, odd chunk sizes.
+    [TestCase(32, 4, 1, 256)]
+    [TestCase(64, 8, 2, 100)]
+    [TestCase(128, 8, 1, 37)]
+    [TestCase(32, 2, 2, 61)]
+    [TestCase(128, 4, 2, 256)]
+    public void Flash_decoding_attention_matches_the_cpu_reference(int hd, int nh, int nkv, int chunk)
     {
-        int nh = 4, nkv = 1, qd = nh * hd, kvd = nkv * hd, layers = 1, chunk = 256;
-        int[] positions = [0, 300, 700, 255]; // 1 to 3 chunks, and a chunk boundary
+        int qd = nh * hd, kvd = nkv * hd, layers = 2, layer = 1;
+        int[] positions = [0, 300, 700, 255, 3]; // one to several splits, a chunk boundary, shorter rows beside longer ones
         int T = positions.Length, splits = (positions.Max() + chunk) / chunk;
         float[] q = RoundBf16(Random(T * qd, 2f));
-        var caches = positions.Select(p => RandomCache(layers, 0, p + 1, p + 1, kvd)).ToArray();
+        var caches = positions.Select(p => RandomCache(layers, layer, p + 4, p + 1, kvd)).ToArray();
         DevicePtr partO = Zeros((long)T * nh * splits * hd * 4), partMl = Zeros((long)T * nh * splits * 2 * 4), output = Zeros(T * qd * 2);
-        DevicePtr qd16 = Up(Bf16(q));
-        _d.Launch($"attention_decode_hd{hd}", new Dim3((uint)splits, (uint)nh, (uint)T), new Dim3(128), qd16,
+        _d.Launch($"attention_decode_hd{hd}", new Dim3((uint)splits, (uint)nkv, (uint)T), new Dim3(128), Up(Bf16(q)),
             Up(Enumerable.Range(0, T).ToArray()), Up(positions), Up(caches.Select(x => x.Base.Address).ToArray()),
-            Up(positions.Select(p => p + 1).ToArray()), 0, nh, nkv, 1f / MathF.Sqrt(hd), chunk, partO, partMl);
+            Up(positions.Select(p => p + 4).ToArray()), layer, nh, nkv, 1f / MathF.Sqrt(hd), chunk, partO, partMl);
         _d.Launch("attention_decode_combine", new Dim3((uint)nh, (uint)T), new Dim3(32), partO, partMl, splits, hd, output);
         float[] got = F32(Down<ushort>(output, T * qd));
         for (int r = 0; r < T; r++)

@@ -88,4 +88,25 @@ public class TensorParallelTests
             Assert.That(once[1].AsSpan(0, 5 * V).ToArray(), Is.EqualTo(once[2]), "a sequence's rows land in its own buffer");
         }
     }
+
+    [Test]
+    public void A_cache_reserved_for_the_whole_generation_is_never_copied_on_the_device()
+    {
+        var (model, devices) = Load(1);
+        using (model)
+        {
+            KvCache reserved = model.NewCache(70), growing = model.NewCache(1);
+            int[] prompt = Enumerable.Range(0, 60).Select(i => 500 + 11 * i).ToArray();
+            float[] a = model.Forward([new ForwardSequence(reserved, prompt)])[0];
+            Assert.That(model.Forward([new ForwardSequence(growing, prompt)])[0], Is.EqualTo(a));
+            devices[0].ResetCounts();
+            for (int step = 0; step < 8; step++)
+            {
+                a = model.Forward([new ForwardSequence(reserved, [step + 7])])[0];
+                Assert.That(model.Forward([new ForwardSequence(growing, [step + 7])])[0], Is.EqualTo(a), $"step {step}");
+            }
+            // Only the cache made for one token grew (once, at token 61); the one reserved for 70 never did.
+            Assert.That(devices[0].DeviceCopies, Is.EqualTo(2 * model.Config.NumLayers));
+        }
+    }
 }

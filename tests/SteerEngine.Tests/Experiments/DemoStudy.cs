@@ -16,7 +16,7 @@ public static class DemoStudy
     {
         string data = Path.Combine(dir, "pairs.jsonl");
         File.WriteAllLines(data, File.ReadLines(Repo.Path("examples", "demo-experiment", "mood_train.jsonl")).Take(16));
-        File.WriteAllText(Path.Combine(dir, "rubric.md"), "Rate the answer. {answer}");
+        File.WriteAllText(Path.Combine(dir, "rubric.json"), "{\"kind\": \"weighted\", \"prompt\": \"rate the mood of this answer from 0 (sad) to 100 (happy).\\nquestion: {question}\\nanswer: {answer}\"}");
         string file = Path.Combine(dir, "study.yaml");
         File.WriteAllText(file, $$"""
             name: test-study
@@ -39,8 +39,8 @@ public static class DemoStudy
             judge:
               provider: {{judgeProvider}}
               tasks:
-                - {name: happy, rubric: rubric.md, scorer: logprob}
-                - {name: coherence, rubric: rubric.md, scorer: logprob}
+                - {name: happy, rubric: rubric.json, scorer: logprob}
+                - {name: coherence, rubric: rubric.json, scorer: logprob}
             locks: {heartbeat_seconds: 0.2, stale_seconds: 5, poll_seconds: 0.1}
             {{extra ?? ""}}
             """);

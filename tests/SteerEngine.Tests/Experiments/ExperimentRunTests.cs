@@ -47,6 +47,21 @@ public class ExperimentRunTests
         var rows = ExperimentStatus.Of(_experiment, _reference);
         Assert.That(rows.Select(r => r.State).Distinct(), Is.EqualTo(new[] { "done" }));
         Assert.That(rows, Has.Count.EqualTo(14));
+        Assert.That(File.Exists(Path.Combine(_reference, "report", "index.html")), "a run of all stages writes the report");
+    }
+
+    [Test]
+    public void Status_tells_ready_waiting_and_running_items_apart()
+    {
+        string root = Path.Combine(_dir, "status");
+        var rows = ExperimentStatus.Of(_experiment, root);
+        Assert.That(rows.Where(r => r.Stage == "train").Select(r => r.State), Is.All.EqualTo("ready"));
+        Assert.That(rows.Where(r => r.Stage != "train").Select(r => r.State), Is.All.EqualTo("waiting"));
+        var layout = new ExperimentLayout(root, _experiment.Behavior);
+        using ItemLock? held = ItemLock.TryAcquire(ExperimentLayout.Lock(layout.Metrics("demo", 1)), _experiment.Locks);
+        ItemStatus running = ExperimentStatus.Of(_experiment, root).First(r => r.Item == "demo layer1");
+        Assert.That(running.State, Is.EqualTo("running"));
+        Assert.That(running.Detail, Does.Contain($"pid {Environment.ProcessId}"));
     }
 
     [Test]
@@ -158,6 +173,56 @@ public class ExperimentRunTests
         Assert.That(rerun.Ok && rerun.Finished == 6, Is.True);
         Assert.That(up.Verdicts, Is.EqualTo(8 * 40 - 90), "only the samples not yet judged are sent again");
         DemoStudy.AssertSameOutputs(root, _reference);
+    }
+
+    /// <summary>A copy of the reference tree with its scores removed and a study file whose judge is <paramref name="judge"/>.</summary>
+    (string Root, Experiment Experiment) Unjudged(string name, string judge, string? judgeExtra = null)
+    {
+        string dir = Path.Combine(_dir, name);
+        Directory.CreateDirectory(dir);
+        string file = DemoStudy.Write(dir, judgeProvider: judge);
+        if (judgeExtra is not null) File.WriteAllText(file, File.ReadAllText(file).Replace("  tasks:\n", judgeExtra + "\n  tasks:\n"));
+        string root = Path.Combine(dir, "out");
+        ExperimentMerge.Merge(root, [_reference]);
+        foreach (string scores in Directory.EnumerateFiles(root, "*_scores_*.jsonl", SearchOption.AllDirectories)) File.Delete(scores);
+        File.Delete(Path.Combine(root, "config.json")); // the judge differs from the reference's
+        return (root, Experiment.Load(file));
+    }
+
+    [Test]
+    public void Judge_stage_runs_the_judging_library_with_a_local_model()
+    {
+        // The demo model stands in as a local judge: the wiring is what is tested, not the judge's skill.
+        var (root, experiment) = Unjudged("local-judge", "local:" + Repo.Path("models", "demo"));
+        RunSummary s = new ExperimentRunner(experiment, root).Run("judge", new Shard(0, 8));
+        Assert.That(s.Ok && s.Finished == 1, Is.True, string.Join("; ", s.Failed));
+        var records = SteerEngine.Experiments.Stages.JsonlRecords.Read(Path.Combine(root, "vector_evals", "demo", "layer1", "happy_scores_ep1.jsonl"));
+        Assert.That(records, Has.Count.EqualTo(40));
+        foreach (var r in records)
+        {
+            Assert.That(r.GetProperty("task").GetString(), Is.EqualTo("happy"));
+            Assert.That(r.TryGetProperty("raw", out _), Is.True);
+            var score = r.GetProperty("score");
+            Assert.That(score.ValueKind == System.Text.Json.JsonValueKind.Null || score.GetDouble() is >= 0 and <= 100, Is.True, score.GetRawText());
+        }
+    }
+
+    [Test]
+    public void Judge_provider_that_is_down_fails_its_items_with_a_clear_message_and_loses_nothing()
+    {
+        int port;
+        using (var probe = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0)) { probe.Start(); port = ((System.Net.IPEndPoint)probe.LocalEndpoint).Port; }
+        Environment.SetEnvironmentVariable("STEER_TEST_JUDGE_KEY", "test-key");
+        var (root, experiment) = Unjudged("judge-refused", "openai",
+            $"  model: judge\n  base_url: http://127.0.0.1:{port}/v1\n  api_key_env: STEER_TEST_JUDGE_KEY\n  max_attempts: 2");
+        var before = DemoStudy.Outputs(root);
+        RunSummary s = new ExperimentRunner(experiment, root).Run("judge", new Shard(0, 8));
+        Assert.That(s.Ok, Is.False);
+        Assert.That(s.Failed.Single(), Does.Contain("judge provider 'openai'"));
+        Assert.That(DemoStudy.Outputs(root), Is.EqualTo(before), "generations and vectors untouched, no scores file passed off as complete");
+        var (code, _, err) = SteerCli.Run("experiment", "run", experiment.File, "--out", root, "--stage", "judge", "--shard", "0/8");
+        Assert.That(code, Is.EqualTo(1));
+        Assert.That(err, Does.Contain("error: judge demo layer1 ep1 happy: judge provider 'openai'"));
     }
 
     [Test]

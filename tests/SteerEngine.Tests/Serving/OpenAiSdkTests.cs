@@ -67,16 +67,19 @@ public class OpenAiSdkTests
     }
 
     [Test]
-    public async Task Streaming_chat_sends_the_same_text_in_pieces_with_usage_last()
+    public async Task Streaming_chat_sends_the_same_text_and_logprobs_in_pieces_with_usage_last()
     {
-        var options = new ChatCompletionOptions { MaxOutputTokenCount = 10, Temperature = 0.9f, Seed = 7 };
-        string whole = (await Client().CompleteChatAsync([ChatMessage.CreateUserMessage("my dog")], options)).Value.Content[0].Text;
+        var options = new ChatCompletionOptions { MaxOutputTokenCount = 10, Temperature = 0.9f, Seed = 7, IncludeLogProbabilities = true, TopLogProbabilityCount = 5 };
+        ChatCompletion completion = (await Client().CompleteChatAsync([ChatMessage.CreateUserMessage("my dog")], options)).Value;
+        string whole = completion.Content[0].Text;
+        var logprobs = new List<ChatTokenLogProbabilityDetails>();
         var pieces = new List<string>();
         ChatFinishReason? finish = null;
         ChatTokenUsage? usage = null;
         await foreach (StreamingChatCompletionUpdate u in Client().CompleteChatStreamingAsync([ChatMessage.CreateUserMessage("my dog")], options))
         {
             pieces.AddRange(u.ContentUpdate.Select(p => p.Text));
+            logprobs.AddRange(u.ContentTokenLogProbabilities);
             finish ??= u.FinishReason;
             usage ??= u.Usage;
         }
@@ -85,6 +88,9 @@ public class OpenAiSdkTests
         Assert.That(pieces.Count(p => p.Length > 0), Is.GreaterThan(1));
         Assert.That(finish, Is.Not.Null);
         Assert.That(usage?.OutputTokenCount, Is.GreaterThan(0));
+        Assert.That(logprobs.Select(l => (l.Token, l.LogProbability)), Is.EqualTo(completion.ContentTokenLogProbabilities.Select(l => (l.Token, l.LogProbability))));
+        Assert.That(logprobs, Has.Count.EqualTo(usage!.OutputTokenCount));
+        Assert.That(logprobs.All(l => l.TopLogProbabilities.Count == 5));
     }
 
     [Test]

@@ -91,6 +91,36 @@ public class BipoGradientTests
         Assert.That(loss, Is.EqualTo(torch.Loss).Within(2).Percent);
     }
 
+    /// <summary>
+    /// Keeping the upper blocks' activations and the head's softmax from the forward computes the same ops as
+    /// recomputing them, so the gradient is bitwise the same, also when another pass overwrote what was kept.
+    /// </summary>
+    [TestCase("tiny", "exact")]
+    [TestCase("qwen3-tiny", "native")]
+    [TestCase("tiny", "managed")]
+    public void Kept_activations_give_the_recomputed_gradient_bit_for_bit(string shape, string kernels)
+    {
+        using Transformer model = Transformer.Load(TestModels.Get(shape));
+        using WeightProducts products = WeightProducts.Create(CpuKernels.Parse(kernels));
+        ScoredSequence[] seqs = MixedBatch(model.Config.VocabSize, 8), other = MixedBatch(model.Config.VocabSize, 9);
+        float[] v = Compare.RandomVector(new Random(10), model.Config.HiddenSize, 1f);
+        double[] dLogProb = [0.3, -0.2, 0.1, -0.4];
+        float[] Grad(long keepBytes, bool interleave)
+        {
+            var slp = new SteeredLogProb(model, 0, products, keepBytes);
+            SequenceBatch batch = slp.Batch(seqs), otherBatch = slp.Batch(other);
+            SteeredPass pass = slp.Forward(batch, slp.Prefix(batch), v, 1);
+            if (interleave) slp.Forward(otherBatch, slp.Prefix(otherBatch), v, -1);
+            var grad = new float[v.Length];
+            pass.Backward(dLogProb, grad);
+            return grad;
+        }
+        float[] recomputed = Grad(0, false);
+        Assert.That(recomputed.Any(g => g != 0));
+        Assert.That(Grad(1L << 30, false), Is.EqualTo(recomputed), "kept");
+        Assert.That(Grad(1L << 30, true), Is.EqualTo(recomputed), "kept, then overwritten by another pass");
+    }
+
     [TestCase("tiny", 1)]
     [TestCase("qwen3-tiny", 0)]
     public void Gradient_agrees_with_float64_central_differences(string shape, int layer)

@@ -52,4 +52,17 @@ public class TrainBipoCommandTests
         Assert.That(code, Is.EqualTo(1));
         Assert.That(err.Trim(), Does.StartWith($"error: {data}:2: not valid JSON").And.Not.Contain("\n"));
     }
+
+    [Test]
+    public void Train_bipo_with_an_unknown_kernels_value_fails_with_one_line_naming_it()
+    {
+        string dir = TestModels.TempDir("cli-bipo");
+        string data = Path.Combine(dir, "train.jsonl");
+        File.WriteAllLines(data, ["""{"prompt": "a", "chosen": "b", "rejected": "c"}"""]);
+        var (code, _, err) = Steer("train-bipo", "--model", TestModels.Get("tiny"), "--data", data, "--layer", "1",
+            "--out", Path.Combine(dir, "out"), "--kernels", "fastest");
+        Assert.That(code, Is.EqualTo(1));
+        Assert.That(err.Trim(), Is.EqualTo("error: --kernels 'fastest' is not one of auto, native, managed, exact"));
+        Assert.That(Directory.Exists(Path.Combine(dir, "out")), Is.False);
+    }
 }

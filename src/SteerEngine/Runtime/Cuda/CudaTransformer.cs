@@ -21,6 +21,7 @@ public enum CudaPlatform { Driver, Emulated }
 public sealed class CudaTransformer : IForwardModel
 {
     const int DecodeChunk = 256; // keys per split-KV block
+    const int MaxQueryHeadsPerKvHead = 8; // DECODE_MAX_GROUP of kernels/attention_decode.cu
 
     readonly Rank[] _ranks;
     readonly CudaCollectives? _collectives;
@@ -81,6 +82,8 @@ public sealed class CudaTransformer : IForwardModel
         ModelConfig c = ModelConfig.Load(Path.Combine(modelDir, "config.json"));
         if (c.HeadDim is not (32 or 64 or 128))
             throw new NotSupportedException($"{modelDir}: head_dim {c.HeadDim} has no CUDA attention kernel (32, 64 or 128)");
+        if (c.NumHeads % c.NumKvHeads != 0 || c.NumHeads / c.NumKvHeads > MaxQueryHeadsPerKvHead)
+            throw new NotSupportedException($"{modelDir}: {c.NumHeads} query heads over {c.NumKvHeads} KV heads; the decode attention kernel serves whole groups of at most {MaxQueryHeadsPerKvHead}");
         var shapes = Enumerable.Range(0, tensorParallel).Select(r => RankShape.For(c, r, tensorParallel)).ToArray();
         using TensorStore store = TensorStore.Open(modelDir);
         ModelWeights weights = ModelWeights.Load(store, c);
@@ -349,11 +352,12 @@ public sealed class CudaTransformer : IForwardModel
         float scale = 1f / MathF.Sqrt(hd);
         if (p.MaxNew == 1)
         {
-            // Decode: one query row per sequence, its keys split into chunks across blocks.
+            // Decode: one query row per sequence, its keys split into chunks across blocks, each block
+            // serving all query heads of one KV head.
             int splits = (p.MaxVisible + DecodeChunk - 1) / DecodeChunk;
             DevicePtr partO = rk.Workspace.Get("part_o", (long)p.Rows * s.Heads * splits * hd * 4);   // (T, nh, splits, hd)
             DevicePtr partMl = rk.Workspace.Get("part_ml", (long)p.Rows * s.Heads * splits * 2 * 4); // (T, nh, splits, 2)
-            d.Launch($"attention_decode_hd{hd}", new Dim3((uint)splits, (uint)s.Heads, (uint)p.Rows), new Dim3(128),
+            d.Launch($"attention_decode_hd{hd}", new Dim3((uint)splits, (uint)s.KvHeads, (uint)p.Rows), new Dim3(128),
                 q, seqOfRow, posOfRow, kvBase, kvCap, layer, s.Heads, s.KvHeads, scale, DecodeChunk, partO, partMl);
             d.Launch("attention_decode_combine", new Dim3((uint)s.Heads, (uint)p.Rows), new Dim3(32), partO, partMl, splits, hd, att);
         }
@@ -364,12 +368,16 @@ public sealed class CudaTransformer : IForwardModel
         }
     }
 
-    /// <summary>The device cache of a sequence, grown (contents kept) to hold at least <paramref name="tokens"/>.</summary>
+    /// <summary>
+    /// The device cache of a sequence, first allocated at the capacity its KvCache was made or
+    /// reserved with (the generator reserves prompt + new tokens, so generation never grows it);
+    /// grown (contents copied) only past that.
+    /// </summary>
     SequenceKv DeviceCache(KvCache cache, int tokens)
     {
         int L = Config.NumLayers;
         if (_kv.TryGetValue(cache, out SequenceKv? kv) && kv.Capacity >= tokens) return kv;
-        int capacity = Math.Max(tokens, kv is null ? 64 : kv.Capacity * 2);
+        int capacity = Math.Max(tokens, kv is null ? cache.Capacity : kv.Capacity * 2);
         var bases = new DevicePtr[_ranks.Length];
         for (int r = 0; r < _ranks.Length; r++)
         {

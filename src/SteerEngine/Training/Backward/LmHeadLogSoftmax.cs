@@ -22,12 +22,14 @@ public static class LmHeadLogSoftmax
     /// <param name="x">(rows, H) final-normed hidden states</param><param name="targets">(rows) token ids</param>
     /// <param name="logProb">(rows) log p(target)</param><param name="logSumExp">(rows) saved for the backward</param>
     /// <param name="products">the head's product; the exact f32 one when null</param>
+    /// <param name="probabilities">(rows, V) softmax(z), kept for <see cref="BackwardFromProbabilities"/>; empty: not kept</param>
     public static void Forward(ReadOnlySpan<float> x, WeightMatrix head, ReadOnlySpan<int> targets,
-        Span<double> logProb, Span<float> logSumExp, WeightProducts? products = null)
+        Span<double> logProb, Span<float> logSumExp, WeightProducts? products = null, Span<float> probabilities = default)
     {
         products ??= WeightProducts.Exact;
         int H = head.Cols, V = head.Rows, rows = targets.Length;
         float[] logits = ArrayPool<float>.Shared.Rent(Math.Min(rows, RowsPerChunk) * V); // (chunk, V)
+        float[] softmax = probabilities.IsEmpty && !products.IsExact ? ArrayPool<float>.Shared.Rent(V) : []; // (V) when not kept
         for (int r0 = 0; r0 < rows; r0 += RowsPerChunk)
         {
             int n = Math.Min(RowsPerChunk, rows - r0);
@@ -35,32 +37,41 @@ public static class LmHeadLogSoftmax
             for (int i = 0; i < n; i++)
             {
                 Span<float> z = logits.AsSpan(i * V, V);
-                float max = TensorPrimitives.Max(z);
-                double lse = max + Math.Log(products.IsExact ? SumExpExact(z, max) : SumExpFast(z, max));
+                double lse;
+                if (products.IsExact)
+                {
+                    float max = TensorPrimitives.Max(z);
+                    double sum = 0;
+                    for (int t = 0; t < V; t++) sum += Math.Exp(z[t] - max);
+                    lse = max + Math.Log(sum);
+                }
+                else
+                {
+                    Span<float> p = probabilities.IsEmpty ? softmax.AsSpan(0, V) : probabilities.Slice((r0 + i) * V, V);
+                    var (max, sum) = Softmax(z, p, normalize: !probabilities.IsEmpty);
+                    lse = max + Math.Log(sum);
+                }
                 logSumExp[r0 + i] = (float)lse;
                 logProb[r0 + i] = z[targets[r0 + i]] - lse;
             }
         }
         ArrayPool<float>.Shared.Return(logits);
+        if (softmax.Length > 0) ArrayPool<float>.Shared.Return(softmax);
     }
 
-    static double SumExpExact(ReadOnlySpan<float> z, float max)
+    /// <summary>
+    /// p = exp(z − max(z)), then, when <paramref name="normalize"/>, p /= Σp: the packed path's softmax in f32, one exp
+    /// pass. The forward (keeping p) and the backward (recomputing it) run exactly these ops, so both give the same bits.
+    /// z, p: (V); may alias. Returns max(z) and Σ exp(z − max) (log-sum-exp = max + log Σ).
+    /// </summary>
+    static (float Max, double Sum) Softmax(ReadOnlySpan<float> z, Span<float> p, bool normalize)
     {
-        double sum = 0;
-        for (int t = 0; t < z.Length; t++) sum += Math.Exp(z[t] - max);
-        return sum;
-    }
-
-    /// <summary>Σ exp(z − max), vectorized, in f32 (the fast path's reduction).</summary>
-    static double SumExpFast(Span<float> z, float max)
-    {
-        float[] e = ArrayPool<float>.Shared.Rent(z.Length);
-        Span<float> t = e.AsSpan(0, z.Length);
-        TensorPrimitives.Subtract(z, max, t);
-        TensorPrimitives.Exp(t, t);
-        double sum = TensorPrimitives.Sum(t);
-        ArrayPool<float>.Shared.Return(e);
-        return sum;
+        float max = TensorPrimitives.Max(z);
+        TensorPrimitives.Subtract(z, max, p);
+        TensorPrimitives.Exp(p, p);
+        double sum = TensorPrimitives.Sum(p);
+        if (normalize) TensorPrimitives.Multiply(p, (float)(1 / sum), p);
+        return (max, sum);
     }
 
     /// <param name="x">(rows, H) as in the forward</param><param name="logSumExp">(rows) from the forward</param>
@@ -73,7 +84,7 @@ public static class LmHeadLogSoftmax
         int H = head.Cols, rows = targets.Length;
         if (products is { IsExact: false })
         {
-            BackwardByProducts(x, head, targets, logSumExp, dLogProb, dx, products);
+            BackwardByProducts(x, head, targets, dLogProb, dx, products);
             return;
         }
         // Chunks of rows bound the per-task accumulators; each chunk streams W once.
@@ -123,11 +134,29 @@ public static class LmHeadLogSoftmax
     }
 
     /// <summary>
+    /// The backward from the probabilities the forward kept: dz = dlp · (onehot(y) − p), in place, then one product,
+    /// dx = dz · W (on the transposed head for packed products). probabilities: (rows, V), overwritten.
+    /// </summary>
+    public static void BackwardFromProbabilities(Span<float> probabilities, WeightMatrix head, ReadOnlySpan<int> targets,
+        ReadOnlySpan<float> dLogProb, Span<float> dx, WeightProducts products)
+    {
+        int V = head.Rows, rows = targets.Length;
+        for (int r = 0; r < rows; r++)
+        {
+            Span<float> dz = probabilities.Slice(r * V, V);
+            TensorPrimitives.Multiply(dz, -dLogProb[r], dz);
+            dz[targets[r]] += dLogProb[r];
+        }
+        products.Backward(probabilities[..(rows * V)], head, dx, rows);
+    }
+
+    /// <summary>
     /// The backward as two products per chunk of rows: the logits again, z = x · Wᵀ (chunk, V), then
-    /// dz = dlp · (onehot(y) − softmax(z)) in place and dx = dz · W on the transposed head.
+    /// dz = dlp · (onehot(y) − softmax(z)) in place and dx = dz · W on the transposed head. The softmax is
+    /// recomputed exactly as the forward computes the one it keeps.
     /// </summary>
     static void BackwardByProducts(ReadOnlySpan<float> x, WeightMatrix head, ReadOnlySpan<int> targets,
-        ReadOnlySpan<float> logSumExp, ReadOnlySpan<float> dLogProb, Span<float> dx, WeightProducts products)
+        ReadOnlySpan<float> dLogProb, Span<float> dx, WeightProducts products)
     {
         int H = head.Cols, V = head.Rows, rows = targets.Length;
         float[] logits = ArrayPool<float>.Shared.Rent(Math.Min(rows, RowsPerChunk) * V); // (chunk, V), then dz
@@ -139,8 +168,7 @@ public static class LmHeadLogSoftmax
             {
                 Span<float> z = logits.AsSpan(i * V, V);
                 float g = dLogProb[r0 + i];
-                TensorPrimitives.Subtract(z, logSumExp[r0 + i], z);
-                TensorPrimitives.Exp(z, z);
+                Softmax(z, z, normalize: true);
                 TensorPrimitives.Multiply(z, -g, z);
                 z[targets[r0 + i]] += g;
             }
