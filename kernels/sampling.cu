@@ -163,3 +163,35 @@ extern "C" __global__ void sample_rows(const float* __restrict__ logits, int voc
     }
     if (tid == 0) token[r] = key_token(pick);
 }
+
+// The count[r] most likely tokens of each row (logit descending, id ascending, as
+// TokenLogprob.Top orders them) with their log-probs l − lse[r]: count[r] passes, each the
+// largest key below the last one taken. ids, logprob (rows, max_count); rows past count[r] untouched.
+// grid (rows), block (multiple of 32, ≤ 1024).
+extern "C" __global__ void top_logprobs_rows(const float* __restrict__ logits, int vocab, const int* __restrict__ count,
+                                             int max_count, const float* __restrict__ lse, int* __restrict__ ids,
+                                             float* __restrict__ logprob)
+{
+    __shared__ unsigned long long scratch64[32];
+    int r = blockIdx.x;
+    const float* l = logits + (long long)r * vocab;
+    int k = min(min(count[r], max_count), vocab);
+    unsigned long long below = ~0ull;
+    for (int j = 0; j < k; j++)
+    {
+        unsigned long long best = 0;
+        for (int i = threadIdx.x; i < vocab; i += blockDim.x)
+        {
+            unsigned long long key = order_key(l[i], i);
+            if (key < below && key > best) best = key;
+        }
+        best = block_reduce_u64(best, scratch64, true);
+        if (threadIdx.x == 0)
+        {
+            int t = key_token(best);
+            ids[(long long)r * max_count + j] = t;
+            logprob[(long long)r * max_count + j] = l[t] - lse[r];
+        }
+        below = best;
+    }
+}

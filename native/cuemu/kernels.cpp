@@ -28,7 +28,7 @@ static const KernelEntry table[] = {
     KERNEL(attention_prefill_hd64), KERNEL(attention_prefill_hd128), KERNEL(attention_decode_hd32),
     KERNEL(attention_decode_hd64), KERNEL(attention_decode_hd128), KERNEL(attention_decode_combine),
     KERNEL(mma_probe),            KERNEL(shared_neighbour_sum),   KERNEL(shared_write_past_end),
-    KERNEL(shared_read_unwritten),
+    KERNEL(shared_read_unwritten), KERNEL(top_logprobs_rows),
 };
 
 const KernelEntry* kernel_table() { return table; }

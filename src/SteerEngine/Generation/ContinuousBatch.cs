@@ -121,13 +121,22 @@ public sealed partial class ContinuousBatch(IForwardModel model, TextTokenizer? 
         float[][] logits = _slots.GetRange(0, batch.Count).ToArray();
         for (int b = 0; b < batch.Count; b++)   // a scored prompt chunk gets every row's logits: (n, V)
             if (batch[b].Part.AllLogits) logits[b] = GC.AllocateUninitializedArray<float>(batch[b].Part.Tokens.Length * V);
-        model.ForwardInto(batch.Select(b => b.Part).ToList(), logits, sink);
+        // The one branch point: a decoding row without repetition penalty or prompt scoring is a
+        // token draw the model may make where its logits are (on the device); the rest sample here
+        // from full logits. Each sequence's generator gives one draw per token either way.
+        var draws = new TokenDraw?[batch.Count];
+        for (int b = 0; b < batch.Count; b++)
+            if (batch[b].Samples && batch[b].Seq.Request.MaxNewTokens > 0 && batch[b].Seq.History is null && !batch[b].Part.AllLogits)
+            {
+                GenerationRequest r = batch[b].Seq.Request;
+                draws[b] = new TokenDraw(r.Sampling, batch[b].Seq.Rng.NextOpenUnit(), r.Logprobs || r.TopLogprobs > 0, r.TopLogprobs);
+            }
+        DrawnToken?[] drawn = model.ForwardSample(batch.Select(b => b.Part).ToList(), logits, draws, sink);
         TokensProcessed += batch.Sum(b => b.Part.Tokens.Length);
         // Rows draw in parallel, each from its own logits and generator; the results are taken in batch order.
-        var drawn = new Drawn[batch.Count];
         Parallel.For(0, batch.Count, b =>
         {
-            if (batch[b].Samples && batch[b].Seq.Request.MaxNewTokens > 0)
+            if (draws[b] is null && batch[b].Samples && batch[b].Seq.Request.MaxNewTokens > 0)
                 drawn[b] = Draw(batch[b].Seq, logits[b].AsSpan((LogitBuffers.Rows(batch[b].Part) - 1) * V, V));
         });
         var finished = new List<GenerationResult>();
@@ -137,7 +146,7 @@ public sealed partial class ContinuousBatch(IForwardModel model, TextTokenizer? 
             int rows = LogitBuffers.Rows(batch[b].Part);
             if (batch[b].Part.AllLogits) ScorePrompt(s, logits[b], s.Prefilled - rows);
             if (!batch[b].Samples) continue;
-            GenerationResult? done = s.Request.MaxNewTokens <= 0 ? Result(s, "length", null) : Accept(s, drawn[b], onToken);
+            GenerationResult? done = s.Request.MaxNewTokens <= 0 ? Result(s, "length", null) : Accept(s, drawn[b]!.Value, onToken);
             if (done is null) continue;
             _active.Remove(s);
             finished.Add(done);
@@ -158,10 +167,8 @@ public sealed partial class ContinuousBatch(IForwardModel model, TextTokenizer? 
         }
     }
 
-    readonly record struct Drawn(int Token, float? Logprob, TokenLogprob[]? Top);
-
     /// <summary>Samples the sequence's next token (safe to run for several sequences at once).</summary>
-    static Drawn Draw(Sequence s, Span<float> logits)
+    static DrawnToken Draw(Sequence s, Span<float> logits)
     {
         GenerationRequest r = s.Request;
         bool logprobs = r.Logprobs || r.TopLogprobs > 0;
@@ -170,11 +177,11 @@ public sealed partial class ContinuousBatch(IForwardModel model, TextTokenizer? 
         TokenLogprob[]? top = r.TopLogprobs > 0 ? TokenLogprob.Top(raw ?? logits, r.TopLogprobs) : null;
         int token = Sampler.Sample(logits, r.Sampling, s.Rng.NextOpenUnit(), s.History);
         float? logprob = logprobs ? (float)Sampler.LogProb(raw ?? logits, token) : null;
-        return new Drawn(token, logprob, top);
+        return new DrawnToken(token, logprob, top);
     }
 
     /// <summary>Appends a drawn token; returns the sequence's result if that finished it.</summary>
-    GenerationResult? Accept(Sequence s, Drawn drawn, Action<GeneratedToken>? onToken)
+    GenerationResult? Accept(Sequence s, DrawnToken drawn, Action<GeneratedToken>? onToken)
     {
         GenerationRequest r = s.Request;
         (int token, float? logprob, TokenLogprob[]? top) = drawn;

@@ -26,6 +26,17 @@ public interface IForwardModel : IDisposable
         float[][] result = Forward(batch, sink);
         for (int s = 0; s < result.Length; s++) result[s].CopyTo(logits[s], 0);
     }
+
+    /// <summary>
+    /// <see cref="ForwardInto"/>, and for each sequence with a draw (<paramref name="draws"/>[s] not
+    /// null) its next token from its last logit row, as <see cref="TokenDraw.OnHost"/> picks it. A
+    /// backend may sample such rows where the logits are (the device) and leave their buffers
+    /// unwritten; sequences without a draw always get full logits. This default writes all logits
+    /// and samples on the host.
+    /// </summary>
+    /// <returns>per sequence, its drawn token, or null where it had no draw</returns>
+    DrawnToken?[] ForwardSample(IReadOnlyList<ForwardSequence> batch, float[][] logits, IReadOnlyList<TokenDraw?> draws, IHiddenStateSink? sink = null)
+        => TokenDraw.ForwardThenSampleOnHost(this, batch, logits, draws, sink);
 }
 
 /// <summary>The logits layout of a forward batch: which rows each sequence gets back.</summary>

@@ -257,10 +257,33 @@ public class KernelTests
     }
 
     [Test]
+    public void Top_logprobs_are_the_host_top_in_its_order()
+    {
+        const int rows = 3, V = 2003, K = TokenLogprob.MaxTop;
+        float[] logits = Random(rows * V, 6f);
+        logits[10] = logits[11] = logits[500] = 40f; // ties at the top: lower ids first
+        int[] counts = [5, 20, 1];
+        DevicePtr lse = Zeros(rows * 4), ids = Zeros(rows * K * 4), lp = Zeros(rows * K * 4);
+        _d.Launch("log_softmax_rows", new Dim3(rows), new Dim3(256), Up(logits), V, DevicePtr.Null, lse, DevicePtr.Null, DevicePtr.Null);
+        _d.Launch("top_logprobs_rows", new Dim3(rows), new Dim3(256), Up(logits), V, Up(counts), K, lse, ids, lp);
+        int[] gotIds = Down<int>(ids, rows * K);
+        float[] gotLp = Down<float>(lp, rows * K);
+        for (int r = 0; r < rows; r++)
+        {
+            TokenLogprob[] want = TokenLogprob.Top(logits.AsSpan(r * V, V), counts[r]);
+            for (int j = 0; j < counts[r]; j++)
+            {
+                Assert.That(gotIds[r * K + j], Is.EqualTo(want[j].Token), $"row {r}, rank {j}");
+                Assert.That(gotLp[r * K + j], Is.EqualTo(want[j].Logprob).Within(1e-4), $"row {r}, rank {j}");
+            }
+        }
+    }
+
+    [Test]
     public void Every_kernel_the_backend_launches_is_in_the_emulator()
     {
         string[] launched = ["embedding_gather", "gather_rows_bf16", "rmsnorm", "qk_norm_rope", "residual_add_steer", "swiglu",
-            "log_softmax_rows", "sample_rows", "attention_decode_combine",
+            "log_softmax_rows", "sample_rows", "top_logprobs_rows", "attention_decode_combine",
             .. new[] { 32, 64, 128 }.SelectMany(hd => new[] { $"attention_prefill_hd{hd}", $"attention_decode_hd{hd}" })];
         Assert.That(EmulatedCudaDevice.KernelNames(), Is.SupersetOf(launched));
     }

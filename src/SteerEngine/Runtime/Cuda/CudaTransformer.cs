@@ -18,7 +18,7 @@ public enum CudaPlatform { Driver, Emulated }
 /// collectives, so the others stop too and the first error is thrown.
 /// KV caches live on the devices, one per <see cref="KvCache"/> object (which keeps only the length).
 /// </summary>
-public sealed class CudaTransformer : IForwardModel
+public sealed partial class CudaTransformer : IForwardModel
 {
     const int DecodeChunk = 256; // keys per split-KV block
     const int MaxQueryHeadsPerKvHead = 8; // DECODE_MAX_GROUP of kernels/attention_decode.cu
@@ -107,6 +107,9 @@ public sealed class CudaTransformer : IForwardModel
         public required bool[] LayerSteered; // (L)
         public required float[] Vectors;    // (nv, H)
         public required int[] LogitSequence, LogitRowInSequence; // (R): where each logit row goes in Output
+        public required TokenDraw[] Draws;  // (D): the sequences sampled on the device, whose logit rows are [0, D)
+        public required int[] DrawSequence; // (D): the sequence of each draw
+        public DrawnToken[]? Drawn;         // (D) out
         public float[][]? Captured;         // (L+1) × (T, H) when a sink listens
         public required float[][] Output;   // per sequence (rows × V), the caller's buffers
     }
@@ -118,7 +121,31 @@ public sealed class CudaTransformer : IForwardModel
         return logits;
     }
 
-    public void ForwardInto(IReadOnlyList<ForwardSequence> batch, float[][] logits, IHiddenStateSink? sink = null)
+    public void ForwardInto(IReadOnlyList<ForwardSequence> batch, float[][] logits, IHiddenStateSink? sink = null) =>
+        Run(batch, logits, sink, null);
+
+    /// <summary>
+    /// Samples the drawn sequences on the device (kernels/sampling.cu, logprobs.cu): only their
+    /// tokens, log-probs and top log-probs come back, never their logits. With tensor parallelism
+    /// (logits gathered as rank slices) or a draw on a sequence that asks for all logits, the
+    /// whole batch falls back to full logits and the host sampler.
+    /// </summary>
+    public DrawnToken?[] ForwardSample(IReadOnlyList<ForwardSequence> batch, float[][] logits, IReadOnlyList<TokenDraw?> draws, IHiddenStateSink? sink = null)
+    {
+        TokenDraw.Check(batch, draws);
+        bool onDevice = DeviceSampling && _ranks.Length == 1 && draws.Any(d => d is not null)
+            && Enumerable.Range(0, batch.Count).All(s => draws[s] is null || !batch[s].AllLogits);
+        if (!onDevice) return TokenDraw.ForwardThenSampleOnHost(this, batch, logits, draws, sink);
+        Plan plan = Run(batch, logits, sink, draws);
+        var drawn = new DrawnToken?[batch.Count];
+        for (int i = 0; i < plan.DrawSequence.Length; i++) drawn[plan.DrawSequence[i]] = plan.Drawn![i];
+        return drawn;
+    }
+
+    /// <summary>Whether <see cref="ForwardSample"/> samples on the device (else always on the host, from full logits).</summary>
+    public bool DeviceSampling { get; set; } = Environment.GetEnvironmentVariable("STEER_HOST_SAMPLING") != "1";
+
+    Plan Run(IReadOnlyList<ForwardSequence> batch, float[][] logits, IHiddenStateSink? sink, IReadOnlyList<TokenDraw?>? draws)
     {
         ModelConfig c = Config;
         if (_aborted is not null)
@@ -139,7 +166,7 @@ public sealed class CudaTransformer : IForwardModel
         LogitBuffers.Check(batch, logits, c.VocabSize);
         FreeDeadCaches();
 
-        Plan plan = MakePlan(batch, logits);
+        Plan plan = MakePlan(batch, logits, draws);
         if (sink is not null) plan.Captured = Enumerable.Range(0, L + 1).Select(_ => new float[plan.Rows * H]).ToArray();
 
         try { _workers.Run(rank => RunRank(rank, plan)); }
@@ -155,9 +182,10 @@ public sealed class CudaTransformer : IForwardModel
             var layout = new BatchLayout(plan.SequenceOfRow, plan.PositionOfRow);
             for (int e = 0; e <= L; e++) sink.Record(e, plan.Captured![e], layout);
         }
+        return plan;
     }
 
-    Plan MakePlan(IReadOnlyList<ForwardSequence> batch, float[][] output)
+    Plan MakePlan(IReadOnlyList<ForwardSequence> batch, float[][] output, IReadOnlyList<TokenDraw?>? draws)
     {
         ModelConfig c = Config;
         int H = c.HiddenSize, L = c.NumLayers, T = batch.Sum(s => s.Tokens.Length);
@@ -169,9 +197,20 @@ public sealed class CudaTransformer : IForwardModel
         var newTokens = new int[batch.Count];
         var startPosition = new int[batch.Count];
         var kv = new SequenceKv[batch.Count];
+        // Logit rows: the drawn sequences' (one each) first, then every row the others get back.
         var logitRows = new List<int>();
         var logitSequence = new List<int>();
         var logitRowInSequence = new List<int>();
+        var drawSequence = new List<int>();
+        for (int s = 0, end = 0; s < batch.Count; s++)
+        {
+            end += batch[s].Tokens.Length;
+            if (draws?[s] is null) continue;
+            logitRows.Add(end - 1);
+            logitSequence.Add(s);
+            logitRowInSequence.Add(0);
+            drawSequence.Add(s);
+        }
         int maxVisible = 0;
         for (int s = 0, r = 0; s < batch.Count; s++)
         {
@@ -191,7 +230,7 @@ public sealed class CudaTransformer : IForwardModel
                 steeringOfRow[r] = seq.Steering;
             }
             int first = seq.AllLogits ? r - n : r - 1;
-            for (int i = first; i < r; i++)
+            for (int i = first; i < r && draws?[s] is null; i++)
             {
                 logitRows.Add(i);
                 logitSequence.Add(s);
@@ -232,6 +271,7 @@ public sealed class CudaTransformer : IForwardModel
             SteerMultiplier = steerMultiplier.Count > 0 ? steerMultiplier.ToArray() : [0f],
             LayerSteered = layerSteered, Vectors = vectors,
             LogitSequence = logitSequence.ToArray(), LogitRowInSequence = logitRowInSequence.ToArray(), Output = output,
+            DrawSequence = drawSequence.ToArray(), Draws = drawSequence.Select(s => draws![s]!).ToArray(),
         };
     }
 
@@ -250,10 +290,13 @@ public sealed class CudaTransformer : IForwardModel
         // The step's inputs in one copy: nothing here waits for the device.
         DevicePtr[] inputs = ws.Upload(p.Tokens, p.SequenceOfRow, p.PositionOfRow, p.RowStart, p.NewTokens, p.StartPosition,
             p.Kv.Select(k => k.Bases[rank].Address).ToArray(), p.Kv.Select(k => k.Capacity).ToArray(),
-            p.SteerStart, p.SteerVector, p.SteerMultiplier, p.Vectors, p.LogitRows);
+            p.SteerStart, p.SteerVector, p.SteerMultiplier, p.Vectors, p.LogitRows,
+            DrawField(p, d => d.Sampling.Temperature), DrawField(p, d => d.Sampling.TopK), DrawField(p, d => d.Sampling.TopP),
+            DrawField(p, d => d.Sampling.MinP), DrawField(p, d => d.Uniform), DrawField(p, d => d.TopLogprobs));
         DevicePtr tokens = inputs[0], seqOfRow = inputs[1], posOfRow = inputs[2], rowStart = inputs[3], newTokens = inputs[4],
             startPos = inputs[5], kvBase = inputs[6], kvCap = inputs[7], steerStart = inputs[8], steerVec = inputs[9],
             steerMult = inputs[10], vectors = inputs[11], logitRows = inputs[12];
+        var draw = new DrawInputs(inputs[13], inputs[14], inputs[15], inputs[16], inputs[17], inputs[18]);
 
         DevicePtr x = ws.Get("x", (long)T * H * 4);                 // (T, H) f32 residual stream
         DevicePtr xn = ws.Get("xn", (long)T * H * 2);               // (T, H) bf16 normed sublayer input
@@ -314,16 +357,20 @@ public sealed class CudaTransformer : IForwardModel
         DevicePtr logits = ws.Get("logits", (long)chunk * VL * 4);      // (chunk, VL) f32
         DevicePtr all = _collectives is null ? logits : ws.Get("logits_all", (long)ranks * chunk * VL * 4); // (ranks, chunk, VL)
         float* host = rank == 0 ? (float*)ws.Host("logits", (long)ranks * chunk * VL * 4) : null;
+        int D = p.DrawSequence.Length; // drawn rows come first; only at one rank, so VL is the vocabulary
+        DrawOutputs drawn = D > 0 ? DrawOutputs.In(ws, D) : default;
         for (int first = 0; first < R; first += chunk)
         {
-            int n = Math.Min(chunk, R - first);
+            int n = Math.Min(chunk, R - first), sampled = Math.Clamp(D - first, 0, n);
             d.Launch("gather_rows_bf16", new Dim3((uint)n), Threads(H), xn, logitRows + first * 4L, selected, H);
             Linear.Forward(d, selected, w.LmHead, logits, n, VL, H);
             _collectives?.AllGather(rank, logits, all, (long)n * VL);
-            if (rank != 0) continue;
-            d.CopyToHost(host, all, (long)ranks * n * VL * 4);
-            ScatterLogits(p, host, first, n, VL);
+            if (sampled > 0) SampleRows(d, p, logits, VL, first, sampled, draw, drawn);
+            if (rank != 0 || sampled == n) continue;
+            d.CopyToHost(host, all + (long)sampled * VL * 4, (long)ranks * (n - sampled) * VL * 4);
+            ScatterLogits(p, host, first + sampled, n - sampled, VL);
         }
+        if (D > 0) p.Drawn = drawn.Download(d, p.Draws, VL);
         if (rank != 0) d.Synchronize(); // this step's input copy is done before the next step rewrites its buffer
     }
 

@@ -39,7 +39,7 @@ sealed unsafe partial class GpuCheckSteps(GpuCheckOptions o, TextWriter log)
     {
         "attention_decode_combine" or "mma_probe" => 32,
         _ when kernel.StartsWith("attention_") => 128,
-        "sample_rows" => 256,
+        "sample_rows" or "top_logprobs_rows" => 256,
         _ => 1024, // CudaTransformer.Threads: up to 1024 for the row kernels
     };
 
