@@ -28,6 +28,7 @@ public static class PersonaCommand
         command.Subcommands.Add(New());
         command.Subcommands.Add(Generate());
         command.Subcommands.Add(Run());
+        command.Subcommands.Add(Baseline());
         return command;
     }
 
@@ -85,12 +86,7 @@ public static class PersonaCommand
         string trait = TraitGenerator.CheckName(p.GetValue(s.Trait)!);
         string description = p.GetValue(s.Description) ?? throw new ArgumentException("--description is required to write a new trait");
         string spec = p.GetValue(s.Generator) ?? throw new ArgumentException("--generator PROVIDER:MODEL is required to write a new trait");
-        int colon = spec.IndexOf(':');
-        if (colon <= 0 || colon == spec.Length - 1) throw new ArgumentException($"--generator '{spec}': expected PROVIDER:MODEL (anthropic:..., openai:..., local:DIR)");
-        string provider = spec[..colon];
-        using IJudgeProvider generator = provider == "local"
-            ? JudgeProviders.Open(spec, null, null, null, new RetryOptions(), 1)
-            : JudgeProviders.Open(provider, spec[(colon + 1)..], p.GetValue(s.GeneratorUrl), p.GetValue(s.GeneratorKey), new RetryOptions(), 1);
+        using IJudgeProvider generator = OpenModel("--generator", spec, p.GetValue(s.GeneratorUrl), p.GetValue(s.GeneratorKey));
         TraitDefinition definition;
         try
         {
@@ -101,6 +97,17 @@ public static class PersonaCommand
             throw new IOException($"generator {spec}: {e.Message}", e);
         }
         return definition.WriteSplits(p.GetValue(s.Dir)!, trait);
+    }
+
+    /// <summary>An API or local model named PROVIDER:MODEL (anthropic:..., openai:..., local:DIR), through the judge providers.</summary>
+    static IJudgeProvider OpenModel(string option, string spec, string? baseUrl, string? keyEnv)
+    {
+        int colon = spec.IndexOf(':');
+        if (colon <= 0 || colon == spec.Length - 1) throw new ArgumentException($"{option} '{spec}': expected PROVIDER:MODEL (anthropic:..., openai:..., local:DIR)");
+        string provider = spec[..colon];
+        return provider == "local"
+            ? JudgeProviders.Open(spec, null, null, null, new RetryOptions(), 1)
+            : JudgeProviders.Open(provider, spec[(colon + 1)..], baseUrl, keyEnv, new RetryOptions(), 8);
     }
 
     static Command Generate()
@@ -189,6 +196,57 @@ public static class PersonaCommand
             return 0;
         }));
         return command;
+    }
+
+    static Command Baseline()
+    {
+        var s = new Shared();
+        var levels = new Option<int>("--levels") { Description = "7 (multipliers -1.5..+1.5) or 9 (-2..+2)", DefaultValueFactory = _ => 7 };
+        var vector = new Option<string?>("--vector") { Description = "persona vector (default: DIR/vectors/NAME_response_avg_diff.pt)" };
+        var layer = new Option<int>("--layer") { Required = true, Description = "decoder block to steer" };
+        var scale = new Option<double>("--scale") { Description = "steered multiplier = level multiplier × this", DefaultValueFactory = _ => 1 };
+        var samples = new Option<int>("--samples") { Description = "answers per level and eval question", DefaultValueFactory = _ => 1 };
+        var answerer = new Option<string>("--answerer") { Description = "who answers the level instructions: local (the --model, unsteered) or PROVIDER:MODEL", DefaultValueFactory = _ => "local" };
+        var answererUrl = new Option<string?>("--answerer-base-url") { Description = "the answering API's base URL" };
+        var answererKey = new Option<string?>("--answerer-api-key-env") { Description = "environment variable holding the answering API's key" };
+        var pairwise = new Option<string?>("--pairwise-rubric") { Description = "pairwise rubric (default: pairwise:NAME, which answer shows more of the trait)" };
+        var command = new Command("baseline", "prompting baseline: level-instructed answers vs steered answers at the matched multipliers, scored and judged pairwise")
+            { s.Trait, s.Dir, levels, vector, layer, scale, samples, answerer, answererUrl, answererKey, pairwise };
+        foreach (Option o in s.AnswerOptions.Where(o => o != s.PerQuestion && o != s.Coherence)) command.Options.Add(o);
+        command.SetAction(p => CliErrors.Run(() =>
+        {
+            string trait = TraitGenerator.CheckName(p.GetValue(s.Trait)!);
+            string dir = p.GetValue(s.Dir)!;
+            int count = p.GetValue(levels);
+            PromptingBaseline.Levels(count);
+            SteeringVector v = VectorFile.Read(p.GetValue(vector) ?? Path.Combine(dir, "vectors", $"{trait}_response_avg_diff.pt"));
+            var settings = new BaselineSettings(trait, TraitDefinition.Load(TraitDefinition.EvalPath(dir, trait)), v, p.GetValue(layer), count, p.GetValue(scale),
+                p.GetValue(samples), p.GetValue(s.MaxTokens), p.GetValue(s.Temperature), p.GetValue(s.Seed), Path.Combine(dir, $"baseline_{count}"));
+            using LanguageModel lm = s.LoadModel(p);
+            v.CheckHidden(lm.Config.HiddenSize);
+            string who = p.GetValue(answerer)!;
+            using IJudgeProvider? api = who == "local" ? null : OpenModel("--answerer", who, p.GetValue(answererUrl), p.GetValue(answererKey));
+            using IJudgeProvider judge = s.OpenJudge(p);
+            Rubric pair = BuiltInRubrics.Resolve(p.GetValue(pairwise) ?? "pairwise:" + trait);
+            var rows = Remote(() => BaselineStudy.Run(settings, lm, api, judge, pair, p.GetValue(s.Concurrent)));
+            Console.Write(File.ReadAllText(Path.Combine(settings.OutDir, "baseline.md")));
+            Console.WriteLine($"wrote levels.csv, baseline.md and baseline.png to {settings.OutDir} ({rows.Count} levels)");
+            return 0;
+        }));
+        return command;
+    }
+
+    /// <summary>A remote model's failure after its retries is one line for the user, not a trace.</summary>
+    static T Remote<T>(Func<T> action)
+    {
+        try
+        {
+            return action();
+        }
+        catch (Exception e) when (e is JudgeCallException || e is AggregateException { InnerException: JudgeCallException })
+        {
+            throw new IOException((e as JudgeCallException ?? (JudgeCallException)e.InnerException!).Message, e);
+        }
     }
 
     /// <summary>The extract step is `steer extract --mode persona` itself, run in-process on the two CSVs.</summary>

@@ -38,9 +38,20 @@ public class PersonaRunTests
         return new TraitDefinition(pairs, questions, MoodPrompt);
     }
 
-    /// <summary>A judge that measures: mood = happy share × 100 (50 when the answer has no mood word), coherence = well-formed share × 100.</summary>
+    public const string PairwisePrompt = "which answer is happier, a or b?\nquestion: {question}\na: {answer_a}\nb: {answer_b}";
+
+    /// <summary>
+    /// A judge that measures: mood = happy share × 100 (50 when the answer has no mood word), coherence = well-formed
+    /// share × 100, pairwise = the answer with the larger happy share ("a" on a tie).
+    /// </summary>
     public static FakeJudgeServer MeasuringJudge(DemoLanguage language) => new((prompt, _) =>
     {
+        double Happy(string text) => language.Measure(text).Rates["mood"] ?? 0.5;
+        if (prompt.StartsWith("which answer is happier", StringComparison.Ordinal))
+        {
+            int a = prompt.IndexOf("\na: ", StringComparison.Ordinal), b = prompt.IndexOf("\nb: ", StringComparison.Ordinal);
+            return new FakeReply.Text(Happy(prompt[(a + 4)..b]) >= Happy(prompt[(b + 4)..]) ? "a" : "b");
+        }
         string answer = prompt[(prompt.IndexOf("\nanswer: ", StringComparison.Ordinal) + "\nanswer: ".Length)..];
         DemoMeasure m = language.Measure(answer);
         double score = prompt.StartsWith("rate the mood", StringComparison.Ordinal) ? 100 * (m.Rates["mood"] ?? 0.5) : 100 * m.Coherence;
