@@ -29,6 +29,7 @@ public static class PersonaCommand
         command.Subcommands.Add(Generate());
         command.Subcommands.Add(Run());
         command.Subcommands.Add(Baseline());
+        command.Subcommands.Add(Stability());
         return command;
     }
 
@@ -231,6 +232,55 @@ public static class PersonaCommand
             var rows = Remote(() => BaselineStudy.Run(settings, lm, api, judge, pair, p.GetValue(s.Concurrent)));
             Console.Write(File.ReadAllText(Path.Combine(settings.OutDir, "baseline.md")));
             Console.WriteLine($"wrote levels.csv, baseline.md and baseline.png to {settings.OutDir} ({rows.Count} levels)");
+            return 0;
+        }));
+        return command;
+    }
+
+    static Command Stability()
+    {
+        var s = new Shared();
+        var scenarios = new Option<string>("--scenarios") { Required = true, Description = "scenarios file (examples/persona/stability_scenarios.json has five themes)" };
+        var vector = new Option<string?>("--vector") { Description = "persona vector (default: DIR/vectors/NAME_response_avg_diff.pt)" };
+        var layer = new Option<int?>("--layer") { Description = "decoder block to steer (with --model)" };
+        var multipliers = new Option<string>("--multipliers") { Description = "the local model's steering multipliers, comma-separated", DefaultValueFactory = _ => "0" };
+        var api = new Option<string?>("--api-model") { Description = "also converse with PROVIDER:MODEL (unsteered)" };
+        var apiUrl = new Option<string?>("--api-base-url") { Description = "the API model's base URL" };
+        var apiKey = new Option<string?>("--api-key-env") { Description = "environment variable holding the API model's key" };
+        var command = new Command("stability", "persona stability: multi-turn conversations with an attack turn, every assistant turn scored, score by turn")
+            { s.Trait, s.Dir, scenarios, vector, layer, multipliers, api, apiUrl, apiKey };
+        foreach (Option o in s.AnswerOptions.Where(o => o != s.PerQuestion && o != s.Coherence)) command.Options.Add(o);
+        command.SetAction(p => CliErrors.Run(() =>
+        {
+            string trait = TraitGenerator.CheckName(p.GetValue(s.Trait)!);
+            string dir = p.GetValue(s.Dir)!;
+            var list = StabilityScenarios.Load(p.GetValue(scenarios)!, trait);
+            var conditions = new List<StabilityCondition>();
+            using LanguageModel? lm = p.GetValue(s.Model) is null ? null : s.LoadModel(p);
+            SteeringVector? v = null;
+            int block = 0;
+            if (lm is not null)
+            {
+                float[] ms = p.GetValue(multipliers)!.Split(',').Select(x => float.TryParse(x, NumberStyles.Float, CultureInfo.InvariantCulture, out float m) ? m
+                    : throw new ArgumentException($"--multipliers: '{x}' is not a number")).ToArray();
+                if (ms.Any(m => m != 0))
+                {
+                    block = p.GetValue(layer) ?? throw new ArgumentException("--multipliers other than 0 need --layer");
+                    v = VectorFile.Read(p.GetValue(vector) ?? Path.Combine(dir, "vectors", $"{trait}_response_avg_diff.pt"));
+                    v.CheckHidden(lm.Config.HiddenSize);
+                }
+                conditions.AddRange(ms.Select(m => new StabilityCondition($"local x{m.ToString("+0.##;-0.##;0", CultureInfo.InvariantCulture)}", m)));
+            }
+            string? apiSpec = p.GetValue(api);
+            using IJudgeProvider? apiModel = apiSpec is null ? null : OpenModel("--api-model", apiSpec, p.GetValue(apiUrl), p.GetValue(apiKey));
+            if (apiModel is not null) conditions.Add(new StabilityCondition(apiSpec!, null));
+            if (conditions.Count == 0) throw new ArgumentException("nothing to converse with: give --model (steered by --multipliers) and/or --api-model");
+            using IJudgeProvider judge = s.OpenJudge(p);
+            string outDir = Path.Combine(dir, "stability");
+            Remote(() => StabilityStudy.Run(trait, TraitDefinition.Load(TraitDefinition.EvalPath(dir, trait)), list, conditions, lm, v, block, apiModel, judge,
+                p.GetValue(s.MaxTokens), p.GetValue(s.Temperature), p.GetValue(s.Seed), outDir, p.GetValue(s.Concurrent)));
+            Console.Write(File.ReadAllText(Path.Combine(outDir, "stability.md")));
+            Console.WriteLine($"wrote conversations.jsonl, stability.md and stability.png to {outDir}");
             return 0;
         }));
         return command;
