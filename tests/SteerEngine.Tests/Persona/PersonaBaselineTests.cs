@@ -1,8 +1,6 @@
 using System.Globalization;
 using SteerEngine.Cli.Demo;
 using SteerEngine.Experiments.Persona;
-using SteerEngine.Model;
-using SteerEngine.Steering;
 using SteerEngine.Tests.Demo;
 using SteerEngine.Tests.Support;
 
@@ -26,13 +24,8 @@ public class PersonaBaselineTests
     [CancelAfter(300_000)]
     public void Baseline_on_the_demo_model_writes_the_level_table_scores_win_rates_and_plot()
     {
-        DemoFiles.RequireModel();
-        string dir = Directory.CreateTempSubdirectory("steer-persona-baseline-").FullName;
-        PersonaRunTests.MoodTrait().WriteSplits(dir, "mood");
         const int layer = 1;
-        string vectorPath = Path.Combine(dir, "mood.pt");
-        using (LanguageModel lm = LanguageModel.Load(DemoFiles.ModelDir))
-            VectorFile.Write(vectorPath, SteeringVector.Direction(TraitVector.MeanDifference(lm, TraitVector.ReadPairs(Path.Combine(DemoFiles.ModelDir, "mood_pairs.jsonl")), layer)));
+        var (dir, vectorPath) = PersonaRunTests.MoodTraitAndVector("baseline", layer);
         string pairwise = Path.Combine(dir, "pairwise.json");
         File.WriteAllText(pairwise, $$"""{"name": "mood_pairwise", "kind": "pairwise", "prompt": {{System.Text.Json.JsonSerializer.Serialize(PersonaRunTests.PairwisePrompt)}}, "choices": {"a": "a", "b": "b"}, "output_column": "mood"}""");
         using var judge = PersonaRunTests.MeasuringJudge(DemoModel.Language(DemoFiles.ModelDir));

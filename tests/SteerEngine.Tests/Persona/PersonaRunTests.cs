@@ -38,6 +38,18 @@ public class PersonaRunTests
         return new TraitDefinition(pairs, questions, MoodPrompt);
     }
 
+    /// <summary>A temporary directory with the mood trait's splits and a mean-difference mood vector of the demo pairs at <paramref name="layer"/>.</summary>
+    public static (string Dir, string VectorPath) MoodTraitAndVector(string study, int layer)
+    {
+        DemoFiles.RequireModel();
+        string dir = Directory.CreateTempSubdirectory($"steer-persona-{study}-").FullName;
+        MoodTrait().WriteSplits(dir, "mood");
+        string vectorPath = Path.Combine(dir, "mood.pt");
+        using LanguageModel lm = LanguageModel.Load(DemoFiles.ModelDir);
+        VectorFile.Write(vectorPath, SteeringVector.Direction(TraitVector.MeanDifference(lm, TraitVector.ReadPairs(Path.Combine(DemoFiles.ModelDir, "mood_pairs.jsonl")), layer)));
+        return (dir, vectorPath);
+    }
+
     public const string PairwisePrompt = "which answer is happier, a or b?\nquestion: {question}\na: {answer_a}\nb: {answer_b}";
 
     /// <summary>

@@ -1,8 +1,6 @@
 using System.Globalization;
 using SteerEngine.Cli.Demo;
 using SteerEngine.Experiments.Persona;
-using SteerEngine.Model;
-using SteerEngine.Steering;
 using SteerEngine.Tests.Demo;
 using SteerEngine.Tests.Support;
 
@@ -25,13 +23,8 @@ public class PersonaStabilityTests
     [CancelAfter(300_000)]
     public void Stability_on_the_demo_model_scores_every_turn_and_steering_holds_the_mood_before_the_attack()
     {
-        DemoFiles.RequireModel();
-        string dir = Directory.CreateTempSubdirectory("steer-persona-stability-").FullName;
-        PersonaRunTests.MoodTrait().WriteSplits(dir, "mood");
         const int layer = 1;
-        string vectorPath = Path.Combine(dir, "mood.pt");
-        using (LanguageModel lm = LanguageModel.Load(DemoFiles.ModelDir))
-            VectorFile.Write(vectorPath, SteeringVector.Direction(TraitVector.MeanDifference(lm, TraitVector.ReadPairs(Path.Combine(DemoFiles.ModelDir, "mood_pairs.jsonl")), layer)));
+        var (dir, vectorPath) = PersonaRunTests.MoodTraitAndVector("stability", layer);
         // Demo-language scenarios: the attack is the system prompt the model knows, sent as a user turn, pushing away from happy.
         string[] nouns = ["dog", "cat", "garden", "city", "river", "house"];
         string scenarios = Path.Combine(dir, "scenarios.json");
