@@ -44,7 +44,6 @@ __device__ __forceinline__ void attention_decode(const bf16_t* __restrict__ q, c
 
     // This lane's 8 dims of every query head of the group, and its running softmax state per head.
     float qv[G][8], acc[G][8], m[G], l[G];
-#pragma unroll
     for (int g = 0; g < G; g++)
     {
         m[g] = -STEER_INF;
@@ -63,7 +62,6 @@ __device__ __forceinline__ void attention_decode(const bf16_t* __restrict__ q, c
             unpack8(*(const uint4*)(K + (long long)key * kvd), kf);
             unpack8(*(const uint4*)(V + (long long)key * kvd), vf);
         }
-#pragma unroll
         for (int g = 0; g < G; g++)
         {
             if (g >= group) break;

@@ -26,4 +26,15 @@ public static class AtomicFile
             if (File.Exists(tmp)) File.Delete(tmp);
         }
     }
+
+    /// <summary>
+    /// Deletes the temporary files a killed process <paramref name="pid"/> left in <paramref name="directory"/>
+    /// (a SIGKILL between create and rename leaves one behind); called when that process's lock is taken over.
+    /// </summary>
+    public static void RemoveOrphans(string directory, int pid)
+    {
+        if (!Directory.Exists(directory)) return;
+        foreach (string tmp in Directory.EnumerateFiles(directory, $"*.{pid}.*.tmp"))
+            File.Delete(tmp);
+    }
 }

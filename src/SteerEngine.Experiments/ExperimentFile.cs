@@ -13,7 +13,7 @@ public sealed record ExperimentModel(string Name, string Path);
 
 /// <summary>The generation grid: questions × multipliers × samples, with its sampling settings.</summary>
 public sealed record GenerationGrid(string Questions, string QuestionField, string IdField, float[] Multipliers, int Samples, int MaxNewTokens,
-    SamplingOptions Sampling, ulong Seed, SteeringPositions Positions, string? System);
+    SamplingOptions Sampling, ulong Seed, SteeringPositions Positions, string? System, bool Logprobs = false);
 
 /// <summary>One judge task: its name (the {task} of {task}_scores_ep{N}.jsonl), rubric file and scorer (null: the rubric's own kind).</summary>
 public sealed record JudgeTask(string Name, string Rubric, string? Scorer);
@@ -120,7 +120,7 @@ public sealed record Experiment(string File, string Name, string Output, string 
         GenerationGrid Generate(YamlMappingNode node)
         {
             const string k = "generate";
-            CheckKeys(node, k, ["questions", "question_field", "id_field", "system", "multipliers", "samples", "max_new_tokens", "temperature", "top_p", "top_k", "min_p", "repetition_penalty", "seed", "positions"]);
+            CheckKeys(node, k, ["questions", "question_field", "id_field", "system", "multipliers", "samples", "max_new_tokens", "temperature", "top_p", "top_k", "min_p", "repetition_penalty", "seed", "positions", "logprobs"]);
             YamlNode multipliersNode = node.Children.TryGetValue("multipliers", out var mn) ? mn : throw Error(node, $"{k}.multipliers", "is required (a list, or a range \"start:stop:step\")");
             float[] multipliers;
             try
@@ -144,7 +144,7 @@ public sealed record Experiment(string File, string Name, string Output, string 
             catch (ArgumentException e) { throw Error(node.Children["positions"], $"{k}.positions", e.Message); }
             return new GenerationGrid(ExistingPath(node, "questions", k), OptionalString(node, "question_field", k) ?? "question", OptionalString(node, "id_field", k) ?? "id",
                 multipliers, IntOr(node, "samples", k, 1, 1), IntOr(node, "max_new_tokens", k, 64, 1), sampling, (ulong)IntOr(node, "seed", k, 0, 0), parsed,
-                OptionalString(node, "system", k));
+                OptionalString(node, "system", k), Bool(node, "logprobs", k));
         }
 
         JudgeSettings? Judge(YamlMappingNode? node)
@@ -170,7 +170,7 @@ public sealed record Experiment(string File, string Name, string Output, string 
             }).ToList();
             if (tasks.Count == 0) throw Error(node, $"{k}.tasks", "needs at least one task");
             if (tasks.Select(t => t.Name).Distinct().Count() != tasks.Count) throw Error(node, $"{k}.tasks", "task names must be unique");
-            bool batch = node.Children.TryGetValue("batch", out var b) && (b is YamlScalarNode bs && bool.TryParse(bs.Value, out bool bv) ? bv : throw Error(b, $"{k}.batch", "expected true or false"));
+            bool batch = Bool(node, "batch", k);
             return new JudgeSettings(provider, OptionalString(node, "model", k), OptionalString(node, "base_url", k), OptionalString(node, "api_key_env", k), batch, tasks,
                 IntOr(node, "max_attempts", k, 6, 2));
         }
@@ -245,6 +245,9 @@ public sealed record Experiment(string File, string Name, string Output, string 
                 throw Error(parent.Children[key], full, $"{resolved}: {(directory ? "directory" : "file")} not found");
             return resolved;
         }
+
+        bool Bool(YamlMappingNode parent, string key, string at) =>
+            parent.Children.TryGetValue(key, out var n) && (n is YamlScalarNode s && bool.TryParse(s.Value, out bool v) ? v : throw Error(n, $"{at}.{key}", "expected true or false"));
 
         int Int(YamlNode node, string key, int min) =>
             node is YamlScalarNode { Value: var v } && int.TryParse(v, NumberStyles.Integer, CultureInfo.InvariantCulture, out int x) && x >= min

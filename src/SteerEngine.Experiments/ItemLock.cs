@@ -71,6 +71,7 @@ public sealed class ItemLock : IDisposable
             LockHolder? again = LockHolder.Read(path);
             if (again is null || again.Token != current.Token || !again.IsStale(timing.StaleAfter, DateTime.UtcNow)) return null;
             File.Delete(path);
+            if (again.Host == Environment.MachineName) AtomicFile.RemoveOrphans(Path.GetDirectoryName(Path.GetFullPath(path))!, again.Pid);
             return TryCreate(path, timing);
         }
         finally

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using Spectre.Console;
+using SteerEngine.Judging.Batch;
 using SteerEngine.Judging.Data;
 using SteerEngine.Judging.Providers;
 using SteerEngine.Judging.Rubrics;
@@ -34,13 +35,16 @@ public static class JudgeCommand
         var idField = new Option<string?>("--id-field") { Description = "field holding the record id (default: id or generation_id, else the row number)" };
         var against = new Option<string?>("--against") { Description = "pairwise: the answers each input answer is compared with (matched by question and occurrence)" };
         var condition = new Option<string?>("--condition") { Description = "pairwise: field whose values group the win rates (default: multiplier)" };
+        var batch = new Option<bool>("--batch") { Description = "openai: go through the Batch API; its state lives in OUT.batch/, so rerunning the command resumes without resubmitting" };
+        var poll = new Option<double>("--poll-seconds") { Description = "--batch: seconds between status checks", DefaultValueFactory = _ => 30 };
+        var batchRequests = new Option<int>("--batch-max-requests") { Description = "--batch: requests per batch file (the API allows 50000)", DefaultValueFactory = _ => 50_000 };
         var layout = new Option<string?>("--layout") { Description = $"also write the judged answers as: {string.Join(", ", ResearchLayouts.Names)}" };
         var layoutOut = new Option<string?>("--layout-out") { Description = "where the layout goes (bipo: a directory; em, persona: a CSV file)" };
 
         var command = new Command("judge", "judge answers with an LLM: ratings, pairwise comparisons, logprob-weighted 0-100 scores")
         {
             input, rubrics, output, resume, provider, model, baseUrl, keyEnv, concurrent, attempts, timeout, prices,
-            answerField, questionField, idField, against, condition, layout, layoutOut,
+            answerField, questionField, idField, against, condition, batch, poll, batchRequests, layout, layoutOut,
         };
         command.SetAction(p => CliErrors.Run(() =>
         {
@@ -58,17 +62,40 @@ public static class JudgeCommand
             var retry = new RetryOptions(p.GetValue(attempts), AttemptTimeout: TimeSpan.FromSeconds(p.GetValue(timeout)));
             int maxConcurrent = p.GetValue(concurrent);
 
+            if (p.GetValue(batch))
+            {
+                if (p.GetValue(provider) != "openai") throw new ArgumentException("--batch works with --provider openai (the OpenAI Batch API, or a server that speaks it)");
+                var endpoint = JudgeProviders.OpenAi(p.GetValue(model), p.GetValue(baseUrl), p.GetValue(keyEnv), retry.Timeout);
+                RunBatch(plan, endpoint, outPath, priceList, TimeSpan.FromSeconds(p.GetValue(poll)), p.GetValue(batchRequests));
+                return Finish(outPath, layoutName, p.GetValue(layoutOut));
+            }
             using IJudgeProvider judge = JudgeProviders.Open(p.GetValue(provider)!, p.GetValue(model), p.GetValue(baseUrl), p.GetValue(keyEnv), retry, maxConcurrent);
             if (rubricList.Any(r => r.Kind == ScorerKind.Weighted) && !judge.SupportsLogprobs)
                 throw new ArgumentException($"--provider {judge.Name}: gives no log-probs, so it cannot run a weighted (0-100 logprob) rubric; use a rating rubric");
             RunLive(plan, judge, outPath, p.GetValue(resume), maxConcurrent, priceList);
-            PrintSummary(outPath);
-            if (layoutName is not null)
-                foreach (string f in ResearchLayouts.Write(layoutName, outPath, p.GetValue(layoutOut)!))
-                    Console.WriteLine($"wrote {f}");
-            return 0;
+            return Finish(outPath, layoutName, p.GetValue(layoutOut));
         }));
         return command;
+    }
+
+    static int Finish(string outPath, string? layoutName, string? layoutOut)
+    {
+        PrintSummary(outPath);
+        if (layoutName is not null)
+            foreach (string f in ResearchLayouts.Write(layoutName, outPath, layoutOut!))
+                Console.WriteLine($"wrote {f}");
+        return 0;
+    }
+
+    static void RunBatch(JudgePlan plan, OpenAiEndpoint endpoint, string outPath, Prices prices, TimeSpan poll, int maxRequests)
+    {
+        if (maxRequests < 1) throw new ArgumentException($"--batch-max-requests {maxRequests} must be ≥ 1");
+        var progress = new JudgeProgress();
+        var run = new BatchJudgeRun(endpoint, new BatchLimits(MaxRequests: maxRequests), poll);
+        Task task = run.RunAsync(plan.Units, outPath, prices, progress, step => Console.Error.WriteLine($"batch: {step}"));
+        task.GetAwaiter().GetResult();
+        Console.WriteLine($"judged {progress.Done} ({progress.Failed} failed) through the Batch API into {outPath}, {progress.Skipped} already there; " +
+                          $"{progress.PromptTokens + progress.CompletionTokens} tokens, {CostText(progress)} (batch price)");
     }
 
     static Prices LoadPrices(string? path)
@@ -87,10 +114,14 @@ public static class JudgeCommand
             .Start(ctx =>
             {
                 var task = ctx.AddTask("judging", maxValue: 1);
-                while (!run.Wait(250)) Update(task, progress);
+                while (!run.IsCompleted)
+                {
+                    Update(task, progress);
+                    Thread.Sleep(250);
+                }
                 Update(task, progress);
             });
-        run.GetAwaiter().GetResult();
+        run.GetAwaiter().GetResult(); // the run's own exception (a bad input line, say), not an AggregateException
         Console.WriteLine($"judged {progress.Done} ({progress.Failed} failed) into {outPath}, {progress.Skipped} already there; " +
                           $"{progress.PromptTokens + progress.CompletionTokens} tokens, {CostText(progress)} in {progress.Clock.Elapsed.TotalSeconds:0.0} s");
     }

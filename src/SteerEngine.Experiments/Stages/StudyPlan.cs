@@ -106,6 +106,7 @@ public sealed class StudyPlan(Experiment experiment, ExperimentLayout layout, IJ
             MaxNewTokens = g.MaxNewTokens,
             Sampling = g.Sampling,
             Seed = g.Seed,
+            Logprobs = g.Logprobs,
         };
         string partial = ExperimentLayout.Partial(output);
         JobSummary s = GenerateJob.Run(Model(m, CpuKernelChoice.Auto), spec, partial, resume: true);

@@ -18,9 +18,7 @@ public static class JudgeProviders
         {
             case "openai":
             {
-                string key = ApiKey(keyVariable ?? "OPENAI_API_KEY");
-                var endpoint = new OpenAiEndpoint(Url(baseUrl ?? OpenAiUrl), Model(model, provider), key, retry.Timeout);
-                return new RetryingJudge(new OpenAiJudge(endpoint), retry);
+                return new RetryingJudge(new OpenAiJudge(OpenAi(model, baseUrl, keyVariable, retry.Timeout)), retry);
             }
             case "anthropic":
             {
@@ -31,6 +29,10 @@ public static class JudgeProviders
                 throw new ArgumentException($"--provider '{provider}': expected openai, anthropic or local:MODEL_DIR");
         }
     }
+
+    /// <summary>The OpenAI-compatible endpoint of --model, --base-url and --api-key-env (also what --batch talks to).</summary>
+    public static OpenAiEndpoint OpenAi(string? model, string? baseUrl, string? keyVariable, TimeSpan timeout) =>
+        new(Url(baseUrl ?? OpenAiUrl), Model(model, "openai"), ApiKey(keyVariable ?? "OPENAI_API_KEY"), timeout);
 
     static string Model(string? model, string provider) =>
         string.IsNullOrWhiteSpace(model) ? throw new ArgumentException($"--provider {provider} needs --model (the judge model's name)") : model;

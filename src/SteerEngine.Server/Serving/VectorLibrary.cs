@@ -13,7 +13,8 @@ public sealed class VectorLibrary
     static readonly string[] Extensions = [".safetensors", ".npy", ".pt", ".gguf"];
     readonly ConcurrentDictionary<string, SteeringVector> _vectors = new(StringComparer.Ordinal);
 
-    public sealed record Entry(string Name, int Hidden, bool PerLayer, int Rows, string Source);
+    /// <summary>What GET /v1/steering/vectors shows of a vector (not where it came from: no server paths).</summary>
+    public sealed record Entry(string Name, int Hidden, bool PerLayer, int Rows);
 
     /// <summary>Every vector file in <paramref name="directory"/> (not recursive), named by its file name without extension.</summary>
     public void AddDirectory(string directory)
@@ -48,5 +49,5 @@ public sealed class VectorLibrary
 
     public IReadOnlyList<Entry> List() =>
         _vectors.OrderBy(kv => kv.Key, StringComparer.Ordinal)
-            .Select(kv => new Entry(kv.Key, kv.Value.Hidden, kv.Value.PerLayer, kv.Value.Rows, kv.Value.Source)).ToList();
+            .Select(kv => new Entry(kv.Key, kv.Value.Hidden, kv.Value.PerLayer, kv.Value.Rows)).ToList();
 }

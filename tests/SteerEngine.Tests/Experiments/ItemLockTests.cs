@@ -51,6 +51,25 @@ public class ItemLockTests
     }
 
     [Test]
+    public void Taking_over_a_dead_holders_lock_removes_the_temporary_files_it_left()
+    {
+        using var dead = Process.Start(new ProcessStartInfo("true"))!;
+        dead.WaitForExit();
+        string path = LockPath();
+        string dir = Path.GetDirectoryName(path)!;
+        DateTime now = DateTime.UtcNow;
+        File.WriteAllText(path, JsonSerializer.Serialize(new LockHolder(Environment.MachineName, dead.Id, 0, "old", now, now)));
+        string orphan = $"{path}.{dead.Id}.0123456789abcdef.tmp";
+        string others = Path.Combine(dir, $"item.jsonl.{dead.Id + 1}.fedcba9876543210.tmp");
+        File.WriteAllText(orphan, "{\"torn");
+        File.WriteAllText(others, "another process's file");
+        using ItemLock? taken = ItemLock.TryAcquire(path, Fast);
+        Assert.That(taken, Is.Not.Null);
+        Assert.That(File.Exists(orphan), Is.False, "the dead holder's temporary file is gone");
+        Assert.That(File.Exists(others), Is.True, "another pid's temporary file is left alone");
+    }
+
+    [Test]
     public void A_lock_on_another_host_is_stale_only_when_its_heartbeat_is_old()
     {
         string path = LockPath();
