@@ -23,6 +23,7 @@ public static class Program
         root.Subcommands.Add(ReportCommand.Create());
         root.Subcommands.Add(GpuCheckCommand.Create());
         root.Subcommands.Add(JudgeCommand.Create());
+        root.Subcommands.Add(PersonaCommand.Create());
         return root.Parse(args).Invoke();
     }
 }
