@@ -12,12 +12,21 @@ public static class CliErrors
         {
             return action();
         }
-        catch (Exception e) when (e is ModelFormatException or TokenizerFormatException or ChatTemplateException
-                                      or ArgumentException or FileNotFoundException or DirectoryNotFoundException
-                                      or InvalidDataException or IOException or UnauthorizedAccessException)
+        catch (Exception e) when (UserError(e) is Exception user)
         {
-            Console.Error.WriteLine($"error: {e.Message}");
+            Console.Error.WriteLine($"error: {user.Message}");
             return 1;
         }
+    }
+
+    /// <summary>The error a user caused (bad input, a file, a remote API that failed), unwrapped from a task's aggregate; null for a bug.</summary>
+    static Exception? UserError(Exception e)
+    {
+        if (e is AggregateException { InnerExceptions.Count: 1 } a) return UserError(a.InnerExceptions[0]);
+        return e is ModelFormatException or TokenizerFormatException or ChatTemplateException
+                 or ArgumentException or FileNotFoundException or DirectoryNotFoundException
+                 or InvalidDataException or IOException or UnauthorizedAccessException
+                 or Judging.Providers.JudgeCallException or HttpRequestException
+            ? e : null;
     }
 }
