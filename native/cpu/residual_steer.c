@@ -1,8 +1,38 @@
 /* The block's residual add fused with per-row steering: x ← x + delta, then each row's own
- * list of (vector, multiplier) adds. One pass over x instead of one per steering term. The
- * multiply and add are not fused, so the result is bit-identical to the C# reference
- * (TensorPrimitives.Add, then MultiplyAdd). */
+ * list of steering terms. One pass over x instead of one per steering term. The multiply and
+ * add are not fused, and sums accumulate in double in index order, so the result is
+ * bit-identical to the C# reference (TensorPrimitives.Add, then SteeringOps.Apply). */
 #include "internal.h"
+
+STEER_INLINE double sum_products(const float* a, const float* b, int h) {
+    double s = 0;
+    for (int i = 0; i < h; i++) s += (double)a[i] * b[i];
+    return s;
+}
+
+/* One term on one row x (h). add: x += m·v. add_normalized: the add, then x scaled back to its
+ * norm before. ablate, cap, set: the projection p = x·v/|v| clamped to [lo, hi],
+ * x += ((clamp(p) − p)/|v|)·v. */
+STEER_INLINE void apply_term(float* STEER_RESTRICT x, const float* STEER_RESTRICT v, const steer_add* a, int h) {
+    if (a->op == STEER_OP_ADD) {
+        float mult = a->multiplier;
+        for (int i = 0; i < h; i++) x[i] = v[i] * mult + x[i];
+    } else if (a->op == STEER_OP_ADD_NORMALIZED) {
+        float mult = a->multiplier;
+        double before = sum_products(x, x, h);
+        for (int i = 0; i < h; i++) x[i] = v[i] * mult + x[i];
+        double after = sum_products(x, x, h);
+        if (after > 0) {
+            float scale = (float)sqrt(before / after);
+            for (int i = 0; i < h; i++) x[i] = x[i] * scale;
+        }
+    } else {
+        double norm = sqrt(sum_products(v, v, h)), p = sum_products(x, v, h) / norm;
+        double clamped = p < a->lo ? a->lo : (p > a->hi ? a->hi : p);
+        float step = (float)((clamped - p) / norm);
+        for (int i = 0; i < h; i++) x[i] = v[i] * step + x[i];
+    }
+}
 
 typedef struct residual_job {
     float* x;
@@ -22,11 +52,8 @@ STEER_INLINE void residual_rows(const residual_job* j, int r0, int r1) {
             for (int i = 0; i < h; i++) x[i] = x[i] + d[i];
         }
         if (!j->row_adds) continue;
-        for (int a = j->row_adds[r]; a < j->row_adds[r + 1]; a++) {
-            const float* STEER_RESTRICT v = j->vectors[j->adds[a].vector];
-            float mult = j->adds[a].multiplier;
-            for (int i = 0; i < h; i++) x[i] = v[i] * mult + x[i];
-        }
+        for (int a = j->row_adds[r]; a < j->row_adds[r + 1]; a++)
+            apply_term(x, j->vectors[j->adds[a].vector], &j->adds[a], h);
     }
 }
 
@@ -60,7 +87,24 @@ void steer_ref_residual_add_steered(float* x, const float* delta, int rows, int 
         if (delta)
             for (int i = 0; i < h; i++) xr[i] += delta[(size_t)r * h + i];
         if (!row_adds) continue;
-        for (int a = row_adds[r]; a < row_adds[r + 1]; a++)
-            for (int i = 0; i < h; i++) xr[i] = vectors[adds[a].vector][i] * adds[a].multiplier + xr[i];
+        for (int a = row_adds[r]; a < row_adds[r + 1]; a++) {
+            const float* v = vectors[adds[a].vector];
+            const steer_add* t = &adds[a];
+            if (t->op == STEER_OP_ADD || t->op == STEER_OP_ADD_NORMALIZED) {
+                double before = 0, after = 0;
+                for (int i = 0; i < h; i++) before += (double)xr[i] * xr[i];
+                for (int i = 0; i < h; i++) xr[i] = v[i] * t->multiplier + xr[i];
+                if (t->op == STEER_OP_ADD) continue;
+                for (int i = 0; i < h; i++) after += (double)xr[i] * xr[i];
+                if (after > 0)
+                    for (int i = 0; i < h; i++) xr[i] *= (float)sqrt(before / after);
+            } else {
+                double vv = 0, xv = 0;
+                for (int i = 0; i < h; i++) { vv += (double)v[i] * v[i]; xv += (double)xr[i] * v[i]; }
+                double norm = sqrt(vv), p = xv / norm, c = p < t->lo ? t->lo : (p > t->hi ? t->hi : p);
+                float step = (float)((c - p) / norm);
+                for (int i = 0; i < h; i++) xr[i] = v[i] * step + xr[i];
+            }
+        }
     }
 }

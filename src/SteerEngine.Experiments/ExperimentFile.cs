@@ -142,6 +142,8 @@ public sealed record Experiment(string File, string Name, string Output, string 
             SteeringPositions parsed;
             try { parsed = SteeringPositionsExtensions.Parse(positions); }
             catch (ArgumentException e) { throw Error(node.Children["positions"], $"{k}.positions", e.Message); }
+            if (parsed is SteeringPositions.FirstK or SteeringPositions.Tokens)
+                throw Error(node.Children["positions"], $"{k}.positions", $"'{positions}' needs parameters an experiment file does not take; use all, prompt, response or last_prompt");
             return new GenerationGrid(ExistingPath(node, "questions", k), OptionalString(node, "question_field", k) ?? "question", OptionalString(node, "id_field", k) ?? "id",
                 multipliers, IntOr(node, "samples", k, 1, 1), IntOr(node, "max_new_tokens", k, 64, 1), sampling, (ulong)IntOr(node, "seed", k, 0, 0), parsed,
                 OptionalString(node, "system", k), Bool(node, "logprobs", k));

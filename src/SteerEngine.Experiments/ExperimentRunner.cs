@@ -1,6 +1,7 @@
 using System.Text.Json;
 using SteerEngine.Experiments.Stages;
 using SteerEngine.Generation.Jobs;
+using SteerEngine.Steering;
 
 namespace SteerEngine.Experiments;
 
@@ -137,7 +138,7 @@ public sealed class ExperimentRunner(Experiment experiment, string? outputRoot =
             questions = e.Generate.Questions, question_field = e.Generate.QuestionField, id_field = e.Generate.IdField, system = e.Generate.System,
             multipliers = e.Generate.Multipliers, samples = e.Generate.Samples, max_new_tokens = e.Generate.MaxNewTokens,
             temperature = e.Generate.Sampling.Temperature, top_p = e.Generate.Sampling.TopP, top_k = e.Generate.Sampling.TopK, min_p = e.Generate.Sampling.MinP,
-            repetition_penalty = e.Generate.Sampling.RepetitionPenalty, seed = e.Generate.Seed, positions = e.Generate.Positions.ToString().ToLowerInvariant(), logprobs = e.Generate.Logprobs,
+            repetition_penalty = e.Generate.Sampling.RepetitionPenalty, seed = e.Generate.Seed, positions = e.Generate.Positions.Name(), logprobs = e.Generate.Logprobs,
         },
         judge = e.Judge is null ? null : new
         {

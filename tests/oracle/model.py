@@ -353,14 +353,16 @@ def load_model(model_dir, dtype=torch.float32):
 # ----------------------------------------------------------------------------------------
 # steering: a forward hook on a decoder block, the way researchers steer HF models
 
-POSITION_MODES = ("all", "prompt", "response")
+POSITION_MODES = ("all", "prompt", "response", "last_prompt", "first_k", "tokens")
+STEERING_OPS = ("add", "add_normalized", "ablate", "cap", "set")
 
 
-def steering_mask(mode, seq_len, prompt_len):
-    """(T,) bool: which positions a steering entry adds to, for a sequence run from position 0.
+def steering_mask(mode, seq_len, prompt_len, k=None, tokens=None):
+    """(T,) bool: which positions a steering entry applies to, for a sequence run from position 0.
     all: every position; prompt: positions < prompt_len; response: positions >= prompt_len - 1
     (the last prompt position, whose logits pick the first generated token, and every
-    generated token)."""
+    generated token); last_prompt: position prompt_len - 1 only; first_k: the first k positions
+    of response; tokens: the listed positions."""
     positions = torch.arange(seq_len)
     if mode == "all":
         return torch.ones(seq_len, dtype=torch.bool)
@@ -368,18 +370,49 @@ def steering_mask(mode, seq_len, prompt_len):
         return positions < prompt_len
     if mode == "response":
         return positions >= prompt_len - 1
+    if mode == "last_prompt":
+        return positions == prompt_len - 1
+    if mode == "first_k":
+        return (positions >= prompt_len - 1) & (positions < prompt_len - 1 + k)
+    if mode == "tokens":
+        return torch.isin(positions, torch.tensor(tokens, dtype=positions.dtype))
     raise ValueError(f"positions mode {mode!r}; expected one of {POSITION_MODES}")
 
 
-def add_steering_hook(layer, vector, multiplier, mask):
-    """Register h <- h + multiplier*vector at the masked positions of `layer`'s output (after
-    the MLP residual add). vector (H,), mask (T,) bool. Returns the hook handle (.remove()).
-    Several hooks on one layer apply in registration order: ((h + m1 v1) + m2 v2)."""
+def steering_op(op, hidden, vector, multiplier, lo=None, hi=None, value=None):
+    """The steered rows of hidden (..., H) under one operation, written from its definition:
+    add h + m v; add_normalized (h + m v) |h| / |h + m v|; with u = v / |v| and p = h.u:
+    ablate h - p u; cap h + (clamp(p, lo, hi) - p) u; set h + (value - p) u.
+    The projection and norm operations run in float64 and round once to the working dtype."""
     delta = torch.as_tensor(multiplier, dtype=vector.dtype) * vector  # (H,), rounded to the working dtype
+    if op == "add":
+        return hidden + delta
+    h = hidden.double()
+    if op == "add_normalized":
+        added = (hidden + delta).double()
+        return (added * (h.norm(dim=-1, keepdim=True) / added.norm(dim=-1, keepdim=True))).to(hidden.dtype)
+    u = vector.double() / vector.double().norm()
+    p = (h * u).sum(dim=-1, keepdim=True)
+    if op == "ablate":
+        target = torch.zeros_like(p)
+    elif op == "cap":
+        target = p.clamp(min=lo, max=hi)
+    elif op == "set":
+        target = torch.full_like(p, value)
+    else:
+        raise ValueError(f"steering op {op!r}; expected one of {STEERING_OPS}")
+    return (h + (target - p) * u).to(hidden.dtype)
+
+
+def add_steering_hook(layer, vector, multiplier, mask, op="add", lo=None, hi=None, value=None):
+    """Register one steering operation (steering_op; default h <- h + multiplier*vector) at the
+    masked positions of `layer`'s output (after the MLP residual add). vector (H,), mask (T,)
+    bool. Returns the hook handle (.remove()). Several hooks on one layer apply in registration
+    order, each on the output of the one before: ((h + m1 v1) + m2 v2)."""
 
     def hook(module, inputs, output):
         hidden = output[0] if isinstance(output, tuple) else output  # HF layers may return a tuple
-        steered = torch.where(mask[:, None], hidden + delta, hidden)  # (B, T, H)
+        steered = torch.where(mask[:, None], steering_op(op, hidden, vector, multiplier, lo, hi, value), hidden)  # (B, T, H)
         return (steered,) + tuple(output[1:]) if isinstance(output, tuple) else steered
 
     return layer.register_forward_hook(hook)

@@ -27,7 +27,7 @@ import torch
 
 import torch.nn.functional as F
 
-from model import POSITION_MODES, ModelError, add_steering_hook, load_model, steering_mask
+from model import POSITION_MODES, STEERING_OPS, ModelError, add_steering_hook, load_model, steering_mask
 from safetensors_io import SafetensorsError, write_safetensors
 
 
@@ -96,7 +96,7 @@ def parse_request(path, cfg):
         where = f"{path}: steering[{k}]"
         if not isinstance(entry, dict):
             raise RequestError(f"{where} must be an object")
-        unknown = sorted(set(entry) - {"row", "layer", "multiplier", "positions", "vector"})
+        unknown = sorted(set(entry) - {"row", "layer", "multiplier", "positions", "vector", "op", "lo", "hi", "value", "k", "tokens"})
         if unknown:
             raise RequestError(f"{where}: unknown field {unknown[0]!r}")
         for key in ("row", "layer", "multiplier", "positions", "vector"):
@@ -110,6 +110,15 @@ def parse_request(path, cfg):
             raise RequestError(f"{where}.multiplier = {entry['multiplier']!r}; expected a finite number")
         if entry["positions"] not in POSITION_MODES:
             raise RequestError(f"{where}.positions = {entry['positions']!r}; expected one of {list(POSITION_MODES)}")
+        if entry.get("op", "add") not in STEERING_OPS:
+            raise RequestError(f"{where}.op = {entry['op']!r}; expected one of {list(STEERING_OPS)}")
+        for key in ("lo", "hi", "value"):
+            if key in entry and not _is_number(entry[key]):
+                raise RequestError(f"{where}.{key} = {entry[key]!r}; expected a finite number")
+        if entry["positions"] == "first_k" and not (_is_int(entry.get("k")) and entry["k"] >= 1):
+            raise RequestError(f"{where}.k = {entry.get('k')!r}; first_k needs an integer k >= 1")
+        if entry["positions"] == "tokens" and not (isinstance(entry.get("tokens"), list) and all(_is_int(t) for t in entry["tokens"])):
+            raise RequestError(f"{where}.tokens = {entry.get('tokens')!r}; tokens needs a list of positions")
         vector = entry["vector"]
         if not isinstance(vector, list) or len(vector) != cfg.hidden_size:
             n = len(vector) if isinstance(vector, list) else type(vector).__name__
@@ -131,9 +140,10 @@ def forward_sequence(model, tokens, prompt_len, steering):
     try:
         for entry in steering:
             vector = torch.tensor(entry["vector"], dtype=torch.float64).to(model.dtype)  # (H,)
-            mask = steering_mask(entry["positions"], T, prompt_len)  # (T,)
+            mask = steering_mask(entry["positions"], T, prompt_len, entry.get("k"), entry.get("tokens"))  # (T,)
             layer = model.model.layers[entry["layer"]]
-            handles.append(add_steering_hook(layer, vector, entry["multiplier"], mask))
+            handles.append(add_steering_hook(layer, vector, entry["multiplier"], mask, entry.get("op", "add"),
+                                             entry.get("lo"), entry.get("hi"), entry.get("value")))
         with torch.no_grad():
             logits, hidden_states = model(torch.tensor([tokens], dtype=torch.int64))
     finally:

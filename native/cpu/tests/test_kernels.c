@@ -275,8 +275,13 @@ static void test_residual(const char* isa) {
         for (int r = 0; r < rows; r++) {
             offsets[r + 1] = offsets[r];
             for (int a = 0; a < r % 4; a++) {
-                adds[offsets[r + 1]].vector = (r + a) % 3;
-                adds[offsets[r + 1]].multiplier = nonzero(8.0f);
+                steer_add* t = &adds[offsets[r + 1]];
+                t->vector = (r + a) % 3;
+                t->multiplier = nonzero(8.0f);
+                /* every operation somewhere, adds alone on the rows with one term */
+                t->op = r % 4 == 1 ? STEER_OP_ADD : (r + a) % 5;
+                t->lo = t->op == STEER_OP_ABLATE ? 0.0f : -0.5f;
+                t->hi = t->op == STEER_OP_ABLATE ? 0.0f : t->op == STEER_OP_SET ? -0.5f : 0.75f;
                 offsets[r + 1]++;
             }
         }

@@ -3,6 +3,7 @@ using SteerEngine.Generation;
 using SteerEngine.Generation.Jobs;
 using SteerEngine.Model;
 using SteerEngine.Runtime.Cpu;
+using SteerEngine.Steering;
 using SteerEngine.Training;
 
 namespace SteerEngine.Experiments.Stages;
@@ -100,7 +101,7 @@ public sealed class StudyPlan(Experiment experiment, ExperimentLayout layout, IJ
             Vectors = [SweepVector.FromFile(layout.Vector(m.Name, layer, epoch))],
             Layers = [layer],
             Multipliers = g.Multipliers,
-            Positions = g.Positions,
+            Steering = new SteeringTermShape(new SteeringAdd(0, [], 0f, g.Positions)),
             SystemPrompt = g.System,
             SamplesPerPrompt = g.Samples,
             MaxNewTokens = g.MaxNewTokens,

@@ -8,7 +8,9 @@ namespace SteerEngine.Server.Serving;
 /// <summary>
 /// The request's <c>steering</c> field: <c>false</c> (the unsteered baseline, also dropping a model
 /// alias's preset), one add, or a list of adds, each
-/// <c>{"vector": NAME | [floats], "vector_base64": f32 little-endian, "layer": L, "multiplier": M, "positions": "all|prompt|response"}</c>.
+/// <c>{"vector": NAME | [floats], "vector_base64": f32 little-endian, "layer": L, "multiplier": M,
+/// "positions": "all|prompt|response|last_prompt|first_k|tokens", "k": first_k's count, "tokens": [positions],
+/// "op": "add|add_normalized|ablate|cap|set", "lo"/"hi": cap's bounds, "value": set's projection}</c>.
 /// Unknown fields are refused; sizes, layers and finiteness are checked against the model.
 /// </summary>
 public static class SteeringSpec
@@ -31,14 +33,11 @@ public static class SteeringSpec
     {
         int layer = (int)(f.Integer("layer", 0, config.NumLayers - 1) ?? throw ApiException.BadRequest($"'{f.Name("layer")}' is required", f.Name("layer")));
         float multiplier = (float)(f.Number("multiplier", -1e6, 1e6) ?? 1.0);
-        string positionsText = f.String("positions") ?? "all";
-        SteeringPositions positions = positionsText switch
-        {
-            "all" or "prompt" or "response" => SteeringPositionsExtensions.Parse(positionsText),
-            _ => throw ApiException.BadRequest($"'{f.Name("positions")}' is '{positionsText}'; it must be all, prompt or response", f.Name("positions")),
-        };
+        SteeringPositions positions = Choice(f, "positions", "all", SteeringPositionsExtensions.Names, SteeringPositionsExtensions.Parse);
+        SteeringOp op = Choice(f, "op", "add", SteeringOpNames.All, SteeringOpNames.Parse);
         JsonElement? vector = f.Get("vector");
         string? base64 = f.String("vector_base64");
+        SteeringAdd term = WithPositionFields(f, WithOpFields(f, new SteeringAdd(layer, [], 0f, positions) { Op = op }));
         f.RejectUnread();
         if (vector is null == base64 is null)
             throw ApiException.BadRequest($"give exactly one of '{f.Name("vector")}' and '{f.Name("vector_base64")}'", f.Name("vector"));
@@ -53,7 +52,67 @@ public static class SteeringSpec
             throw ApiException.BadRequest($"'{f.Name("vector")}' has {values.Length} elements; the model's hidden size is {config.HiddenSize}", f.Name("vector"));
         for (int i = 0; i < values.Length; i++)
             if (!float.IsFinite(values[i])) throw ApiException.BadRequest($"'{f.Name("vector")}' element {i} is {values[i]}; vectors must be finite", f.Name("vector"));
-        return new SteeringAdd(layer, values, multiplier, positions);
+        if (op.IsProjection() && values.All(x => x == 0))
+            throw ApiException.BadRequest($"'{f.Name("vector")}' is zero, so op {op.Name()} has no direction", f.Name("vector"));
+        return term with { Vector = values, Multiplier = multiplier };
+    }
+
+    static T Choice<T>(RequestFields f, string field, string fallback, string[] names, Func<string, T> parse)
+    {
+        string text = f.String(field) ?? fallback;
+        if (!names.Contains(text))
+            throw ApiException.BadRequest($"'{f.Name(field)}' is '{text}'; it must be one of {string.Join(", ", names)}", f.Name(field));
+        return parse(text);
+    }
+
+    /// <summary>cap's lo / hi and set's value; refused on the operations that do not use them.</summary>
+    static SteeringAdd WithOpFields(RequestFields f, SteeringAdd term)
+    {
+        double? lo = f.Number("lo", -1e30, 1e30), hi = f.Number("hi", -1e30, 1e30), value = f.Number("value", -1e30, 1e30);
+        string op = term.Op.Name();
+        if (term.Op != SteeringOp.Cap && (lo ?? hi) is not null)
+            throw ApiException.BadRequest($"'{f.Name(lo is null ? "hi" : "lo")}' applies to op cap only, not {op}", f.Name(lo is null ? "hi" : "lo"));
+        if (term.Op != SteeringOp.Set && value is not null)
+            throw ApiException.BadRequest($"'{f.Name("value")}' applies to op set only, not {op}", f.Name("value"));
+        if (term.Op == SteeringOp.Cap && lo is null && hi is null)
+            throw ApiException.BadRequest($"op cap needs '{f.Name("lo")}', '{f.Name("hi")}' or both", f.Name("lo"));
+        if (lo > hi)
+            throw ApiException.BadRequest($"'{f.Name("lo")}' is {lo}, above '{f.Name("hi")}' {hi}", f.Name("lo"));
+        if (term.Op == SteeringOp.Set && value is null)
+            throw ApiException.BadRequest($"op set needs '{f.Name("value")}'", f.Name("value"));
+        return term with
+        {
+            Lo = lo is { } l ? (float)l : float.NegativeInfinity,
+            Hi = hi is { } h ? (float)h : float.PositiveInfinity,
+            Value = (float)(value ?? 0),
+        };
+    }
+
+    /// <summary>first_k's k and tokens' positions; each refused with the other modes.</summary>
+    static SteeringAdd WithPositionFields(RequestFields f, SteeringAdd term)
+    {
+        long? k = f.Integer("k", 1, int.MaxValue);
+        JsonElement? tokens = f.Get("tokens");
+        bool firstK = term.Positions == SteeringPositions.FirstK, listed = term.Positions == SteeringPositions.Tokens;
+        if (firstK != k is not null)
+            throw ApiException.BadRequest(firstK ? $"positions first_k needs '{f.Name("k")}'" : $"'{f.Name("k")}' applies to positions first_k only", f.Name("k"));
+        if (listed != tokens is not null)
+            throw ApiException.BadRequest(listed ? $"positions tokens needs '{f.Name("tokens")}'" : $"'{f.Name("tokens")}' applies to positions tokens only", f.Name("tokens"));
+        return term with { FirstK = (int)(k ?? 0), TokenPositions = tokens is { } t ? TokenList(t, f.Name("tokens")) : null };
+    }
+
+    static int[] TokenList(JsonElement array, string param)
+    {
+        if (array.ValueKind != JsonValueKind.Array || array.GetArrayLength() == 0)
+            throw ApiException.BadRequest($"'{param}' must be a non-empty list of token positions", param);
+        var positions = new List<int>();
+        foreach (JsonElement x in array.EnumerateArray())
+        {
+            if (x.ValueKind != JsonValueKind.Number || !x.TryGetInt32(out int p) || p < 0)
+                throw ApiException.BadRequest($"'{param}' element {positions.Count} is not a position ≥ 0", param);
+            positions.Add(p);
+        }
+        return positions.Distinct().Order().ToArray();
     }
 
     static float[] Named(string name, int layer, VectorLibrary vectors, string param)

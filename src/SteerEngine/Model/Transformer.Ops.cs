@@ -198,8 +198,11 @@ public sealed partial class Transformer
                 rowAdds[r] = adds.Count;
                 if (OfRow[r] is not { } s) continue;
                 foreach (SteeringAdd a in s.Adds)
-                    if (a.Layer == layer && a.Positions.Selects(PositionOfRow[r], s.PromptLength))
-                        adds.Add(new SteerAdd(_index[a.Vector], a.Multiplier));
+                    if (a.Layer == layer && a.AppliesAt(PositionOfRow[r], s.PromptLength))
+                    {
+                        (float lo, float hi) = a.ProjectionBounds;
+                        adds.Add(new SteerAdd(_index[a.Vector], a.Multiplier, a.Op, lo, hi));
+                    }
             }
             rowAdds[^1] = adds.Count;
             return new RowSteering(rowAdds, adds.ToArray(), _vectors.AsSpan(0, _index.Count * _hidden));

@@ -1,12 +1,42 @@
 namespace SteerEngine.Steering;
 
 /// <summary>
-/// One term of h_L ← h_L + multiplier · vector, added to the output of decoder block
-/// <see cref="Layer"/> (0-based) at the positions <see cref="Positions"/> selects.
+/// One steering term at the output of decoder block <see cref="Layer"/> (0-based), at the positions
+/// <see cref="Positions"/> selects. By default h_L ← h_L + multiplier · vector; <see cref="Op"/> picks
+/// another operation (<see cref="SteeringOp"/>). Several terms of a row apply in list order, each on
+/// the result of the one before.
 /// </summary>
-public sealed record SteeringAdd(int Layer, float[] Vector, float Multiplier, SteeringPositions Positions = SteeringPositions.All);
+public sealed record SteeringAdd(int Layer, float[] Vector, float Multiplier, SteeringPositions Positions = SteeringPositions.All)
+{
+    public SteeringOp Op { get; init; } = SteeringOp.Add;
 
-/// <summary>The steering of one sequence: any number of adds, possibly at several layers.</summary>
+    /// <summary>Cap's bounds on the projection h·u (either may be infinite, not both).</summary>
+    public float Lo { get; init; } = float.NegativeInfinity;
+    public float Hi { get; init; } = float.PositiveInfinity;
+
+    /// <summary>Set's target projection h·u.</summary>
+    public float Value { get; init; }
+
+    /// <summary>FirstK's count of positions.</summary>
+    public int FirstK { get; init; }
+
+    /// <summary>Tokens' absolute positions, sorted ascending without repeats.</summary>
+    public int[]? TokenPositions { get; init; }
+
+    /// <summary>Whether this term's row mask selects <paramref name="position"/> of a sequence with this prompt length.</summary>
+    public bool AppliesAt(int position, int promptLength) => Positions.Selects(position, promptLength, FirstK, TokenPositions);
+
+    /// <summary>The projection clamp [lo, hi] the kernels apply for ablate, cap and set.</summary>
+    public (float Lo, float Hi) ProjectionBounds => Op switch
+    {
+        SteeringOp.Ablate => (0f, 0f),
+        SteeringOp.Cap => (Lo, Hi),
+        SteeringOp.Set => (Value, Value),
+        _ => (0f, 0f),
+    };
+}
+
+/// <summary>The steering of one sequence: any number of terms, possibly at several layers.</summary>
 public sealed class SequenceSteering
 {
     public SequenceSteering(IEnumerable<SteeringAdd> adds, int promptLength)
@@ -17,10 +47,10 @@ public sealed class SequenceSteering
 
     public IReadOnlyList<SteeringAdd> Adds { get; }
 
-    /// <summary>Number of prompt tokens, which the Prompt and Response modes are relative to.</summary>
+    /// <summary>Number of prompt tokens, which the Prompt, Response, LastPrompt and FirstK modes are relative to.</summary>
     public int PromptLength { get; }
 
-    /// <summary>Checks every add against the model: layer in range, vector length = hidden, finite values.</summary>
+    /// <summary>Checks every term against the model and itself: layer, vector length, finite values, op parameters, positions.</summary>
     public void Validate(int numLayers, int hidden)
     {
         foreach (SteeringAdd a in Adds)
@@ -31,9 +61,43 @@ public sealed class SequenceSteering
                 throw new ArgumentException($"steering vector has {a.Vector.Length} elements, the model's hidden size is {hidden}");
             if (!float.IsFinite(a.Multiplier))
                 throw new ArgumentException($"steering multiplier {a.Multiplier} is not finite");
+            double norm = 0;
             for (int i = 0; i < a.Vector.Length; i++)
+            {
                 if (!float.IsFinite(a.Vector[i]))
                     throw new ArgumentException($"steering vector element {i} is {a.Vector[i]}: vectors must be finite");
+                norm += (double)a.Vector[i] * a.Vector[i];
+            }
+            ValidateOp(a, norm);
+            ValidatePositions(a);
         }
+    }
+
+    static void ValidateOp(SteeringAdd a, double squaredNorm)
+    {
+        string op = a.Op.Name();
+        if (a.Op.IsProjection() && squaredNorm == 0)
+            throw new ArgumentException($"steering op {op}: the vector is zero, so it has no direction");
+        if (a.Op == SteeringOp.Cap)
+        {
+            if (float.IsNaN(a.Lo) || float.IsNaN(a.Hi) || a.Lo > a.Hi)
+                throw new ArgumentException($"steering op cap: lo {a.Lo} and hi {a.Hi} must be numbers with lo ≤ hi");
+            if (float.IsInfinity(a.Lo) && float.IsInfinity(a.Hi))
+                throw new ArgumentException("steering op cap needs lo, hi or both");
+        }
+        if (a.Op == SteeringOp.Set && !float.IsFinite(a.Value))
+            throw new ArgumentException($"steering op set: value {a.Value} is not finite");
+    }
+
+    static void ValidatePositions(SteeringAdd a)
+    {
+        if (a.Positions == SteeringPositions.FirstK && a.FirstK < 1)
+            throw new ArgumentException($"steering positions first_k needs k ≥ 1, got {a.FirstK}");
+        if (a.Positions != SteeringPositions.Tokens) return;
+        if (a.TokenPositions is not { Length: > 0 } t)
+            throw new ArgumentException("steering positions tokens needs a non-empty list of token positions");
+        for (int i = 0; i < t.Length; i++)
+            if (t[i] < 0 || (i > 0 && t[i] <= t[i - 1]))
+                throw new ArgumentException($"steering token positions must be ≥ 0, ascending and without repeats: {t[i]} at index {i}");
     }
 }

@@ -3,6 +3,7 @@ using System.Runtime.Intrinsics.X86;
 using NUnit.Framework;
 using SteerEngine.Model;
 using SteerEngine.Runtime.Cpu;
+using SteerEngine.Steering;
 
 namespace SteerEngine.Tests.Runtime;
 
@@ -341,7 +342,7 @@ public unsafe partial class CpuKernelTests
     }
 
     [Test]
-    public void Residual_add_with_per_row_steering_is_bit_identical_everywhere()
+    public void Residual_add_with_per_row_steering_terms_is_bit_identical_everywhere()
     {
         NativeCpuKernels native = Native();
         var rng = new Random(18);
@@ -349,12 +350,17 @@ public unsafe partial class CpuKernelTests
         foreach ((int rows, int h) in new[] { (1, 2048), (3, 7), (17, 130), (65, 1000) })
         {
             float[] x = Random(rng, rows * h, 4f), delta = Random(rng, rows * h), vectors = Random(rng, 3 * h);
-            // row r gets r % 4 adds, of different vectors and multipliers
+            // row r gets r % 4 terms, of different vectors, multipliers and operations (adds alone on the rows with one term)
             var offsets = new int[rows + 1];
             var adds = new List<SteerAdd>();
             for (int r = 0; r < rows; r++)
             {
-                for (int a = 0; a < r % 4; a++) adds.Add(new SteerAdd((r + a) % 3, (float)(rng.NextDouble() * 16 - 8)));
+                for (int a = 0; a < r % 4; a++)
+                {
+                    var op = r % 4 == 1 ? SteeringOp.Add : (SteeringOp)((r + a) % 5);
+                    (float lo, float hi) = op switch { SteeringOp.Ablate => (0f, 0f), SteeringOp.Set => (-0.5f, -0.5f), _ => (-0.5f, 0.75f) };
+                    adds.Add(new SteerAdd((r + a) % 3, (float)(rng.NextDouble() * 16 - 8), op, lo, hi));
+                }
                 offsets[r + 1] = adds.Count;
             }
             SteerAdd[] addArray = adds.ToArray();

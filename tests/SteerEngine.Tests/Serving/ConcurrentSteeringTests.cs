@@ -75,4 +75,41 @@ public class ConcurrentSteeringTests
         foreach (int i in new[] { 0, 17, 31 }) Assert.That(served[i], Is.EqualTo(SteerGenerate(i, temperature)), $"steer generate, multiplier {Multiplier(i)}");
         Assert.That(served.Distinct().Count(), Is.GreaterThan(2), "the multipliers should change the text");
     }
+
+    /// <summary>The same term as the API's JSON item and as the library's SteeringAdd.</summary>
+    (object Json, SteeringAdd Term)[] OpTerms(int n) =>
+    [
+        (new { vector = "mood", layer = 2, multiplier = 6f, op = "add_normalized", positions = "first_k", k = 3 },
+            new SteeringAdd(2, _server.Mood, 6f, SteeringPositions.FirstK) { Op = SteeringOp.AddNormalized, FirstK = 3 }),
+        (new { vector = "mood", layer = 2, multiplier = 0f, op = "ablate", positions = "all" },
+            new SteeringAdd(2, _server.Mood, 0f) { Op = SteeringOp.Ablate }),
+        (new { vector = "mood", layer = 1, multiplier = 0f, op = "cap", hi = -20f, positions = "response" },
+            new SteeringAdd(1, _server.Mood, 0f, SteeringPositions.Response) { Op = SteeringOp.Cap, Hi = -20f }),
+        (new { vector = "mood", layer = 2, multiplier = 0f, op = "set", value = -40f, positions = "response" },
+            new SteeringAdd(2, _server.Mood, 0f, SteeringPositions.Response) { Op = SteeringOp.Set, Value = -40f }),
+        (new { vector = "mood", layer = 2, multiplier = -16f, op = "add", positions = "tokens", tokens = new[] { 2, n - 1, n + 2 } },
+            new SteeringAdd(2, _server.Mood, -16f, SteeringPositions.Tokens) { TokenPositions = [2, n - 1, n + 2] }),
+    ];
+
+    [Test]
+    public async Task Concurrent_requests_with_different_ops_and_positions_equal_runs_alone()
+    {
+        var terms = OpTerms(_lm.EncodePrompt(Prompt).Length);
+        var tasks = terms.Select(t => _server.PostOk("/v1/chat/completions", new
+        {
+            model = TestServer.Model,
+            messages = new[] { new { role = "user", content = Prompt } },
+            max_tokens = Tokens,
+            temperature = 0f,
+            steering = new[] { t.Json },
+        }));
+        JsonNode[] bodies = await Task.WhenAll(tasks);
+        string Alone(SteeringAdd[] steering) => new Generator(_lm.Model, _lm.Tokenizer).Generate(
+            [new GenerationRequest(_lm.EncodePrompt(Prompt), Tokens, new SamplingOptions(0f), steering, 0, _lm.Tokenizer.EosTokenIds)])[0].Text!;
+        string[] served = bodies.Select(b => (string)b["choices"]![0]!["message"]!["content"]!).ToArray();
+        for (int i = 0; i < terms.Length; i++)
+            Assert.That(served[i], Is.EqualTo(Alone([terms[i].Term])), $"term {i}: {terms[i].Term.Op.Name()}");
+        string unsteered = Alone([]);
+        Assert.That(served.Count(t => t != unsteered), Is.GreaterThanOrEqualTo(3), $"most terms should change the text: {string.Join(" / ", served)}");
+    }
 }

@@ -53,7 +53,17 @@ public class SafetyTests
         yield return Case("Steering_vector_NaN", Chat($$""", "steering": {"vector_base64": "{{Base64([float.NaN, .. new float[127]])}}", "layer": 1}"""), "element 0 is NaN", "steering[0].vector");
         yield return Case("Steering_vector_not_numbers", Chat(""", "steering": {"vector": ["NaN"], "layer": 1}"""), "element 0 is a string", "steering[0].vector");
         yield return Case("Steering_multiplier_infinite", Chat(""", "steering": {"vector": "mood", "layer": 1, "multiplier": 1e300}"""), "'steering[0].multiplier'", "steering[0].multiplier");
-        yield return Case("Steering_positions", Chat(""", "steering": {"vector": "mood", "layer": 1, "positions": "middle"}"""), "all, prompt or response", "steering[0].positions");
+        yield return Case("Steering_positions", Chat(""", "steering": {"vector": "mood", "layer": 1, "positions": "middle"}"""), "all, prompt, response, last_prompt, first_k, tokens", "steering[0].positions");
+        yield return Case("Steering_op_unknown", Chat(""", "steering": {"vector": "mood", "layer": 1, "op": "scale"}"""), "'steering[0].op' is 'scale'; it must be one of add, add_normalized, ablate, cap, set", "steering[0].op");
+        yield return Case("Steering_cap_without_bounds", Chat(""", "steering": {"vector": "mood", "layer": 1, "op": "cap"}"""), "op cap needs", "steering[0].lo");
+        yield return Case("Steering_cap_lo_above_hi", Chat(""", "steering": {"vector": "mood", "layer": 1, "op": "cap", "lo": 2, "hi": 1}"""), "above 'steering[0].hi'", "steering[0].lo");
+        yield return Case("Steering_set_without_value", Chat(""", "steering": {"vector": "mood", "layer": 1, "op": "set"}"""), "op set needs 'steering[0].value'", "steering[0].value");
+        yield return Case("Steering_value_on_add", Chat(""", "steering": {"vector": "mood", "layer": 1, "value": 3}"""), "applies to op set only, not add", "steering[0].value");
+        yield return Case("Steering_ablate_zero_vector", Chat($$""", "steering": {"vector_base64": "{{Base64(new float[128])}}", "layer": 1, "op": "ablate"}"""), "is zero, so op ablate has no direction", "steering[0].vector");
+        yield return Case("Steering_first_k_without_k", Chat(""", "steering": {"vector": "mood", "layer": 1, "positions": "first_k"}"""), "positions first_k needs 'steering[0].k'", "steering[0].k");
+        yield return Case("Steering_k_out_of_range", Chat(""", "steering": {"vector": "mood", "layer": 1, "positions": "first_k", "k": 0}"""), "'steering[0].k' is 0", "steering[0].k");
+        yield return Case("Steering_tokens_on_all", Chat(""", "steering": {"vector": "mood", "layer": 1, "tokens": [1]}"""), "applies to positions tokens only", "steering[0].tokens");
+        yield return Case("Steering_tokens_negative", Chat(""", "steering": {"vector": "mood", "layer": 1, "positions": "tokens", "tokens": [3, -1]}"""), "element 1 is not a position", "steering[0].tokens");
         yield return Case("Steering_path_is_not_a_file", Chat(""", "steering": {"vector": "../vectors/mood", "layer": 1}"""), "no steering vector named '../vectors/mood'", "steering[0].vector");
         yield return Case("Steering_absolute_path_is_not_a_file", Chat(""", "steering": {"vector": "/etc/passwd", "layer": 1}"""), "no steering vector named '/etc/passwd'", "steering[0].vector");
         yield return Case("Steering_wrong_type", Chat(""", "steering": 3"""), "'steering' must be false", "steering");

@@ -15,7 +15,9 @@ public static class TorchOracle
             Assert.Ignore("PyTorch oracle unavailable: /usr/bin/python3 with python3-torch is needed (./build.sh installs it)");
     }
 
-    public sealed record SteeringEntry(int row, int layer, float multiplier, string positions, float[] vector);
+    /// <summary>One hook of the oracle's forward; op and its fields as in tests/oracle/model.py (null fields are not sent).</summary>
+    public sealed record SteeringEntry(int row, int layer, float multiplier, string positions, float[] vector,
+        string op = "add", float? lo = null, float? hi = null, float? value = null, int? k = null, int[]? tokens = null);
 
     /// <summary>Runs the oracle's forward on each sequence alone; returns its output file (tensors logits.i, hidden.i).</summary>
     public static SafetensorsFile Forward(string modelDir, int[][] sequences, int[]? promptLens = null,
@@ -31,7 +33,7 @@ public static class TorchOracle
             prompt_lens = promptLens ?? sequences.Select(s => s.Length).ToArray(),
             hidden_states = hiddenStates,
             steering = (steering ?? []).ToArray(),
-        }));
+        }, new JsonSerializerOptions { DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull }));
         var result = Run(Python, $"\"{Repo.Path("tests", "oracle", "oracle.py")}\" forward --model \"{modelDir}\" --request \"{request}\" --out \"{output}\" --dtype {dtype}");
         if (result.ExitCode != 0) Assert.Fail($"oracle failed ({result.ExitCode}): {result.Stderr}");
         return SafetensorsFile.Open(output);

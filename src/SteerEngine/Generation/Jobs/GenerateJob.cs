@@ -25,7 +25,8 @@ public sealed record GenerateJobSpec
     public IReadOnlyList<SweepVector> Vectors { get; init; } = [];
     public int[] Layers { get; init; } = [];
     public float[] Multipliers { get; init; } = [1f];
-    public SteeringPositions Positions { get; init; } = SteeringPositions.All;
+    /// <summary>The positions and operation of every steering term of the sweep.</summary>
+    public SteeringTermShape Steering { get; init; } = SteeringTermShape.Default;
     public string? SystemPrompt { get; init; }
     public bool ChatTemplate { get; init; } = true;
     public int SamplesPerPrompt { get; init; } = 1;
@@ -80,7 +81,7 @@ public static class GenerateJob
 
         var requests = todo.Select(item => new GenerationRequest(
             Encode(item.Prompt), spec.MaxNewTokens, spec.Sampling,
-            item.Vector is null ? null : [new SteeringAdd(item.Layer!.Value, item.Vector.Vector.ForBlock(item.Layer.Value), item.Multiplier, spec.Positions)],
+            item.Vector is null ? null : [spec.Steering.Term(item.Layer!.Value, item.Vector.Vector.ForBlock(item.Layer.Value), item.Multiplier)],
             item.Seed, lm.Tokenizer.EosTokenIds)
         {
             StopStrings = spec.StopStrings, Tag = item, Logprobs = spec.Logprobs,
@@ -159,7 +160,7 @@ public static class GenerateJob
         w.WriteNumber("steering_strength", item.Multiplier);
         if (item.Vector is null) w.WriteNull("vector"); else w.WriteString("vector", item.Vector.Name);
         if (item.Vector?.Epoch is int e) w.WriteNumber("epoch", e); else w.WriteNull("epoch");
-        w.WriteString("positions", spec.Positions.ToString().ToLowerInvariant());
+        spec.Steering.Write(w);
         w.WriteNumber("sample_index", item.Sample);
         w.WriteNumber("answer_idx", item.Sample);
         // 64-bit seeds pass 2^53, past which JavaScript's numbers lose digits: the *_string fields carry them exactly.

@@ -149,7 +149,7 @@ public sealed unsafe partial class ManagedCpuKernels : ICpuKernels
             for (int a = steering.RowAdds[r]; a < steering.RowAdds[r + 1]; a++)
             {
                 SteerAdd add = steering.Adds[a];
-                TensorPrimitives.MultiplyAdd(steering.Vectors.Slice(add.Vector * hidden, hidden), add.Multiplier, xr, xr);
+                SteeringOps.Apply(xr, steering.Vectors.Slice(add.Vector * hidden, hidden), add.Op, add.Multiplier, add.Lo, add.Hi);
             }
         }
     }

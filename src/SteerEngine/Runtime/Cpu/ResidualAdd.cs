@@ -5,7 +5,8 @@ namespace SteerEngine.Runtime.Cpu;
 
 /// <summary>
 /// The block's second residual add fused with steering: x ← x + mlp, then for each row the
-/// steering adds of its sequence at this layer and position: x ← x + Σ multiplier · vector.
+/// steering terms of its sequence at this layer and position, in order: by default x ← x + multiplier · vector,
+/// else the term's operation (<see cref="SteeringOps"/>).
 /// </summary>
 public static class ResidualAdd
 {
@@ -22,8 +23,11 @@ public static class ResidualAdd
             if (steering[r] is not { } s) continue;
             Span<float> xr = x.Slice(r * hidden, hidden);
             foreach (SteeringAdd a in s.Adds)
-                if (a.Layer == layer && a.Positions.Selects(positions[r], s.PromptLength))
-                    TensorPrimitives.MultiplyAdd(a.Vector, a.Multiplier, xr, xr);
+                if (a.Layer == layer && a.AppliesAt(positions[r], s.PromptLength))
+                {
+                    (float lo, float hi) = a.ProjectionBounds;
+                    SteeringOps.Apply(xr, a.Vector, a.Op, a.Multiplier, lo, hi);
+                }
         }
     }
 }

@@ -250,8 +250,10 @@ public sealed partial class CudaTransformer : IForwardModel
                 steerStart[l * (T + 1) + r] = steerVector.Count;
                 if (steeringOfRow[r] is { } steering)
                     foreach (SteeringAdd a in steering.Adds)
-                        if (a.Layer == l && a.Positions.Selects(positionOfRow[r], steering.PromptLength))
+                        if (a.Layer == l && a.AppliesAt(positionOfRow[r], steering.PromptLength))
                         {
+                            if (a.Op != SteeringOp.Add)
+                                throw new NotSupportedException($"steering op {a.Op.Name()} runs on the CPU kernels only; the CUDA kernels apply add");
                             if (!vectorIndex.TryGetValue(a.Vector, out int v)) vectorIndex[a.Vector] = v = vectorIndex.Count;
                             steerVector.Add(v);
                             steerMultiplier.Add(a.Multiplier);
