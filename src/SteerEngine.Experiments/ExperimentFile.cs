@@ -173,6 +173,8 @@ public sealed record Experiment(string File, string Name, string Output, string 
             if (tasks.Count == 0) throw Error(node, $"{k}.tasks", "needs at least one task");
             if (tasks.Select(t => t.Name).Distinct().Count() != tasks.Count) throw Error(node, $"{k}.tasks", "task names must be unique");
             bool batch = Bool(node, "batch", k);
+            // The judge stage sends live calls; a setting it would not honour is refused, not ignored.
+            if (batch) throw Error(node.Children["batch"], $"{k}.batch", "true is not supported by steer experiment yet: set it to false (live calls), or judge the generations with steer judge --batch");
             return new JudgeSettings(provider, OptionalString(node, "model", k), OptionalString(node, "base_url", k), OptionalString(node, "api_key_env", k), batch, tasks,
                 IntOr(node, "max_attempts", k, 6, 2));
         }
