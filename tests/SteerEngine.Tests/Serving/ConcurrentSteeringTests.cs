@@ -12,32 +12,15 @@ namespace SteerEngine.Tests.Serving;
 /// from Generator and from `steer generate` with the same steering and seed.
 /// </summary>
 [TestFixture, NonParallelizable]
-public class ConcurrentSteeringTests
+public class ConcurrentSteeringTests : DemoServerFixture
 {
     const string Prompt = "the cat";
     const int Tokens = 8;
-    TestServer _server = null!;
-    LanguageModel _lm = null!;
-
-    [OneTimeSetUp]
-    public async Task Start()
-    {
-        _server = await TestServer.Start();
-        _lm = LanguageModel.Load(DemoFiles.ModelDir);
-    }
-
-    [OneTimeTearDown]
-    public async Task Stop()
-    {
-        await _server.DisposeAsync();
-        _lm.Dispose();
-    }
-
     static float Multiplier(int i) => -8f + 0.5f * i;
 
     async Task<string[]> Concurrently(float temperature)
     {
-        var tasks = Enumerable.Range(0, 32).Select(i => _server.PostOk("/v1/chat/completions", new
+        var tasks = Enumerable.Range(0, 32).Select(i => Server.PostOk("/v1/chat/completions", new
         {
             model = TestServer.Model,
             messages = new[] { new { role = "user", content = Prompt } },
@@ -52,14 +35,14 @@ public class ConcurrentSteeringTests
 
     string Alone(int i, float temperature)
     {
-        var request = new GenerationRequest(_lm.EncodePrompt(Prompt), Tokens, new SamplingOptions(temperature),
-            [new SteeringAdd(2, _server.Mood, Multiplier(i))], SplitMix64.Hash((ulong)(100 + i) ^ SplitMix64.Hash(0UL)), _lm.Tokenizer.EosTokenIds);
-        return new Generator(_lm.Model, _lm.Tokenizer).Generate([request])[0].Text!;
+        var request = new GenerationRequest(Lm.EncodePrompt(Prompt), Tokens, new SamplingOptions(temperature),
+            [new SteeringAdd(2, Server.Mood, Multiplier(i))], SplitMix64.Hash((ulong)(100 + i) ^ SplitMix64.Hash(0UL)), Lm.Tokenizer.EosTokenIds);
+        return new Generator(Lm.Model, Lm.Tokenizer).Generate([request])[0].Text!;
     }
 
     string SteerGenerate(int i, float temperature)
     {
-        var (code, output, err) = SteerCli.Run("generate", "--model", DemoFiles.ModelDir, "--prompt", Prompt, "--vector", Path.Combine(_server.VectorsDir, "mood.safetensors"),
+        var (code, output, err) = SteerCli.Run("generate", "--model", DemoFiles.ModelDir, "--prompt", Prompt, "--vector", Path.Combine(Server.VectorsDir, "mood.safetensors"),
             "--layer", "2", "--multiplier", Multiplier(i).ToString(System.Globalization.CultureInfo.InvariantCulture), "--seed", (100 + i).ToString(),
             "--temperature", temperature.ToString(System.Globalization.CultureInfo.InvariantCulture), "--max-new-tokens", Tokens.ToString());
         Assert.That(code, Is.EqualTo(0), err);
@@ -80,22 +63,22 @@ public class ConcurrentSteeringTests
     (object Json, SteeringAdd Term)[] OpTerms(int n) =>
     [
         (new { vector = "mood", layer = 2, multiplier = 6f, op = "add_normalized", positions = "first_k", k = 3 },
-            new SteeringAdd(2, _server.Mood, 6f, SteeringPositions.FirstK) { Op = SteeringOp.AddNormalized, FirstK = 3 }),
+            new SteeringAdd(2, Server.Mood, 6f, SteeringPositions.FirstK) { Op = SteeringOp.AddNormalized, FirstK = 3 }),
         (new { vector = "mood", layer = 2, multiplier = 0f, op = "ablate", positions = "all" },
-            new SteeringAdd(2, _server.Mood, 0f) { Op = SteeringOp.Ablate }),
+            new SteeringAdd(2, Server.Mood, 0f) { Op = SteeringOp.Ablate }),
         (new { vector = "mood", layer = 1, multiplier = 0f, op = "cap", hi = -20f, positions = "response" },
-            new SteeringAdd(1, _server.Mood, 0f, SteeringPositions.Response) { Op = SteeringOp.Cap, Hi = -20f }),
+            new SteeringAdd(1, Server.Mood, 0f, SteeringPositions.Response) { Op = SteeringOp.Cap, Hi = -20f }),
         (new { vector = "mood", layer = 2, multiplier = 0f, op = "set", value = -40f, positions = "response" },
-            new SteeringAdd(2, _server.Mood, 0f, SteeringPositions.Response) { Op = SteeringOp.Set, Value = -40f }),
+            new SteeringAdd(2, Server.Mood, 0f, SteeringPositions.Response) { Op = SteeringOp.Set, Value = -40f }),
         (new { vector = "mood", layer = 2, multiplier = -16f, op = "add", positions = "tokens", tokens = new[] { 2, n - 1, n + 2 } },
-            new SteeringAdd(2, _server.Mood, -16f, SteeringPositions.Tokens) { TokenPositions = [2, n - 1, n + 2] }),
+            new SteeringAdd(2, Server.Mood, -16f, SteeringPositions.Tokens) { TokenPositions = [2, n - 1, n + 2] }),
     ];
 
     [Test]
     public async Task Concurrent_requests_with_different_ops_and_positions_equal_runs_alone()
     {
-        var terms = OpTerms(_lm.EncodePrompt(Prompt).Length);
-        var tasks = terms.Select(t => _server.PostOk("/v1/chat/completions", new
+        var terms = OpTerms(Lm.EncodePrompt(Prompt).Length);
+        var tasks = terms.Select(t => Server.PostOk("/v1/chat/completions", new
         {
             model = TestServer.Model,
             messages = new[] { new { role = "user", content = Prompt } },
@@ -104,8 +87,8 @@ public class ConcurrentSteeringTests
             steering = new[] { t.Json },
         }));
         JsonNode[] bodies = await Task.WhenAll(tasks);
-        string Alone(SteeringAdd[] steering) => new Generator(_lm.Model, _lm.Tokenizer).Generate(
-            [new GenerationRequest(_lm.EncodePrompt(Prompt), Tokens, new SamplingOptions(0f), steering, 0, _lm.Tokenizer.EosTokenIds)])[0].Text!;
+        string Alone(SteeringAdd[] steering) => new Generator(Lm.Model, Lm.Tokenizer).Generate(
+            [new GenerationRequest(Lm.EncodePrompt(Prompt), Tokens, new SamplingOptions(0f), steering, 0, Lm.Tokenizer.EosTokenIds)])[0].Text!;
         string[] served = bodies.Select(b => (string)b["choices"]![0]!["message"]!["content"]!).ToArray();
         for (int i = 0; i < terms.Length; i++)
             Assert.That(served[i], Is.EqualTo(Alone([terms[i].Term])), $"term {i}: {terms[i].Term.Op.Name()}");

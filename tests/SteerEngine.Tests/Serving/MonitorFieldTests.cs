@@ -11,25 +11,8 @@ namespace SteerEngine.Tests.Serving;
 /// per generated token, the same values <see cref="Generator"/> computes for the same monitor; streamed,
 /// they come with the finishing chunk; a bad monitor is a 400 naming the field.
 /// </summary>
-public class MonitorFieldTests
+public class MonitorFieldTests : DemoServerFixture
 {
-    TestServer _server = null!;
-    LanguageModel _lm = null!;
-
-    [OneTimeSetUp]
-    public async Task Start()
-    {
-        _server = await TestServer.Start();
-        _lm = LanguageModel.Load(DemoFiles.ModelDir);
-    }
-
-    [OneTimeTearDown]
-    public async Task Stop()
-    {
-        await _server.DisposeAsync();
-        _lm.Dispose();
-    }
-
     static object Body(bool stream, object monitor) => new
     {
         model = TestServer.Model, messages = new[] { new { role = "user", content = "how was your day?" } }, temperature = 0, max_tokens = 24, stream,
@@ -39,18 +22,18 @@ public class MonitorFieldTests
     [Test]
     public async Task Projections_match_the_generators_and_streaming_sends_the_same_with_the_finishing_chunk()
     {
-        JsonNode reply = await _server.PostOk("/v1/chat/completions", Body(false, new { vector = "mood", layer = 2 }));
+        JsonNode reply = await Server.PostOk("/v1/chat/completions", Body(false, new { vector = "mood", layer = 2 }));
         float[] served = reply["choices"]![0]!["projections"]!.AsArray().Select(x => (float)x!).ToArray();
 
-        string prompt = _lm.Template.Render([new SteerEngine.Tokenization.ChatMessage("user", "how was your day?")], true,
+        string prompt = Lm.Template.Render([new SteerEngine.Tokenization.ChatMessage("user", "how was your day?")], true,
             new Dictionary<string, object?> { ["date_string"] = LanguageModel.DefaultDateString });
-        var request = new GenerationRequest(_lm.Tokenizer.Encode(prompt, addBos: false), 24, new SamplingOptions(),
-            [new SteeringAdd(1, _server.Mood, 2f)], 0, _lm.Tokenizer.EosTokenIds) { Monitors = [new ProjectionMonitor("mood@2", 2, _server.Mood)] };
-        GenerationResult direct = new Generator(_lm.Model, _lm.Tokenizer).Generate([request])[0];
+        var request = new GenerationRequest(Lm.Tokenizer.Encode(prompt, addBos: false), 24, new SamplingOptions(),
+            [new SteeringAdd(1, Server.Mood, 2f)], 0, Lm.Tokenizer.EosTokenIds) { Monitors = [new ProjectionMonitor("mood@2", 2, Server.Mood)] };
+        GenerationResult direct = new Generator(Lm.Model, Lm.Tokenizer).Generate([request])[0];
         Assert.That(served, Has.Length.EqualTo(direct.Tokens.Length));
         Assert.That(served, Is.EqualTo(direct.Projections![0]).Within(1e-3f));
 
-        HttpResponseMessage streamed = await _server.Post("/v1/chat/completions", Body(true, new { vector = "mood", layer = 2 }));
+        HttpResponseMessage streamed = await Server.Post("/v1/chat/completions", Body(true, new { vector = "mood", layer = 2 }));
         var events = (await streamed.Content.ReadAsStringAsync()).Split('\n')
             .Where(l => l.StartsWith("data: {")).Select(l => JsonNode.Parse(l[6..])!).ToList();
         var withProjections = events.Where(e => e["choices"]!.AsArray().Any(c => c!["projections"] is not null)).ToList();
@@ -68,7 +51,7 @@ public class MonitorFieldTests
     public async Task A_bad_monitor_is_a_400_naming_the_field(string monitor, string param)
     {
         string body = $"{{\"model\": \"demo\", \"messages\": [{{\"role\": \"user\", \"content\": \"hi\"}}], \"monitor\": {monitor}}}";
-        HttpResponseMessage r = await _server.Post("/v1/chat/completions", body);
+        HttpResponseMessage r = await Server.Post("/v1/chat/completions", body);
         string text = await r.Content.ReadAsStringAsync();
         Assert.That((int)r.StatusCode, Is.EqualTo(400), text);
         Assert.That(JsonNode.Parse(text)!["error"]!["param"]!.GetValue<string>(), Is.EqualTo(param), text);

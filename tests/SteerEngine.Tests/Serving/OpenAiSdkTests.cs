@@ -12,35 +12,18 @@ namespace SteerEngine.Tests.Serving;
 
 /// <summary>The official OpenAI .NET SDK against the real server: what it sends is accepted, what it gets back parses and is right.</summary>
 [TestFixture]
-public class OpenAiSdkTests
+public class OpenAiSdkTests : DemoServerFixture
 {
-    TestServer _server = null!;
-    LanguageModel _lm = null!;
-
-    [OneTimeSetUp]
-    public async Task Start()
-    {
-        _server = await TestServer.Start();
-        _lm = LanguageModel.Load(DemoFiles.ModelDir);
-    }
-
-    [OneTimeTearDown]
-    public async Task Stop()
-    {
-        await _server.DisposeAsync();
-        _lm.Dispose();
-    }
-
     ChatClient Client(string model = TestServer.Model) =>
-        new(model, new ApiKeyCredential("unused"), new OpenAIClientOptions { Endpoint = new Uri(_server.BaseAddress, "v1") });
+        new(model, new ApiKeyCredential("unused"), new OpenAIClientOptions { Endpoint = new Uri(Server.BaseAddress, "v1") });
 
     /// <summary>What Generator gives alone for the same chat prompt, steering and sampling (seed derived as steer generate does).</summary>
     GenerationResult Direct(string user, int maxTokens, SamplingOptions sampling, ulong seed = 0, IReadOnlyList<SteeringAdd>? steering = null, int top = 0)
     {
-        string text = _lm.Template.Render([new SteerEngine.Tokenization.ChatMessage("user", user)], true, new Dictionary<string, object?> { ["date_string"] = LanguageModel.DefaultDateString });
-        var request = new GenerationRequest(_lm.Tokenizer.Encode(text, addBos: false), maxTokens, sampling, steering,
-            SplitMix64.Hash(seed ^ SplitMix64.Hash(0UL)), _lm.Tokenizer.EosTokenIds) { TopLogprobs = top, Logprobs = top > 0 };
-        return new Generator(_lm.Model, _lm.Tokenizer).Generate([request])[0];
+        string text = Lm.Template.Render([new SteerEngine.Tokenization.ChatMessage("user", user)], true, new Dictionary<string, object?> { ["date_string"] = LanguageModel.DefaultDateString });
+        var request = new GenerationRequest(Lm.Tokenizer.Encode(text, addBos: false), maxTokens, sampling, steering,
+            SplitMix64.Hash(seed ^ SplitMix64.Hash(0UL)), Lm.Tokenizer.EosTokenIds) { TopLogprobs = top, Logprobs = top > 0 };
+        return new Generator(Lm.Model, Lm.Tokenizer).Generate([request])[0];
     }
 
     [Test]
@@ -58,11 +41,11 @@ public class OpenAiSdkTests
         for (int i = 0; i < direct.Tokens.Length; i++)
         {
             var lp = completion.ContentTokenLogProbabilities[i];
-            Assert.That(lp.Token, Is.EqualTo(_lm.Tokenizer.DecodeToken(direct.Tokens[i])));
+            Assert.That(lp.Token, Is.EqualTo(Lm.Tokenizer.DecodeToken(direct.Tokens[i])));
             Assert.That(lp.LogProbability, Is.EqualTo(direct.TokenLogprobs![i]).Within(1e-6));
             Assert.That(lp.TopLogProbabilities, Has.Count.EqualTo(20));
             Assert.That(lp.TopLogProbabilities.Select(t => t.LogProbability), Is.EqualTo(direct.TopLogprobs![i].Select(t => t.Logprob)).Within(1e-6));
-            Assert.That(lp.Utf8Bytes!.Value.ToArray(), Is.EqualTo(_lm.Tokenizer.TokenBytes(direct.Tokens[i]).ToArray()));
+            Assert.That(lp.Utf8Bytes!.Value.ToArray(), Is.EqualTo(Lm.Tokenizer.TokenBytes(direct.Tokens[i]).ToArray()));
         }
     }
 
@@ -99,7 +82,7 @@ public class OpenAiSdkTests
         var options = new ChatCompletionOptions { MaxOutputTokenCount = 8, Temperature = 0f };
         string aliased = (await Client("demo-moody").CompleteChatAsync([ChatMessage.CreateUserMessage("the cat")], options)).Value.Content[0].Text;
         string plain = (await Client().CompleteChatAsync([ChatMessage.CreateUserMessage("the cat")], options)).Value.Content[0].Text;
-        var steered = Direct("the cat", 8, new SamplingOptions(), steering: [new SteeringAdd(2, _server.Mood, 6f)]);
+        var steered = Direct("the cat", 8, new SamplingOptions(), steering: [new SteeringAdd(2, Server.Mood, 6f)]);
         Assert.That(aliased, Is.EqualTo(steered.Text));
         Assert.That(aliased, Is.Not.EqualTo(plain));
     }
