@@ -3,6 +3,7 @@ using OpenQA.Selenium.Chrome;
 using OpenQA.Selenium.Support.UI;
 using SteerEngine.Server;
 using SteerEngine.Tests.Demo;
+using SteerEngine.Tests.Support;
 
 namespace SteerEngine.Tests.Chat;
 
@@ -14,7 +15,7 @@ namespace SteerEngine.Tests.Chat;
 [TestFixture, NonParallelizable]
 public class SideBySidePageKeyTests
 {
-    const string Chromium = "/usr/bin/chromium", ChromeDriver = "/usr/bin/chromedriver", Key = "page-test-key";
+    const string Key = "page-test-key";
     static readonly TimeSpan Patience = TimeSpan.FromSeconds(90);
 
     SteerServer _server = null!;
@@ -24,15 +25,10 @@ public class SideBySidePageKeyTests
     public async Task Start()
     {
         DemoFiles.RequireModel();
-        if (!File.Exists(Chromium) || !File.Exists(ChromeDriver))
-            Assert.Ignore($"{Chromium} and {ChromeDriver} are needed (./build.sh installs Debian's chromium and chromium-driver)");
+        HeadlessChromium.Require();
         _server = SteerServer.Create(new ServerOptions { Models = [new ModelSource(DemoFiles.ModelDir, "demo")], Port = 0, ApiKey = Key });
         await _server.StartAsync();
-        var service = ChromeDriverService.CreateDefaultService(Path.GetDirectoryName(ChromeDriver)!, Path.GetFileName(ChromeDriver));
-        service.HideCommandPromptWindow = true;
-        var options = new ChromeOptions { BinaryLocation = Chromium };
-        options.AddArguments("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1400,760", "--no-first-run");
-        _browser = new ChromeDriver(service, options, Patience);
+        _browser = HeadlessChromium.Start(1400, 760, Patience);
     }
 
     [OneTimeTearDown]
