@@ -14,12 +14,6 @@ namespace SteerEngine.Tests.Cuda;
 [TestFixture]
 public class DeviceCaptureTests
 {
-    static CudaTransformer Emulated(string dir, int tp)
-    {
-        if (!EmulatedCudaDevice.IsAvailable) Assert.Ignore("native/cuemu is not built (run ./build.sh)");
-        return CudaTransformer.Load(dir, CudaPlatform.Emulated, tp);
-    }
-
     /// <summary>Forwards a reducing sink that counts how its states arrived.</summary>
     sealed class CountingSink(IReducedStateSink inner) : IReducedStateSink
     {
@@ -34,7 +28,7 @@ public class DeviceCaptureTests
     public void Activation_sums_taken_on_the_device_equal_the_full_state_path_and_the_cpu_backend(int tp)
     {
         string dir = TestModels.Get("tiny");
-        using CudaTransformer gpu = Emulated(dir, tp);
+        using CudaTransformer gpu = Emulator.Model(dir, tp);
         using IForwardModel cpu = Backends.Create("cpu", dir);
         ModelConfig c = gpu.Config;
         var rng = new Random(9);
@@ -75,7 +69,7 @@ public class DeviceCaptureTests
     public void Monitor_projections_taken_on_the_device_equal_the_full_state_path(int tp)
     {
         string dir = TestModels.Get("tiny");
-        using CudaTransformer gpu = Emulated(dir, tp);
+        using CudaTransformer gpu = Emulator.Model(dir, tp);
         ModelConfig c = gpu.Config;
         var rng = new Random(12);
         float[] shared = Compare.RandomVector(rng, c.HiddenSize), other = Compare.RandomVector(rng, c.HiddenSize);

@@ -14,12 +14,7 @@ namespace SteerEngine.Tests.Cuda;
 [TestFixture]
 public class DeviceSamplingTests
 {
-    /// <summary>The tiny model on <paramref name="tp"/> emulated devices.</summary>
-    static CudaTransformer Emulated(int tp)
-    {
-        if (!EmulatedCudaDevice.IsAvailable) Assert.Ignore("native/cuemu is not built (run ./build.sh)");
-        return CudaTransformer.Load(TestModels.Get("tiny"), CudaPlatform.Emulated, tp);
-    }
+    static CudaTransformer Emulated(int tp) => Emulator.Model(TestModels.Get("tiny"), tp);
 
     static readonly SamplingOptions[] Options =
     [
