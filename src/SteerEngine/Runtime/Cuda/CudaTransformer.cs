@@ -355,7 +355,6 @@ public sealed partial class CudaTransformer : IForwardModel
 
         d.Launch("rmsnorm", new Dim3((uint)T), Threads(H), x, w.FinalNorm, capture.Active ? x : DevicePtr.Null, xn, H, eps);
         capture.Record(L, x, projected: false);
-        capture.Finish();
 
         // The lm_head over chunks of the logit rows: device and host buffers stay bounded however
         // many rows a scoring batch asks for, and every size is 64-bit.
@@ -381,6 +380,7 @@ public sealed partial class CudaTransformer : IForwardModel
             if (rest > 0) ScatterLogits(p, host, first + sampled, rest, VL);
         }
         if (D > 0 && rank == 0) p.Drawn = drawn.Download(d, p.Draws, c.VocabSize);
+        capture.Finish(); // after the lm_head is queued: the host waits once, at the end
         if (rank != 0) d.Synchronize(); // this step's input copy is done before the next step rewrites its buffer
     }
 
