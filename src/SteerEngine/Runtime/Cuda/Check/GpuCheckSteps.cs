@@ -22,6 +22,7 @@ sealed unsafe partial class GpuCheckSteps(GpuCheckOptions o, TextWriter log)
         ("mma layout probe", MmaProbe),
         ("GEMM sweep (8B and 70B shapes)", GemmSweep),
         ("end to end, TP = 1, against the CPU backend", s => EndToEnd(s, 1)),
+        ("device sampling and reduced capture, TP = 1", s => DeviceSide(s, 1)),
         ("8B-shape throughput against the roofline", Throughput),
         ("tensor parallel, TP = 2", TensorParallel),
     ];
@@ -39,7 +40,7 @@ sealed unsafe partial class GpuCheckSteps(GpuCheckOptions o, TextWriter log)
     {
         "attention_decode_combine" or "mma_probe" => 32,
         _ when kernel.StartsWith("attention_") => 128,
-        "sample_rows" or "top_logprobs_rows" => 256,
+        "sample_rows" or "top_logprobs_rows" or "repetition_penalty_rows" or "join_vocab_slices" or "sum_rows_by_mask" => 256,
         _ => 1024, // CudaTransformer.Threads: up to 1024 for the row kernels
     };
 
@@ -222,6 +223,7 @@ sealed unsafe partial class GpuCheckSteps(GpuCheckOptions o, TextWriter log)
             return;
         }
         EndToEnd(step, 2);
+        DeviceSide(step, 2);
         using var d0 = new DriverCudaDevice(0);
         using var d1 = new DriverCudaDevice(1);
         using var nccl = new NcclCollectives([d0, d1]);
