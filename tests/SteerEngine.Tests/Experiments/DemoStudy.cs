@@ -94,7 +94,7 @@ public sealed class MeasuringJudge(int failAfter = int.MaxValue) : IJudge, IJudg
 
     public IJudge Create(JudgeSettings settings) => this;
 
-    public IEnumerable<JudgeVerdict> Score(JudgeTask task, IReadOnlyList<JudgeSample> samples)
+    public IEnumerable<JudgeVerdict> Score(JudgeTask task, IReadOnlyList<JudgeSample> samples, string output)
     {
         foreach (JudgeSample s in samples)
         {
