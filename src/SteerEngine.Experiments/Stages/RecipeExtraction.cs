@@ -43,10 +43,7 @@ public static class RecipeExtraction
     /// <summary>Writes layer <paramref name="layer"/>'s vector and its note into <paramref name="vectorDir"/>, the .pt last.</summary>
     public static void Write(ExtractedDirections d, ExtractionRecipe recipe, string model, int layer, string vectorDir)
     {
-        int blocks = d.Directions.Length - 1;
-        // The last entry is the output after the final norm (HF replaces the last block's output), so the last block has no entry of its own.
-        if (layer >= blocks - 1)
-            throw new ArgumentException($"layer {layer}: model '{model}' has {blocks} blocks, and extraction reads blocks 0..{blocks - 2} (the last block's output is only seen after the final norm)");
+        CheckLayer(d.Directions.Length - 1, layer, model);
         float[] direction = d.Directions[layer + 1];
         double norm = Math.Sqrt(direction.Sum(x => (double)x * x));
         // Files go to a work folder first and are renamed into place: the .pt, the item's done mark, last.
@@ -65,6 +62,13 @@ public static class RecipeExtraction
         File.Move(Path.Combine(work, Path.GetFileName(safetensors)), safetensors, overwrite: true);
         File.Move(Path.Combine(work, Path.GetFileName(pt)), pt, overwrite: true);
         Directory.Delete(work, recursive: true);
+    }
+
+    /// <summary>The blocks extraction can read: the last entry is the output after the final norm (HF replaces the last block's output there).</summary>
+    public static void CheckLayer(int blocks, int layer, string model)
+    {
+        if (layer >= blocks - 1)
+            throw new ArgumentException($"layer {layer}: model '{model}' has {blocks} blocks, and extraction reads blocks 0..{blocks - 2} (the last block's output is only seen after the final norm)");
     }
 
     /// <summary>Work folders a killed extraction left in <paramref name="vectorDir"/>; called by the item's new owner.</summary>

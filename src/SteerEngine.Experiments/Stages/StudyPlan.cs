@@ -119,10 +119,12 @@ public sealed class StudyPlan(Experiment experiment, ExperimentLayout layout, IJ
     {
         string dir = layout.VectorDir(m.Name, layer);
         RecipeExtraction.RemoveLeftovers(dir);
+        // The kernels steer extract uses by default (and the generate stage's model, loaded once).
+        LanguageModel lm = Model(m, CpuKernelChoice.Auto);
+        RecipeExtraction.CheckLayer(lm.Config.NumLayers, layer, m.Name);
         if (!_extracted.TryGetValue(m.Path, out ExtractedDirections? d))
         {
-            // The kernels steer extract uses by default (and the generate stage's model, loaded once).
-            _extracted[m.Path] = d = RecipeExtraction.Extract(Model(m, CpuKernelChoice.Auto), recipe);
+            _extracted[m.Path] = d = RecipeExtraction.Extract(lm, recipe);
             log($"extract {m.Name}: {d.Pairs} effective pairs of {d.Rows}, activations captured for every layer");
         }
         RecipeExtraction.Write(d, recipe, m.Name, layer, dir);

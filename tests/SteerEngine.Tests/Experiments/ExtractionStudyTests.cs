@@ -139,6 +139,17 @@ public class ExtractionStudyTests
     }
 
     [Test]
+    public void Layer_whose_output_is_not_captured_fails_its_item_naming_the_blocks_extraction_reads()
+    {
+        string dir = TestModels.TempDir("extraction-layer");
+        string file = WriteStudy(dir, Recipe(Csv("pos"), Csv("neg")));
+        File.WriteAllText(file, File.ReadAllText(file).Replace("layers: [1, 2]", "layers: [3]"));
+        RunSummary s = new ExperimentRunner(Experiment.Load(file), Path.Combine(dir, "out")).Run("train", Shard.All);
+        Assert.That(s.Failed.Single(), Does.Contain("layer 3: model 'demo' has 4 blocks, and extraction reads blocks 0..2"));
+        Assert.That(DemoStudy.Outputs(Path.Combine(dir, "out")), Is.Empty);
+    }
+
+    [Test]
     public void Example_extraction_file_loads_with_its_recipe_resolved()
     {
         Experiment e = Experiment.Load(Repo.Path("examples", "demo-extraction.yaml"));
