@@ -1,4 +1,5 @@
 using System.Globalization;
+using SteerEngine.Capture;
 using SteerEngine.Generation;
 using SteerEngine.Generation.Jobs;
 using SteerEngine.Steering;
@@ -11,6 +12,21 @@ namespace SteerEngine.Experiments;
 /// <summary>A model of the study: its name in the output layout and its Hugging Face directory.</summary>
 public sealed record ExperimentModel(string Name, string Path);
 
+/// <summary>
+/// The extract: recipe, the other way to a study's vectors: two row-aligned persona-vectors CSVs (positive and negative
+/// answers with their trait and coherence scores), their effective pairs (<see cref="PersonaPairs"/>) run through the
+/// model, and per layer the mean difference (or first principal component) of the answers' activations at that
+/// block's output. It has no epochs: its vector is epoch 1 of the layout.
+/// </summary>
+public sealed record ExtractionRecipe(string Positive, string Negative, string Trait, double Threshold, ExtractionMethod Method, Reduction Reduction, int BatchSize)
+{
+    public static readonly (string Name, Reduction Value)[] Reductions = [("response_avg", Reduction.ResponseAvg), ("prompt_avg", Reduction.PromptAvg), ("prompt_last", Reduction.PromptLast)];
+    public static readonly (string Name, ExtractionMethod Value)[] Methods = [("mean-diff", ExtractionMethod.MeanDiff), ("pca", ExtractionMethod.Pca)];
+
+    public string ReductionName => Reductions.First(r => r.Value == Reduction).Name;
+    public string MethodName => Methods.First(m => m.Value == Method).Name;
+}
+
 /// <summary>The generation grid: questions × multipliers × samples, with its sampling settings.</summary>
 public sealed record GenerationGrid(string Questions, string QuestionField, string IdField, float[] Multipliers, int Samples, int MaxNewTokens,
     SamplingOptions Sampling, ulong Seed, SteeringPositions Positions, string? System, bool Logprobs = false);
@@ -18,8 +34,14 @@ public sealed record GenerationGrid(string Questions, string QuestionField, stri
 /// <summary>One judge task: its name (the {task} of {task}_scores_ep{N}.jsonl), rubric file and scorer (null: the rubric's own kind).</summary>
 public sealed record JudgeTask(string Name, string Rubric, string? Scorer);
 
-/// <summary>Where and how the samples are judged: provider, judge model name, API base URL and the variable holding the key (remote providers).</summary>
-public sealed record JudgeSettings(string Provider, string? Model, string? BaseUrl, string? ApiKeyEnv, bool Batch, IReadOnlyList<JudgeTask> Tasks, int MaxAttempts = 6);
+/// <summary>
+/// Where and how the samples are judged: provider, judge model name, API base URL and the variable holding the key
+/// (remote providers); live calls, or with <see cref="Batch"/> the Batch API, polled every <see cref="BatchPoll"/>.
+/// </summary>
+public sealed record JudgeSettings(string Provider, string? Model, string? BaseUrl, string? ApiKeyEnv, bool Batch, IReadOnlyList<JudgeTask> Tasks, int MaxAttempts = 6)
+{
+    public TimeSpan BatchPoll { get; init; } = TimeSpan.FromSeconds(30);
+}
 
 /// <summary>How stages coordinate: heartbeat period, the age after which a lock is stale, the poll period of a waiting stage.</summary>
 public sealed record LockTiming(TimeSpan Heartbeat, TimeSpan StaleAfter, TimeSpan Poll)
@@ -30,12 +52,16 @@ public sealed record LockTiming(TimeSpan Heartbeat, TimeSpan StaleAfter, TimeSpa
 /// <summary>
 /// A whole steering study, resolved from its YAML file: paths are absolute (relative ones are taken from the file's
 /// folder), every value checked. <see cref="Load"/> reports the first problem as "FILE:LINE: key: what is wrong".
+/// The vectors come from BiPO training on <see cref="TrainData"/>, or, when <see cref="Extract"/> is set, from its recipe.
 /// </summary>
 public sealed record Experiment(string File, string Name, string Output, string Behavior, IReadOnlyList<ExperimentModel> Models,
-    string TrainData, string? TestData, string? TrainSystem, int[] Layers, BipoOptions Bipo, GenerationGrid Generate,
-    JudgeSettings? Judge, LockTiming Locks, Report.RankingOptions Report)
+    string? TrainData, string? TestData, string? TrainSystem, int[] Layers, BipoOptions Bipo, GenerationGrid Generate,
+    JudgeSettings? Judge, LockTiming Locks, Report.RankingOptions Report, ExtractionRecipe? Extract = null)
 {
-    static readonly string[] TopKeys = ["name", "output", "behavior", "models", "data", "layers", "bipo", "generate", "judge", "locks", "report"];
+    static readonly string[] TopKeys = ["name", "output", "behavior", "models", "data", "extract", "layers", "bipo", "generate", "judge", "locks", "report"];
+
+    /// <summary>The epochs each (model, layer) has vectors for: BiPO's, or the single one of an extraction.</summary>
+    public int Epochs => Extract is null ? Bipo.Epochs : 1;
 
     public static Experiment Load(string path)
     {
@@ -72,8 +98,14 @@ public sealed record Experiment(string File, string Name, string Output, string 
         public Experiment Parse(YamlMappingNode root)
         {
             CheckKeys(root, "", TopKeys);
-            var data = Mapping(root, "data", required: true)!;
-            CheckKeys(data, "data", ["train", "test", "system"]);
+            var extract = Mapping(root, "extract", required: false);
+            var data = Mapping(root, "data", required: false);
+            if (data is null && extract is null) throw Error(root, "data", "is required (BiPO behaviour data), or an extract: recipe instead");
+            if (data is not null && extract is not null)
+                throw Error(root.Children["extract"], "extract", "an experiment takes its vectors from data: (BiPO training) or from extract: (mean difference), not both");
+            if (extract is not null && root.Children.TryGetValue("bipo", out var bipoNode))
+                throw Error(bipoNode, "bipo", "BiPO settings do not apply to an extract: recipe (it trains nothing and has a single epoch)");
+            if (data is not null) CheckKeys(data, "data", ["train", "test", "system"]);
             var models = Sequence(root, "models").Select((node, i) =>
             {
                 string key = $"models[{i}]";
@@ -94,9 +126,35 @@ public sealed record Experiment(string File, string Name, string Output, string 
             if (behavior.IndexOfAny(['/', '\\']) >= 0) throw Error(root, "behavior", $"'{behavior}' must not contain '/'");
             return new Experiment(System.IO.Path.GetFullPath(path), OptionalString(root, "name", "") ?? System.IO.Path.GetFileNameWithoutExtension(path),
                 ResolvePath(RequiredString(root, "output", "")), behavior, models,
-                ExistingPath(data, "train", "data"), data.Children.ContainsKey("test") ? ExistingPath(data, "test", "data") : null,
-                OptionalString(data, "system", "data"), layers, Bipo(Mapping(root, "bipo", required: false)), Generate(Mapping(root, "generate", required: true)!),
-                Judge(Mapping(root, "judge", required: false)), Locks(Mapping(root, "locks", required: false)), ReportOptions(Mapping(root, "report", required: false)));
+                data is null ? null : ExistingPath(data, "train", "data"), data is not null && data.Children.ContainsKey("test") ? ExistingPath(data, "test", "data") : null,
+                data is null ? null : OptionalString(data, "system", "data"), layers, Bipo(Mapping(root, "bipo", required: false)), Generate(Mapping(root, "generate", required: true)!),
+                Judge(Mapping(root, "judge", required: false)), Locks(Mapping(root, "locks", required: false)), ReportOptions(Mapping(root, "report", required: false)),
+                extract is null ? null : Extract(extract, behavior));
+        }
+
+        ExtractionRecipe Extract(YamlMappingNode node, string behavior)
+        {
+            const string k = "extract";
+            CheckKeys(node, k, ["positive", "negative", "trait", "threshold", "method", "reduction", "batch_size"]);
+            string positive = ExistingPath(node, "positive", k), negative = ExistingPath(node, "negative", k);
+            string trait = OptionalString(node, "trait", k) ?? behavior;
+            double threshold = DoubleOr(node, "threshold", k, 50);
+            if (threshold is < 0 or > 100) throw Error(node.Children["threshold"], $"{k}.threshold", $"{threshold} is outside 0..100");
+            string Choice<T>((string Name, T Value)[] choices, string key, string fallback)
+            {
+                string v = OptionalString(node, key, k) ?? fallback;
+                return choices.Any(c => c.Name == v) ? v : throw Error(node.Children[key], $"{k}.{key}", $"'{v}' is not {string.Join(", ", choices.Select(c => c.Name))}");
+            }
+            string method = Choice(ExtractionRecipe.Methods, "method", "mean-diff"), reduction = Choice(ExtractionRecipe.Reductions, "reduction", "response_avg");
+            // The CSVs are read now (no model needed), so a bad recipe file stops the study before anything runs.
+            PersonaPairs pairs;
+            try { pairs = PersonaPairs.Load(positive, negative, trait, threshold); }
+            catch (InvalidDataException e) { throw Error(node, k, e.Message); }
+            if (pairs.Effective.Count == 0)
+                throw Error(node, k, $"no effective pairs of {pairs.Positive.Count} in {positive} and {negative}: none has a positive '{trait}' score ≥ {threshold}, " +
+                                     $"a negative one < {100 - threshold} and both coherence scores ≥ 50");
+            return new ExtractionRecipe(positive, negative, trait, threshold, ExtractionRecipe.Methods.First(m => m.Name == method).Value,
+                ExtractionRecipe.Reductions.First(r => r.Name == reduction).Value, IntOr(node, "batch_size", k, 8, 1));
         }
 
         BipoOptions Bipo(YamlMappingNode? node)
@@ -153,7 +211,7 @@ public sealed record Experiment(string File, string Name, string Output, string 
         {
             if (node is null) return null;
             const string k = "judge";
-            CheckKeys(node, k, ["provider", "model", "base_url", "api_key_env", "batch", "max_attempts", "tasks"]);
+            CheckKeys(node, k, ["provider", "model", "base_url", "api_key_env", "batch", "poll_seconds", "max_attempts", "tasks"]);
             string provider = RequiredString(node, "provider", k);
             if (provider.StartsWith("local:", StringComparison.Ordinal))
                 provider = "local:" + ResolvePath(provider["local:".Length..]);
@@ -173,10 +231,12 @@ public sealed record Experiment(string File, string Name, string Output, string 
             if (tasks.Count == 0) throw Error(node, $"{k}.tasks", "needs at least one task");
             if (tasks.Select(t => t.Name).Distinct().Count() != tasks.Count) throw Error(node, $"{k}.tasks", "task names must be unique");
             bool batch = Bool(node, "batch", k);
-            // The judge stage sends live calls; a setting it would not honour is refused, not ignored.
-            if (batch) throw Error(node.Children["batch"], $"{k}.batch", "true is not supported by steer experiment yet: set it to false (live calls), or judge the generations with steer judge --batch");
+            if (batch && provider != "openai")
+                throw Error(node.Children["batch"], $"{k}.batch", $"true needs provider: openai (the OpenAI Batch API, or a server that speaks it, such as steer serve, at base_url), not '{provider}'");
+            double poll = DoubleOr(node, "poll_seconds", k, 30);
+            if (poll <= 0) throw Error(node.Children["poll_seconds"], $"{k}.poll_seconds", $"{poll} must be positive");
             return new JudgeSettings(provider, OptionalString(node, "model", k), OptionalString(node, "base_url", k), OptionalString(node, "api_key_env", k), batch, tasks,
-                IntOr(node, "max_attempts", k, 6, 2));
+                IntOr(node, "max_attempts", k, 6, 2)) { BatchPoll = TimeSpan.FromSeconds(poll) };
         }
 
         Report.RankingOptions ReportOptions(YamlMappingNode? node)

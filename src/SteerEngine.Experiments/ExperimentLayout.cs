@@ -31,4 +31,22 @@ public sealed class ExperimentLayout(string root, string behavior)
 
     /// <summary>Written when an item fails: the error, where and when; removed when the item is next claimed.</summary>
     public static string Failure(string output) => output + ".failed";
+
+    static readonly string[] WorkEndings = [".partial", ".lock", ".failed", ".tmp", ".takeover", ".judged"];
+
+    /// <summary>
+    /// A file of an item's work rather than a finished output: work in progress, a lock or failure note, a temporary
+    /// file, a batch judge's records (OUT.judged) and state (under OUT.judged.batch/), an extraction's work folder.
+    /// </summary>
+    public static bool IsWorkFile(string path)
+    {
+        if (WorkEndings.Any(e => path.EndsWith(e, StringComparison.Ordinal))) return true;
+        string? dir = Path.GetDirectoryName(path);
+        for (; !string.IsNullOrEmpty(dir); dir = Path.GetDirectoryName(dir))
+        {
+            string name = Path.GetFileName(dir);
+            if (name.EndsWith(".judged.batch", StringComparison.Ordinal) || name.StartsWith(".extracting.", StringComparison.Ordinal)) return true;
+        }
+        return false;
+    }
 }

@@ -7,8 +7,6 @@ namespace SteerEngine.Experiments;
 /// </summary>
 public static class ExperimentMerge
 {
-    static readonly string[] Skipped = [".partial", ".lock", ".failed", ".tmp", ".takeover"];
-
     public static int Merge(string target, IReadOnlyList<string> sources)
     {
         int copied = 0;
@@ -29,7 +27,7 @@ public static class ExperimentMerge
                 if (!Directory.Exists(dir)) continue;
                 foreach (string file in Directory.EnumerateFiles(dir, "*", SearchOption.AllDirectories).Order(StringComparer.Ordinal))
                 {
-                    if (Skipped.Any(s => file.EndsWith(s, StringComparison.Ordinal))) continue;
+                    if (ExperimentLayout.IsWorkFile(Path.GetRelativePath(source, file))) continue;
                     string to = Path.Combine(target, Path.GetRelativePath(source, file));
                     if (File.Exists(to))
                     {

@@ -125,25 +125,42 @@ public sealed class ExperimentRunner(Experiment experiment, string? outputRoot =
         AtomicFile.WriteAllText(_layout.Config, json);
     }
 
-    public static string ResolvedJson(Experiment e) => JsonSerializer.Serialize(new
+    /// <summary>The resolved experiment as JSON; a BiPO study has data: and bipo:, an extraction study extract: in their place.</summary>
+    public static string ResolvedJson(Experiment e)
     {
-        name = e.Name, behavior = e.Behavior,
-        models = e.Models.Select(m => new { name = m.Name, path = m.Path }),
-        data = new { train = e.TrainData, test = e.TestData, system = e.TrainSystem },
-        layers = e.Layers,
-        bipo = new { epochs = e.Bipo.Epochs, lr = e.Bipo.LearningRate, beta = e.Bipo.Beta, batch_size = e.Bipo.BatchSize, grad_accum = e.Bipo.GradientAccumulation,
-                     warmup = e.Bipo.WarmupSteps, weight_decay = e.Bipo.WeightDecay, max_grad_norm = e.Bipo.MaxGradNorm, seed = e.Bipo.Seed },
-        generate = new
+        var models = e.Models.Select(m => new { name = m.Name, path = m.Path });
+        var generate = new
         {
             questions = e.Generate.Questions, question_field = e.Generate.QuestionField, id_field = e.Generate.IdField, system = e.Generate.System,
             multipliers = e.Generate.Multipliers, samples = e.Generate.Samples, max_new_tokens = e.Generate.MaxNewTokens,
             temperature = e.Generate.Sampling.Temperature, top_p = e.Generate.Sampling.TopP, top_k = e.Generate.Sampling.TopK, min_p = e.Generate.Sampling.MinP,
             repetition_penalty = e.Generate.Sampling.RepetitionPenalty, seed = e.Generate.Seed, positions = e.Generate.Positions.Name(), logprobs = e.Generate.Logprobs,
-        },
-        judge = e.Judge is null ? null : new
+        };
+        var judge = e.Judge is null ? null : new
         {
             provider = e.Judge.Provider, model = e.Judge.Model, base_url = e.Judge.BaseUrl, api_key_env = e.Judge.ApiKeyEnv, batch = e.Judge.Batch, max_attempts = e.Judge.MaxAttempts,
             tasks = e.Judge.Tasks.Select(t => new { name = t.Name, rubric = t.Rubric, scorer = t.Scorer }),
-        },
-    }, new JsonSerializerOptions { WriteIndented = true });
+        };
+        object resolved = e.Extract is { } x
+            ? new
+            {
+                name = e.Name, behavior = e.Behavior, models,
+                extract = new
+                {
+                    positive = x.Positive, negative = x.Negative, trait = x.Trait, threshold = x.Threshold, method = x.MethodName, reduction = x.ReductionName,
+                    batch_size = x.BatchSize,
+                },
+                layers = e.Layers, generate, judge,
+            }
+            : new
+            {
+                name = e.Name, behavior = e.Behavior, models,
+                data = new { train = e.TrainData, test = e.TestData, system = e.TrainSystem },
+                layers = e.Layers,
+                bipo = new { epochs = e.Bipo.Epochs, lr = e.Bipo.LearningRate, beta = e.Bipo.Beta, batch_size = e.Bipo.BatchSize, grad_accum = e.Bipo.GradientAccumulation,
+                             warmup = e.Bipo.WarmupSteps, weight_decay = e.Bipo.WeightDecay, max_grad_norm = e.Bipo.MaxGradNorm, seed = e.Bipo.Seed },
+                generate, judge,
+            };
+        return JsonSerializer.Serialize(resolved, new JsonSerializerOptions { WriteIndented = true });
+    }
 }

@@ -59,8 +59,8 @@ public static class ExtractCommand
                         p.GetValue(neg) ?? throw new ArgumentException("--mode persona needs --neg"), traitName, p.GetValue(threshold));
                     Console.Error.WriteLine($"{pairs.Effective.Count} effective pairs of {pairs.Positive.Count} ({pairs.MissingScores} with missing scores)");
                     if (pairs.Effective.Count == 0) throw new InvalidDataException("no effective pairs: nothing passes the trait and coherence thresholds");
-                    positive = pairs.Effective.Select(i => Persona(lm, pairs.Positive[i])).ToList();
-                    negative = pairs.Effective.Select(i => Persona(lm, pairs.Negative[i])).ToList();
+                    positive = pairs.Effective.Select(i => PersonaPairs.Capture(lm.Tokenizer, pairs.Positive[i])).ToList();
+                    negative = pairs.Effective.Select(i => PersonaPairs.Capture(lm.Tokenizer, pairs.Negative[i])).ToList();
                     outName = traitName;
                     break;
                 case "diff":
@@ -111,15 +111,6 @@ public static class ExtractCommand
             return 0;
         }));
         return command;
-    }
-
-    /// <summary>As persona-vectors does: the prompt column is already chat-formatted; tokens of prompt + answer, no BOS added.</summary>
-    static CaptureExample Persona(LanguageModel lm, PersonaExample x)
-    {
-        int[] tokens = lm.Tokenizer.Encode(x.Prompt + x.Answer, addBos: false);
-        int promptLength = lm.Tokenizer.Encode(x.Prompt, addBos: false).Length;
-        if (promptLength >= tokens.Length) throw new InvalidDataException($"line {x.Line}: the answer adds no tokens to the prompt");
-        return new CaptureExample(tokens, promptLength);
     }
 
     static List<CaptureExample> ReadJsonl(LanguageModel lm, string path, string? system)

@@ -6,10 +6,13 @@ public sealed record JudgeSample(string Id, string Question, string Response, do
 /// <summary>A judge's verdict on one sample: a score (null when the judge gave none), or for pairwise tasks the win (1, 0.5, 0); the raw reply always.</summary>
 public sealed record JudgeVerdict(string Id, double? Score, double? Win, string Raw);
 
-/// <summary>Scores samples for one task; verdicts may come in any order and are written as they come.</summary>
+/// <summary>
+/// Scores samples for one task; verdicts may come in any order and are written as they come. <c>output</c> is the
+/// item's output file: a judge whose work outlives a process (batches submitted to a Batch API) keeps its state beside it.
+/// </summary>
 public interface IJudge : IDisposable
 {
-    IEnumerable<JudgeVerdict> Score(JudgeTask task, IReadOnlyList<JudgeSample> samples);
+    IEnumerable<JudgeVerdict> Score(JudgeTask task, IReadOnlyList<JudgeSample> samples, string output);
 }
 
 /// <summary>Makes the judge an experiment's settings name (provider, model, batch).</summary>

@@ -1,4 +1,3 @@
-using System.Text.Json.Nodes;
 using SteerEngine.Judging.Data;
 using SteerEngine.Judging.Providers;
 using SteerEngine.Judging.Rubrics;
@@ -17,7 +16,7 @@ public sealed class LibraryJudge : IJudge
     const int InFlight = 32;
     readonly IJudgeProvider _provider;
     readonly string _name;
-    readonly Dictionary<string, Rubric> _rubrics = [];
+    readonly TaskRubrics _rubrics = new();
 
     public LibraryJudge(JudgeSettings settings)
     {
@@ -32,18 +31,17 @@ public sealed class LibraryJudge : IJudge
         }
     }
 
-    /// <summary>The judges of this build: the judging library's.</summary>
+    /// <summary>The judges of this build: the judging library's, live or through the Batch API as the settings say.</summary>
     public static IJudgeFactory Factory { get; } = new LibraryJudgeFactory();
-
 
     sealed class LibraryJudgeFactory : IJudgeFactory
     {
-        public IJudge Create(JudgeSettings settings) => new LibraryJudge(settings);
+        public IJudge Create(JudgeSettings settings) => settings.Batch ? new BatchApiJudge(settings) : new LibraryJudge(settings);
     }
 
-    public IEnumerable<JudgeVerdict> Score(JudgeTask task, IReadOnlyList<JudgeSample> samples)
+    public IEnumerable<JudgeVerdict> Score(JudgeTask task, IReadOnlyList<JudgeSample> samples, string output)
     {
-        Rubric rubric = RubricOf(task);
+        Rubric rubric = _rubrics.Of(task);
         for (int first = 0; first < samples.Count; first += InFlight)
         {
             var calls = samples.Skip(first).Take(InFlight).Select(s => Judge(rubric, s)).ToList();
@@ -51,22 +49,9 @@ public sealed class LibraryJudge : IJudge
         }
     }
 
-    Rubric RubricOf(JudgeTask task)
-    {
-        if (_rubrics.TryGetValue(task.Name, out Rubric? r)) return r;
-        r = RubricFile.Load(task.Rubric);
-        ScorerKind? wanted = task.Scorer switch { null => null, "rating" => ScorerKind.Rating, "pairwise" => ScorerKind.Pairwise, _ => ScorerKind.Weighted };
-        if (wanted is not null && r.Kind != wanted)
-            throw new InvalidDataException($"{task.Rubric}: the rubric's kind is {r.Kind.ToString().ToLowerInvariant()}, but task '{task.Name}' asks for the {task.Scorer} scorer");
-        return _rubrics[task.Name] = r;
-    }
-
     async Task<JudgeVerdict> Judge(Rubric rubric, JudgeSample s)
     {
-        JudgeItem Item(string id, string answer) => new(0, id, s.Question, answer, new JsonObject());
-        if (rubric.Kind == ScorerKind.Pairwise && s.Baseline is null)
-            throw new InvalidDataException($"pairwise task '{rubric.Name}' needs the multiplier-0 sample of each question to compare with; the sweep has no multiplier 0");
-        var unit = new JudgeUnit(Item(s.Id, s.Response), rubric, s.Baseline is null ? null : Item(s.Id + "#baseline", s.Baseline));
+        JudgeUnit unit = TaskRubrics.Unit(rubric, s);
         var requests = unit.Requests();
         var replies = new JudgeReply?[requests.Count];
         var errors = new string?[requests.Count];
@@ -83,10 +68,7 @@ public sealed class LibraryJudge : IJudge
         }
         JudgeOutcome o = UnitScoring.Interpret(unit, replies, errors);
         if (o.Status == JudgeOutcome.Failed) throw new JudgeUnavailableException($"judge provider '{_name}': {o.Error}");
-        string raw = string.Join(" | ", o.Replies.Select(r => r ?? ""));
-        return rubric.Kind == ScorerKind.Pairwise
-            ? new JudgeVerdict(s.Id, null, o.Score, raw)
-            : new JudgeVerdict(s.Id, o.Score, null, o.TextAnswer is null ? raw : $"{o.TextAnswer} ({raw})");
+        return TaskRubrics.Verdict(rubric, s.Id, o.Score, o.TextAnswer, o.Replies);
     }
 
     public void Dispose() => _provider.Dispose();

@@ -11,7 +11,9 @@ namespace SteerEngine.Experiments.Stages;
 /// <summary>
 /// Every item of every stage of a study and how to run it. Train: one item per (model, layer), all epochs, through
 /// <see cref="BipoTrainer"/>; epoch N's vector counts as written once its line is in evaluation_metrics.jsonl (the
-/// trainer appends it after the vector files). Generate: one item per (model, layer, epoch), the question ×
+/// trainer appends it after the vector files). With an extract: recipe instead, one item per (model, layer) writes
+/// the single epoch's vector through <see cref="RecipeExtraction"/> (the model's activations captured once per
+/// process for all its layers), done when the vector exists. Generate: one item per (model, layer, epoch), the question ×
 /// multiplier × sample grid through <see cref="GenerateJob"/>. Judge: one item per (model, layer, epoch, task).
 /// Generate and judge write to a .partial file that survives a kill and is resumed, then rename the finished file
 /// into place, so an output that exists is complete.
@@ -19,6 +21,7 @@ namespace SteerEngine.Experiments.Stages;
 public sealed class StudyPlan(Experiment experiment, ExperimentLayout layout, IJudgeFactory judges, Action<string> log) : IDisposable
 {
     readonly Dictionary<(string, CpuKernelChoice), LanguageModel> _models = [];
+    readonly Dictionary<string, ExtractedDirections> _extracted = [];
     IJudge? _judge;
 
     public Experiment Experiment => experiment;
@@ -32,7 +35,9 @@ public sealed class StudyPlan(Experiment experiment, ExperimentLayout layout, IJ
         _ => throw new ArgumentException($"unknown stage '{stage}' (expected train, generate, judge or all)"),
     };
 
-    IEnumerable<StageItem> TrainItems() =>
+    IEnumerable<StageItem> TrainItems() => experiment.Extract is null ? BipoItems() : ExtractItems(experiment.Extract);
+
+    IEnumerable<StageItem> BipoItems() =>
         from m in experiment.Models
         from layer in experiment.Layers
         select new StageItem
@@ -43,24 +48,42 @@ public sealed class StudyPlan(Experiment experiment, ExperimentLayout layout, IJ
             Run = _ => Train(m, layer),
         };
 
+    IEnumerable<StageItem> ExtractItems(ExtractionRecipe recipe) =>
+        from m in experiment.Models
+        from layer in experiment.Layers
+        let output = layout.Vector(m.Name, layer, 1)
+        select new StageItem
+        {
+            Stage = StageNames.Train, Name = $"{m.Name} layer{layer}", Output = output,
+            IsDone = () => File.Exists(output),
+            InputsReady = () => true,
+            Run = _ => Extract(recipe, m, layer),
+        };
+
+    /// <summary>The train item's output that a (model, layer)'s generate items wait on.</summary>
+    string TrainOutput(string model, int layer) => experiment.Extract is null ? layout.Metrics(model, layer) : layout.Vector(model, layer, 1);
+
+    bool VectorReady(string model, int layer, int epoch) =>
+        experiment.Extract is null ? EpochsTrained(model, layer) >= epoch : File.Exists(layout.Vector(model, layer, epoch));
+
     IEnumerable<StageItem> GenerateItems() =>
         from m in experiment.Models
         from layer in experiment.Layers
-        from epoch in Enumerable.Range(1, experiment.Bipo.Epochs)
+        from epoch in Enumerable.Range(1, experiment.Epochs)
         let output = layout.Generations(m.Name, layer, epoch)
         select new StageItem
         {
             Stage = StageNames.Generate, Name = $"{m.Name} layer{layer} ep{epoch}", Output = output,
             IsDone = () => File.Exists(output),
-            InputsReady = () => EpochsTrained(m.Name, layer) >= epoch,
-            Inputs = [layout.Metrics(m.Name, layer)],
+            InputsReady = () => VectorReady(m.Name, layer, epoch),
+            Inputs = [TrainOutput(m.Name, layer)],
             Run = _ => Generate(m, layer, epoch, output),
         };
 
     IEnumerable<StageItem> JudgeItems() =>
         from m in experiment.Models
         from layer in experiment.Layers
-        from epoch in Enumerable.Range(1, experiment.Bipo.Epochs)
+        from epoch in Enumerable.Range(1, experiment.Epochs)
         from task in experiment.Judge?.Tasks ?? []
         let generations = layout.Generations(m.Name, layer, epoch)
         let output = layout.Scores(m.Name, layer, epoch, task.Name)
@@ -86,10 +109,26 @@ public sealed class StudyPlan(Experiment experiment, ExperimentLayout layout, IJ
     {
         // Training runs its own exact f32 ops over the memory-mapped weights: no packed copy is needed.
         LanguageModel lm = Model(m, CpuKernelChoice.Exact);
-        var train = PreferenceData.Load(experiment.TrainData, lm, experiment.TrainSystem);
+        var train = PreferenceData.Load(experiment.TrainData!, lm, experiment.TrainSystem);
         var test = experiment.TestData is string t ? PreferenceData.Load(t, lm, experiment.TrainSystem) : train;
         new BipoTrainer(lm.Transformer, experiment.Bipo).Run([layer], train, test, layout.VectorDir(m.Name, layer), resume: true,
             onEpoch: e => log($"train {m.Name} layer{layer}: epoch {e.Epoch}, loss {e.TrainLoss:0.0000}"), log: log);
+    }
+
+    void Extract(ExtractionRecipe recipe, ExperimentModel m, int layer)
+    {
+        string dir = layout.VectorDir(m.Name, layer);
+        RecipeExtraction.RemoveLeftovers(dir);
+        // The kernels steer extract uses by default (and the generate stage's model, loaded once).
+        LanguageModel lm = Model(m, CpuKernelChoice.Auto);
+        RecipeExtraction.CheckLayer(lm.Config.NumLayers, layer, m.Name);
+        if (!_extracted.TryGetValue(m.Path, out ExtractedDirections? d))
+        {
+            _extracted[m.Path] = d = RecipeExtraction.Extract(lm, recipe);
+            log($"extract {m.Name}: {d.Pairs} effective pairs of {d.Rows}, activations captured for every layer");
+        }
+        RecipeExtraction.Write(d, recipe, m.Name, layer, dir);
+        log($"extract {m.Name} layer{layer}: ‖v‖ {Math.Sqrt(d.Directions[layer + 1].Sum(x => (double)x * x)):0.###}, separation {d.Separation[layer + 1]:0.00}");
     }
 
     void Generate(ExperimentModel m, int layer, int epoch, string output)
@@ -135,7 +174,7 @@ public sealed class StudyPlan(Experiment experiment, ExperimentLayout layout, IJ
             if (todo.Count > 0)
             {
                 _judge ??= judges.Create(experiment.Judge!);
-                foreach (JudgeVerdict v in _judge.Score(task, todo))
+                foreach (JudgeVerdict v in _judge.Score(task, todo, output))
                 {
                     var r = byId[v.Id];
                     scores.Append(Encoding.UTF8.GetBytes(JsonlOutput.ToLine(w =>

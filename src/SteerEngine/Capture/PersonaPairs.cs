@@ -39,6 +39,15 @@ public sealed class PersonaPairs
         return new PersonaPairs { Positive = pos, Negative = neg, Effective = effective, MissingScores = missing };
     }
 
+    /// <summary>As persona-vectors does: the prompt column is already chat-formatted; tokens of prompt + answer, no BOS added.</summary>
+    public static CaptureExample Capture(Tokenization.TextTokenizer tokenizer, PersonaExample x)
+    {
+        int[] tokens = tokenizer.Encode(x.Prompt + x.Answer, addBos: false);
+        int promptLength = tokenizer.Encode(x.Prompt, addBos: false).Length;
+        if (promptLength >= tokens.Length) throw new InvalidDataException($"line {x.Line}: the answer adds no tokens to the prompt");
+        return new CaptureExample(tokens, promptLength);
+    }
+
     public static bool IsEffective(PersonaExample pos, PersonaExample neg, double threshold) =>
         pos.Trait >= threshold && neg.Trait < 100 - threshold && pos.Coherence >= 50 && neg.Coherence >= 50;
 

@@ -47,14 +47,17 @@ public static class DemoStudy
         return file;
     }
 
-    /// <summary>Every finished output of a tree (relative path → bytes), without work files, locks and failure notes.</summary>
+    /// <summary>
+    /// Every finished output of a tree (relative path → bytes), without work in progress, locks, failure notes and a
+    /// batch judge's state; a temporary file left behind counts, so a leftover shows up as a difference.
+    /// </summary>
     public static SortedDictionary<string, byte[]> Outputs(string root)
     {
         var files = new SortedDictionary<string, byte[]>(StringComparer.Ordinal);
         foreach (string top in new[] { "vector", "vector_evals" })
             if (Directory.Exists(Path.Combine(root, top)))
                 foreach (string f in Directory.EnumerateFiles(Path.Combine(root, top), "*", SearchOption.AllDirectories))
-                    if (!f.EndsWith(".lock") && !f.EndsWith(".partial") && !f.EndsWith(".failed"))
+                    if (!ExperimentLayout.IsWorkFile(Path.GetRelativePath(root, f)) || f.EndsWith(".tmp") || f.EndsWith(".takeover"))
                         files[Path.GetRelativePath(root, f)] = File.ReadAllBytes(f);
         return files;
     }
@@ -94,7 +97,7 @@ public sealed class MeasuringJudge(int failAfter = int.MaxValue) : IJudge, IJudg
 
     public IJudge Create(JudgeSettings settings) => this;
 
-    public IEnumerable<JudgeVerdict> Score(JudgeTask task, IReadOnlyList<JudgeSample> samples)
+    public IEnumerable<JudgeVerdict> Score(JudgeTask task, IReadOnlyList<JudgeSample> samples, string output)
     {
         foreach (JudgeSample s in samples)
         {

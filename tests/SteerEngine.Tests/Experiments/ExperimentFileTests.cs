@@ -41,7 +41,7 @@ public class ExperimentFileTests
         Assert.That(LoadError(y => y.Replace("max_new_tokens: 16", "max_new_tokens: lots")), Does.Match(@":15: generate\.max_new_tokens: 'lots' is not a whole number"));
         Assert.That(LoadError(y => y.Replace("[-4, -2, 0, 2, 4]", "\"2:-2:1\"")), Does.Match(@":13: generate\.multipliers: .*stop is below start"));
         Assert.That(LoadError(y => y.Replace("scorer: logprob}", "scorer: vibes}")), Does.Contain("judge.tasks[0].scorer: 'vibes' is not rating, pairwise or logprob"));
-        Assert.That(LoadError(y => y.Replace("  tasks:", "  batch: true\n  tasks:")), Does.Contain("judge.batch: true is not supported by steer experiment yet"));
+        Assert.That(LoadError(y => y.Replace("  tasks:", "  batch: true\n  tasks:")), Does.Contain("judge.batch: true needs provider: openai"));
     }
 
     [Test]

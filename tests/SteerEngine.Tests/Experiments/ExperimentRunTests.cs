@@ -1,5 +1,7 @@
 using System.Diagnostics;
+using System.Text.Json;
 using SteerEngine.Experiments;
+using SteerEngine.Experiments.Stages;
 using SteerEngine.Generation.Jobs;
 using SteerEngine.Tests.Support;
 
@@ -207,22 +209,63 @@ public class ExperimentRunTests
         }
     }
 
-    [Test]
-    public void Judge_provider_that_is_down_fails_its_items_with_a_clear_message_and_loses_nothing()
+    [TestCase(false, "judge provider 'openai': ")]
+    [TestCase(true, "judge provider 'openai' (Batch API at http://127.0.0.1:")]
+    public void Judge_provider_that_is_down_fails_its_items_with_a_clear_message_and_loses_nothing(bool batch, string message)
     {
         int port;
         using (var probe = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0)) { probe.Start(); port = ((System.Net.IPEndPoint)probe.LocalEndpoint).Port; }
         Environment.SetEnvironmentVariable("STEER_TEST_JUDGE_KEY", "test-key");
-        var (root, experiment) = Unjudged("judge-refused", "openai",
-            $"  model: judge\n  base_url: http://127.0.0.1:{port}/v1\n  api_key_env: STEER_TEST_JUDGE_KEY\n  max_attempts: 2");
+        var (root, experiment) = Unjudged(batch ? "batch-refused" : "judge-refused", "openai",
+            $"  model: judge\n  base_url: http://127.0.0.1:{port}/v1\n  api_key_env: STEER_TEST_JUDGE_KEY\n  max_attempts: 2\n  batch: {(batch ? "true" : "false")}");
         var before = DemoStudy.Outputs(root);
         RunSummary s = new ExperimentRunner(experiment, root).Run("judge", new Shard(0, 8));
         Assert.That(s.Ok, Is.False);
-        Assert.That(s.Failed.Single(), Does.Contain("judge provider 'openai'"));
+        Assert.That(s.Failed.Single(), Does.Contain(message));
         Assert.That(DemoStudy.Outputs(root), Is.EqualTo(before), "generations and vectors untouched, no scores file passed off as complete");
         var (code, _, err) = SteerCli.Run("experiment", "run", experiment.File, "--out", root, "--stage", "judge", "--shard", "0/8");
         Assert.That(code, Is.EqualTo(1));
-        Assert.That(err, Does.Contain("error: judge demo layer1 ep1 happy: judge provider 'openai'"));
+        Assert.That(err, Does.Contain("error: judge demo layer1 ep1 happy: " + message));
+    }
+
+    [Test]
+    [CancelAfter(240_000)]
+    public void Judge_stage_through_the_batch_api_killed_after_submitting_resumes_the_same_batch_and_matches_live_calls()
+    {
+        Environment.SetEnvironmentVariable("STEER_TEST_JUDGE_KEY", "test-key");
+        using var serve = Serving.ServeProcess.Start("--model", Repo.Path("models", "judge"), "--model-name", "judge", "--port", "0",
+            "--data-dir", Path.Combine(_dir, "serve-data"), "--max-batch", "8");
+        string judge = $"  model: judge\n  base_url: {serve.BaseAddress}v1\n  api_key_env: STEER_TEST_JUDGE_KEY";
+        var (liveRoot, live) = Unjudged("judge-live", "openai", judge);
+        RunSummary liveRun = new ExperimentRunner(live, liveRoot).Run("judge", new Shard(0, 8));
+        Assert.That(liveRun.Ok && liveRun.Finished == 1, Is.True, string.Join("; ", liveRun.Failed));
+
+        var (root, batched) = Unjudged("judge-batch", "openai", judge + "\n  batch: true\n  poll_seconds: 0.1");
+        string output = Path.Combine(root, "vector_evals", "demo", "layer1", "happy_scores_ep1.jsonl");
+        string state = Path.Combine(SteerEngine.Experiments.Stages.BatchApiJudge.RecordsPath(output) + ".batch", "state.json");
+        using (Process p = DemoStudy.StartSteer("experiment", "run", batched.File, "--out", root, "--stage", "judge", "--shard", "0/8"))
+        {
+            var clock = Stopwatch.StartNew();
+            while (!p.HasExited && !(File.Exists(state) && File.ReadAllText(state).Contains("\"batch_id\": \"")) && clock.Elapsed < TimeSpan.FromSeconds(90))
+                Thread.Sleep(5);
+            Assert.That(p.HasExited, Is.False, "the judge stage ended before its batch could be killed");
+            p.Kill(entireProcessTree: true); // SIGKILL right after the batch id is saved
+            p.WaitForExit();
+        }
+        Assert.That(File.Exists(output), Is.False, "killed before the scores were written");
+
+        RunSummary resumed = new ExperimentRunner(batched, root).Run("judge", new Shard(0, 8));
+        Assert.That(resumed.Ok && resumed.Finished == 1, Is.True, string.Join("; ", resumed.Failed));
+        using var batches = JsonDocument.Parse(serve.Http.GetStringAsync("/v1/batches").Result);
+        Assert.That(batches.RootElement.GetProperty("data").GetArrayLength(), Is.EqualTo(1), "the restart polled the batch it had submitted, and submitted none");
+        Assert.That(File.Exists(SteerEngine.Experiments.Stages.BatchApiJudge.RecordsPath(output)) || File.Exists(state), Is.False, "the batch's work files are removed");
+
+        var expected = JsonlRecords.Read(Path.Combine(liveRoot, "vector_evals", "demo", "layer1", "happy_scores_ep1.jsonl"));
+        var actual = JsonlRecords.Read(output);
+        Assert.That(actual.Select(r => r.GetProperty("id").GetString()), Is.EqualTo(expected.Select(r => r.GetProperty("id").GetString())));
+        Assert.That(expected, Has.Count.EqualTo(40));
+        for (int i = 0; i < expected.Count; i++)
+            Assert.That(actual[i].GetProperty("score").GetDouble(), Is.EqualTo(expected[i].GetProperty("score").GetDouble()).Within(1e-9), actual[i].GetProperty("id").GetString());
     }
 
     [Test]
