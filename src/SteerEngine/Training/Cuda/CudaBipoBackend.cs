@@ -17,7 +17,7 @@ public sealed class CudaBipoBackend : IBipoBackend
     readonly CudaCollectives?[] _groups; // the tensor groups (one per replica), then the data groups (one per tensor rank)
     readonly RankWorkers _workers;
     Exception? _aborted;
-    object? _current; // the batch or pass the devices hold
+    object? _batch, _pass; // the batch whose prefix the devices hold, and the pass whose activations they hold
 
     CudaBipoBackend(ModelConfig config, CudaBipoRank[] ranks, CudaCollectives?[] groups, int tensorParallel, int dataParallel, string kernels)
     {
@@ -110,10 +110,10 @@ public sealed class CudaBipoBackend : IBipoBackend
         }
     }
 
-    void CheckCurrent(object holder, string what)
+    static void CheckHeld(object? held, object holder, string what)
     {
-        if (!ReferenceEquals(_current, holder))
-            throw new InvalidOperationException($"the devices no longer hold this {what}: another batch or pass ran since");
+        if (!ReferenceEquals(held, holder))
+            throw new InvalidOperationException($"the devices no longer hold this {what}: another one ran since");
     }
 
     sealed class SteeredModel(CudaBipoBackend backend, int layer) : ISteeredModel
@@ -129,7 +129,8 @@ public sealed class CudaBipoBackend : IBipoBackend
             var shares = Enumerable.Range(0, dp).Select(j => bounds[j + 1] > bounds[j]
                 ? new SequenceBatch(sequences.Skip(bounds[j]).Take(bounds[j + 1] - bounds[j]).ToArray(), backend.Config.VocabSize) : null).ToArray();
             var prepared = new PreparedBatch(backend, batch, shares, bounds);
-            backend._current = prepared;
+            backend._batch = prepared;
+            backend._pass = null;
             backend.Run(rank => backend._ranks[rank].Prepare(shares[rank / backend.TensorParallel], layer));
             return prepared;
         }
@@ -141,7 +142,7 @@ public sealed class CudaBipoBackend : IBipoBackend
 
         public ISteeredPass Forward(ReadOnlySpan<float> vector, float multiplier)
         {
-            backend.CheckCurrent(this, "batch");
+            CheckHeld(backend._batch, this, "batch");
             if (vector.Length != backend.Config.HiddenSize)
                 throw new ArgumentException($"steering vector has {vector.Length} elements, the model's hidden size is {backend.Config.HiddenSize}");
             float[] v = vector.ToArray();
@@ -158,7 +159,7 @@ public sealed class CudaBipoBackend : IBipoBackend
                     for (int t = 0; t < share.Sequences[s].ResponseLength; t++, i++) logProbs[bounds[j] + s] += tokenLogProbs[i];
             }
             var pass = new Pass(backend, this, multiplier, logProbs, lse);
-            backend._current = pass;
+            backend._pass = pass;
             return pass;
         }
 
@@ -172,9 +173,9 @@ public sealed class CudaBipoBackend : IBipoBackend
 
         public void Backward(ReadOnlySpan<double> dLogProb, Span<float> gradVector)
         {
-            backend.CheckCurrent(this, "pass");
+            CheckHeld(backend._pass, this, "pass");
             if (dLogProb.Length != batch.Batch.Count) throw new ArgumentException($"need one gradient per sequence ({batch.Batch.Count})");
-            backend._current = null; // once per pass
+            backend._pass = null; // once per pass
             // Each replica's (R) upstream gradient of its response tokens' log-probs.
             var dRow = new float[logSumExp.Length][];
             for (int j = 0; j < dRow.Length; j++)
