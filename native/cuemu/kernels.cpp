@@ -6,13 +6,19 @@
 #include "attention_decode.cu"
 #include "attention_prefill.cu"
 #include "capture.cu"
+#include "attention_backward.cu"
 #include "gather.cu"
 #include "logprobs.cu"
+#include "logprobs_backward.cu"
 #include "residual.cu"
 #include "rmsnorm.cu"
+#include "rmsnorm_backward.cu"
 #include "rope.cu"
+#include "rope_backward.cu"
 #include "sampling.cu"
 #include "swiglu.cu"
+#include "swiglu_backward.cu"
+#include "steering_gradient.cu"
 #include "mma_probe.cu"
 #include "shared_checks.cu"
 
@@ -32,6 +38,11 @@ static const KernelEntry table[] = {
     KERNEL(shared_read_unwritten), KERNEL(top_logprobs_rows),
     KERNEL(join_vocab_slices),    KERNEL(repetition_penalty_rows), KERNEL(project_rows),
     KERNEL(sum_rows_by_mask),
+    // The training backward (BiPO).
+    KERNEL(rmsnorm_backward),     KERNEL(swiglu_backward),        KERNEL(qk_norm_rope_backward),
+    KERNEL(attention_backward_query), KERNEL(attention_backward_key), KERNEL(log_softmax_partial),
+    KERNEL(log_softmax_backward), KERNEL(steer_rows),             KERNEL(sum_rows),
+    KERNEL(gather_rows_f32),      KERNEL(rows_to_bf16),
 };
 
 const KernelEntry* kernel_table() { return table; }

@@ -33,11 +33,15 @@ public static class TrainBipoCommand
         var seed = new Option<int>("--seed") { DefaultValueFactory = _ => defaults.Seed };
         var system = new Option<string?>("--system") { Description = "system prompt for every example" };
         var resume = new Option<bool>("--resume") { Description = "continue from the last completed epoch; complete layers are skipped" };
-        var kernels = new Option<string>("--kernels") { Description = "auto | native | managed (packed bf16 weight products) | exact (the f32 reference path)", DefaultValueFactory = _ => "auto" };
+        var kernels = new Option<string>("--kernels") { Description = "the cpu backend's products: auto | native | managed (packed bf16 weight products) | exact (the f32 reference path)", DefaultValueFactory = _ => "auto" };
+        var backend = new Option<string>("--backend") { Description = "cpu | cuda | cuda-emu (the CUDA backend on the CPU emulator)", DefaultValueFactory = _ => "cpu" };
+        var tp = new Option<int>("--tp") { Description = "tensor-parallel devices per replica (cuda, cuda-emu)", DefaultValueFactory = _ => 1 };
+        var dp = new Option<int>("--dp") { Description = "data-parallel replicas, each a share of every batch (cuda, cuda-emu)", DefaultValueFactory = _ => 1 };
 
         var command = new Command("train-bipo", "train BiPO steering vectors (bi-directional preference optimization)")
         {
             model, data, test, layer, layers, epochs, output, lr, beta, batchSize, gradAccum, warmup, weightDecay, maxGradNorm, seed, system, resume, kernels,
+            backend, tp, dp,
         };
         command.SetAction(p => CliErrors.Run(() =>
         {
@@ -55,7 +59,8 @@ public static class TrainBipoCommand
             using LanguageModel lm = LanguageModel.Load(p.GetValue(model)!, w => Console.Error.WriteLine($"warning: {w}"), CpuKernelChoice.Exact);
             var trainPairs = PreferenceData.Load(p.GetValue(data)!, lm, p.GetValue(system));
             var testPairs = p.GetValue(test) is string testPath ? PreferenceData.Load(testPath, lm, p.GetValue(system)) : trainPairs;
-            using var trainer = new BipoTrainer(lm.Transformer, options);
+            using var trainer = new BipoTrainer(BipoBackends.Create(p.GetValue(backend)!, lm.Transformer, p.GetValue(model)!,
+                options.Kernels, p.GetValue(tp), p.GetValue(dp)), options);
             string outDir = p.GetValue(output)!;
             int totalSteps = trainer.StepsPerEpoch(trainPairs.Count) * options.Epochs;
             var messages = new List<string>();

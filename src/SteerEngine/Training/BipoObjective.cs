@@ -13,11 +13,28 @@ public static class BipoObjective
     public static BipoBatchResult Evaluate(SteeredLogProb model, SequenceBatch batch, ReadOnlySpan<float> prefix,
         ReadOnlySpan<float> vector, int direction, double beta, ReadOnlySpan<double> refLogProbs, Span<float> grad, double gradScale = 1)
     {
+        CheckPairs(batch);
+        return Score(model.Forward(batch, prefix, vector, direction), batch.Count / 2, direction, beta, refLogProbs, grad, gradScale);
+    }
+
+    /// <summary>As above, on any backend: <paramref name="batch"/> holds its prefix.</summary>
+    public static BipoBatchResult Evaluate(ISteeredBatch batch, ReadOnlySpan<float> vector, int direction, double beta,
+        ReadOnlySpan<double> refLogProbs, Span<float> grad, double gradScale = 1)
+    {
+        CheckPairs(batch.Batch);
+        return Score(batch.Forward(vector, direction), batch.Batch.Count / 2, direction, beta, refLogProbs, grad, gradScale);
+    }
+
+    static void CheckPairs(SequenceBatch batch)
+    {
         if (batch.Count % 2 != 0) throw new ArgumentException("a BiPO batch holds (chosen, rejected) pairs");
-        int pairs = batch.Count / 2;
-        SteeredPass pass = model.Forward(batch, prefix, vector, direction);
+    }
+
+    static BipoBatchResult Score(ISteeredPass pass, int pairs, int direction, double beta, ReadOnlySpan<double> refLogProbs,
+        Span<float> grad, double gradScale)
+    {
         var result = new PairLogProbs[pairs];
-        var dLogProb = new double[batch.Count];
+        var dLogProb = new double[2 * pairs];
         double loss = 0;
         for (int i = 0; i < pairs; i++)
         {
@@ -34,4 +51,7 @@ public static class BipoObjective
     /// <summary>(n) each sequence's summed response log-prob under the unsteered model.</summary>
     public static double[] ReferenceLogProbs(SteeredLogProb model, SequenceBatch batch, ReadOnlySpan<float> prefix) =>
         model.Forward(batch, prefix, new float[model.Config.HiddenSize], 0).LogProbs;
+
+    /// <summary>As above, on any backend.</summary>
+    public static double[] ReferenceLogProbs(ISteeredBatch batch, int hiddenSize) => batch.Forward(new float[hiddenSize], 0).LogProbs;
 }

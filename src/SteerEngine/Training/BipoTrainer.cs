@@ -76,19 +76,31 @@ public sealed record BipoEpochMetrics(int Layer, int Epoch, int Step, double Tra
 /// (T, V) logits and their log-softmax, 2 GiB each at T = 4096.
 /// </para>
 /// </summary>
-public sealed class BipoTrainer(Transformer model, BipoOptions options) : IDisposable
+public sealed class BipoTrainer : IDisposable
 {
     public const string MetricsFileName = "evaluation_metrics.jsonl";
 
-    /// <summary>Every pass's weight products, packed on first use and kept for the trainer's life.</summary>
-    readonly WeightProducts _products = WeightProducts.Create(options.Kernels);
+    /// <summary>Every pass runs here: the CPU's weight products (packed on first use and kept for the trainer's life) or CUDA devices.</summary>
+    readonly IBipoBackend _backend;
+    readonly ModelConfig _config;
 
-    /// <summary>"exact", "native" or "managed": the path of the weight products.</summary>
-    public string Kernels => _products.Name;
+    /// <summary>BiPO on the CPU, its weight products on <see cref="BipoOptions.Kernels"/>.</summary>
+    public BipoTrainer(Transformer model, BipoOptions options) : this(new CpuBipoBackend(model, options.Kernels), options) { }
 
-    public void Dispose() => _products.Dispose();
+    /// <summary>BiPO on <paramref name="backend"/>, which the trainer owns from here on.</summary>
+    public BipoTrainer(IBipoBackend backend, BipoOptions options)
+    {
+        _backend = backend;
+        _config = backend.Config;
+        Options = options;
+    }
 
-    public BipoOptions Options { get; } = options;
+    /// <summary>"exact", "native", "managed", "cuda" or "cuda-emu": where the weight products run.</summary>
+    public string Kernels => _backend.Kernels;
+
+    public void Dispose() => _backend.Dispose();
+
+    public BipoOptions Options { get; }
 
     public static string VectorPath(string outDir, int epoch, int layer, string extension = ".pt") =>
         Path.Combine(outDir, $"vec_ep{epoch}_layer{layer}{extension}");
@@ -106,8 +118,8 @@ public sealed class BipoTrainer(Transformer model, BipoOptions options) : IDispo
     {
         Options.Validate();
         foreach (int layer in layers)
-            if (layer < 0 || layer >= model.Config.NumLayers)
-                throw new ArgumentException($"layer {layer} is out of range: the model has blocks 0..{model.Config.NumLayers - 1}");
+            if (layer < 0 || layer >= _config.NumLayers)
+                throw new ArgumentException($"layer {layer} is out of range: the model has blocks 0..{_config.NumLayers - 1}");
         Directory.CreateDirectory(outDir);
         string metricsPath = Path.Combine(outDir, MetricsFileName);
         if (!resume && (File.Exists(metricsPath) || layers.Any(l => File.Exists(TrainingState.PathFor(outDir, l)))))
@@ -132,13 +144,13 @@ public sealed class BipoTrainer(Transformer model, BipoOptions options) : IDispo
     /// <summary>(2·pairs) the unsteered model's summed response log-probs, (chosen, rejected) per pair.</summary>
     public double[] ReferenceLogProbs(IReadOnlyList<PreferencePair> pairs)
     {
-        var slp = new SteeredLogProb(model, model.Config.NumLayers - 1, _products);
+        ISteeredModel top = _backend.At(_config.NumLayers - 1);
         var result = new double[2 * pairs.Count];
         for (int first = 0; first < pairs.Count; first += Options.BatchSize)
         {
             int n = Math.Min(Options.BatchSize, pairs.Count - first);
-            SequenceBatch batch = slp.Batch(Sequences(pairs, Enumerable.Range(first, n)));
-            BipoObjective.ReferenceLogProbs(slp, batch, slp.Prefix(batch)).CopyTo(result, 2 * first);
+            ISteeredBatch batch = top.Prepare(Sequences(pairs, Enumerable.Range(first, n)));
+            BipoObjective.ReferenceLogProbs(batch, _config.HiddenSize).CopyTo(result, 2 * first);
         }
         return result;
     }
@@ -146,17 +158,16 @@ public sealed class BipoTrainer(Transformer model, BipoOptions options) : IDispo
     /// <summary>Loss, reward accuracy and margin of <paramref name="pairs"/> steered by direction·v at <paramref name="layer"/>.</summary>
     public (BipoEvaluation Plus, BipoEvaluation Minus) Evaluate(int layer, float[] vector, IReadOnlyList<PreferencePair> pairs, double[] refLogProbs)
     {
-        var slp = new SteeredLogProb(model, layer, _products);
+        ISteeredModel steered = _backend.At(layer);
         var sums = new double[2, 3];
         for (int first = 0; first < pairs.Count; first += Options.BatchSize)
         {
             int n = Math.Min(Options.BatchSize, pairs.Count - first);
-            SequenceBatch batch = slp.Batch(Sequences(pairs, Enumerable.Range(first, n)));
-            float[] prefix = slp.Prefix(batch);
+            ISteeredBatch batch = steered.Prepare(Sequences(pairs, Enumerable.Range(first, n)));
             for (int k = 0; k < 2; k++)
             {
                 int direction = k == 0 ? 1 : -1;
-                BipoBatchResult r = BipoObjective.Evaluate(slp, batch, prefix, vector, direction, Options.Beta,
+                BipoBatchResult r = BipoObjective.Evaluate(batch, vector, direction, Options.Beta,
                     refLogProbs.AsSpan(2 * first, 2 * n), []);
                 foreach (PairLogProbs p in r.Pairs)
                 {
@@ -178,11 +189,11 @@ public sealed class BipoTrainer(Transformer model, BipoOptions options) : IDispo
     public float[] Train(int layer, IReadOnlyList<PreferencePair> train, Action<BipoStep>? onStep = null)
     {
         Options.Validate();
-        if (layer < 0 || layer >= model.Config.NumLayers)
-            throw new ArgumentException($"layer {layer} is out of range: the model has blocks 0..{model.Config.NumLayers - 1}");
+        if (layer < 0 || layer >= _config.NumLayers)
+            throw new ArgumentException($"layer {layer} is out of range: the model has blocks 0..{_config.NumLayers - 1}");
         if (train.Count == 0) throw new ArgumentException("BiPO training needs at least one preference pair");
-        var slp = new SteeredLogProb(model, layer, _products, Options.KeepBytes);
-        var vector = new float[model.Config.HiddenSize];
+        ISteeredModel slp = _backend.At(layer, Options.KeepBytes);
+        var vector = new float[_config.HiddenSize];
         var adam = new AdamW(vector.Length, Options.WeightDecay);
         double[] trainRef = ReferenceLogProbs(train);
         for (int epoch = 1; epoch <= Options.Epochs; epoch++)
@@ -193,8 +204,8 @@ public sealed class BipoTrainer(Transformer model, BipoOptions options) : IDispo
     void TrainLayer(int layer, IReadOnlyList<PreferencePair> train, double[] trainRef, IReadOnlyList<PreferencePair> test, double[] testRef,
         string outDir, TrainingState? state, JsonlOutput metrics, HashSet<string> done, Action<BipoStep>? onStep, Action<BipoEpochMetrics>? onEpoch)
     {
-        var slp = new SteeredLogProb(model, layer, _products, Options.KeepBytes);
-        var vector = new float[model.Config.HiddenSize];
+        ISteeredModel slp = _backend.At(layer, Options.KeepBytes);
+        var vector = new float[_config.HiddenSize];
         var adam = new AdamW(vector.Length, Options.WeightDecay);
         int startEpoch = 1;
         if (state is not null)
@@ -217,7 +228,7 @@ public sealed class BipoTrainer(Transformer model, BipoOptions options) : IDispo
     }
 
     /// <summary>One epoch (1-based) of optimizer steps on <paramref name="vector"/>; returns the mean batch loss.</summary>
-    double RunEpoch(SteeredLogProb slp, int epoch, IReadOnlyList<PreferencePair> train, double[] trainRef, float[] vector, AdamW adam,
+    double RunEpoch(ISteeredModel slp, int epoch, IReadOnlyList<PreferencePair> train, double[] trainRef, float[] vector, AdamW adam,
         Action<BipoStep>? onStep)
     {
         BipoOptions o = Options;
@@ -241,9 +252,9 @@ public sealed class BipoTrainer(Transformer model, BipoOptions options) : IDispo
         {
             int[] members = order.Skip(b * o.BatchSize).Take(o.BatchSize).ToArray();
             int direction = (rng.Next() >> 63) == 0 ? -1 : 1;
-            SequenceBatch batch = slp.Batch(Sequences(train, members));
+            ISteeredBatch batch = slp.Prepare(Sequences(train, members));
             double[] refs = members.SelectMany(i => new[] { trainRef[2 * i], trainRef[2 * i + 1] }).ToArray();
-            BipoBatchResult r = BipoObjective.Evaluate(slp, batch, slp.Prefix(batch), vector, direction, o.Beta, refs, grad,
+            BipoBatchResult r = BipoObjective.Evaluate(batch, vector, direction, o.Beta, refs, grad,
                 1.0 / o.GradientAccumulation);
             epochLoss += r.Loss;
             accumulatedLoss += r.Loss / o.GradientAccumulation;
@@ -296,7 +307,7 @@ public sealed class BipoTrainer(Transformer model, BipoOptions options) : IDispo
     /// <summary>The settings a resumed run must share with the run it continues.</summary>
     Dictionary<string, string> Settings() => new()
     {
-        ["hidden_size"] = model.Config.HiddenSize.ToString(CultureInfo.InvariantCulture),
+        ["hidden_size"] = _config.HiddenSize.ToString(CultureInfo.InvariantCulture),
         ["epochs"] = Options.Epochs.ToString(CultureInfo.InvariantCulture),
         ["batch_size"] = Options.BatchSize.ToString(CultureInfo.InvariantCulture),
         ["grad_accum"] = Options.GradientAccumulation.ToString(CultureInfo.InvariantCulture),

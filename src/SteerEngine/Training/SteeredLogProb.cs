@@ -17,7 +17,7 @@ namespace SteerEngine.Training;
 /// grad_v = m · Σ_rows ∂f/∂h_L.
 /// </para>
 /// </summary>
-public sealed class SteeredLogProb
+public sealed class SteeredLogProb : ISteeredModel
 {
     readonly Transformer _model;
     readonly DecoderBlock[] _blocks;
@@ -54,6 +54,19 @@ public sealed class SteeredLogProb
     public ModelConfig Config => _model.Config;
 
     public SequenceBatch Batch(IReadOnlyList<ScoredSequence> sequences) => new(sequences, Config.VocabSize);
+
+    public ISteeredBatch Prepare(IReadOnlyList<ScoredSequence> sequences)
+    {
+        SequenceBatch batch = Batch(sequences);
+        return new PrefixedBatch(this, batch, Prefix(batch));
+    }
+
+    /// <summary>A batch and its prefix, kept on the heap.</summary>
+    sealed class PrefixedBatch(SteeredLogProb model, SequenceBatch batch, float[] prefix) : ISteeredBatch
+    {
+        public SequenceBatch Batch => batch;
+        public ISteeredPass Forward(ReadOnlySpan<float> vector, float multiplier) => model.Forward(batch, prefix, vector, multiplier);
+    }
 
     /// <summary>(T, H) the unsteered output of block <see cref="Layer"/> for every row of the batch.</summary>
     public float[] Prefix(SequenceBatch batch)
@@ -170,7 +183,7 @@ public sealed class SteeredLogProb
 }
 
 /// <summary>One steered forward pass, holding what its backward needs: each upper block's input.</summary>
-public sealed class SteeredPass
+public sealed class SteeredPass : ISteeredPass
 {
     readonly SteeredLogProb _owner;
     readonly SequenceBatch _batch;

@@ -10,7 +10,7 @@ namespace SteerEngine.Tests.Training;
 public class BipoGradientTests
 {
     /// <summary>Two pairs with different prompt and response lengths: (chosen, rejected) share a prompt.</summary>
-    static ScoredSequence[] MixedBatch(int vocab, int seed)
+    internal static ScoredSequence[] MixedBatch(int vocab, int seed)
     {
         var rng = new Random(seed);
         var list = new List<ScoredSequence>();

@@ -65,4 +65,19 @@ public class TrainBipoCommandTests
         Assert.That(err.Trim(), Is.EqualTo("error: --kernels 'fastest' is not one of auto, native, managed, exact"));
         Assert.That(Directory.Exists(Path.Combine(dir, "out")), Is.False);
     }
+
+    [TestCase("cpu", "2", "1", "error: the cpu backend runs on one process's threads (use --tp 1 --dp 1)")]
+    [TestCase("cuda-emu", "1", "0", "error: --dp 0: data parallelism must be at least 1")]
+    [TestCase("gpu", "1", "1", "error: backend 'gpu' is not one of cpu, cuda, cuda-emu")]
+    [TestCase("cuda", "1", "1", "error: --backend cuda: no NVIDIA driver here (libcuda.so.1 cannot be loaded); --backend cuda-emu runs the same path on the CPU emulator")]
+    public void Train_bipo_with_a_backend_it_cannot_run_fails_with_one_line_naming_it(string backend, string tp, string dp, string message)
+    {
+        if (backend == "cuda" && File.Exists("/usr/lib/x86_64-linux-gnu/libcuda.so.1")) Assert.Ignore("this machine has an NVIDIA driver");
+        string dir = TestModels.TempDir("cli-bipo");
+        var (code, _, err) = Steer("train-bipo", "--model", TestModels.Get("tiny"), "--data", Csv(dir, "train.csv", 2), "--layer", "1",
+            "--out", Path.Combine(dir, "out"), "--backend", backend, "--tp", tp, "--dp", dp);
+        Assert.That(code, Is.EqualTo(1));
+        Assert.That(err.Trim(), Is.EqualTo(message));
+        Assert.That(Directory.Exists(Path.Combine(dir, "out")), Is.False);
+    }
 }

@@ -12,6 +12,9 @@ sealed unsafe class Workspace(CudaDevice device) : IDisposable
     readonly Dictionary<string, (DevicePtr Pointer, long Bytes)> _buffers = [];
     readonly Dictionary<string, (IntPtr Pointer, long Bytes)> _host = [];
 
+    /// <summary>Device bytes the buffers hold now.</summary>
+    public long DeviceBytes => _buffers.Values.Sum(b => b.Bytes);
+
     public DevicePtr Get(string name, long bytes)
     {
         bytes = Math.Max(bytes, 16);

@@ -1,0 +1,336 @@
+using SteerEngine.Model;
+using SteerEngine.Runtime.Cuda;
+
+namespace SteerEngine.Training.Cuda;
+
+/// <summary>
+/// One device's share of BiPO's steered pass, the CUDA mirror of <see cref="SteeredLogProb"/> and
+/// <see cref="DecoderBlock"/>: the prefix (blocks 0..L), the steered forward keeping each upper block's input,
+/// the LM head's log-softmax over this rank's vocabulary slice, and the backward, which recomputes each block's
+/// activations from its saved input (so one block's activations are alive at a time) and then runs the block's
+/// input-gradient kernels and GEMMs on the transposed weights. bf16 into every GEMM (f32 accumulation), f32
+/// residual stream and gradients, as in the inference forward (Runtime.Cuda.CudaTransformer).
+/// Tensor parallel mirrors the forward: the forward all-reduces after O and down, the backward after the
+/// products with the column-parallel QKV and gate|up weights and the vocab-parallel LM head; the data-parallel
+/// group all-reduces the vector's gradient.
+/// </summary>
+sealed class CudaBipoRank : IDisposable
+{
+    readonly ModelConfig _c;
+    readonly CudaCollectives? _tensor, _data;
+    readonly int _tensorRank, _dataRank;
+    Batch? _batch;  // this replica's share of the batch, whose inputs are on the device
+    int _layer;     // the steering layer of the prefix in "prefix"
+
+    public CudaBipoRank(ModelConfig config, CudaDevice device, RankShape shape, DeviceWeights weights,
+        CudaCollectives? tensor, int tensorRank, CudaCollectives? data, int dataRank)
+    {
+        _c = config;
+        Device = device;
+        Shape = shape;
+        Weights = weights;
+        _tensor = tensor;
+        _tensorRank = tensorRank;
+        _data = data;
+        _dataRank = dataRank;
+        Workspace = new Workspace(device);
+    }
+
+    public CudaDevice Device { get; }
+    public RankShape Shape { get; }
+    public DeviceWeights Weights { get; }
+    internal Workspace Workspace { get; }
+
+    /// <summary>Largest device bytes held in buffers (weights excluded) at the end of any pass.</summary>
+    public long PeakWorkspaceBytes { get; private set; }
+
+    /// <summary>The LM head runs over chunks of response rows whose (rows, vocab slice) f32 logits fit this many bytes.</summary>
+    public long LogitChunkBytes { get; set; } = 256L << 20;
+
+    /// <summary>The device addresses of one batch's inputs (one upload) and its shape.</summary>
+    sealed class Batch
+    {
+        public required SequenceBatch Host;
+        public required int Rows, Responses, MaxLength;
+        public required DevicePtr SeqOfRow, PosOfRow, RowStart, Lengths, StartPos, KvBase, KvCap, ResponseRows, Targets;
+    }
+
+    int T => _batch!.Rows;
+    int H => _c.HiddenSize;
+    float Eps => (float)_c.RmsNormEps;
+
+    /// <summary>
+    /// Uploads <paramref name="batch"/> (null: this replica has no share) and runs the unsteered blocks 0..layer
+    /// into the prefix (T, H).
+    /// </summary>
+    public void Prepare(SequenceBatch? batch, int layer)
+    {
+        _batch = null;
+        _layer = layer;
+        if (batch is null) return;
+        int T = batch.Rows, S = batch.Count;
+        // Each sequence's keys and values in one (2, n, kvd) bf16 region of "kv" (rope.cu's cache layout at layer 0).
+        DevicePtr kv = Workspace.Get("kv", 2L * T * Shape.KvDim * 2);
+        var kvBase = new ulong[S];
+        for (int s = 0; s < S; s++) kvBase[s] = (kv + 2L * batch.Offsets[s] * Shape.KvDim * 2).Address;
+        int[] lengths = Enumerable.Range(0, S).Select(batch.Length).ToArray();
+        var seqOfRow = new int[T];
+        for (int s = 0; s < S; s++) Array.Fill(seqOfRow, s, batch.Offsets[s], lengths[s]);
+        DevicePtr tokenRows = Workspace.Get("tokens", 4L * T);
+        DevicePtr[] p = Workspace.Upload(seqOfRow, batch.PositionOfRow, batch.Offsets[..S], lengths, new int[S], kvBase, lengths,
+            batch.ResponseRows, batch.Targets);
+        Device.Upload<int>(tokenRows, batch.Sequences.SelectMany(q => q.Tokens).ToArray());
+        _batch = new Batch
+        {
+            Host = batch, Rows = T, Responses = batch.ResponseRows.Length, MaxLength = lengths.Max(),
+            SeqOfRow = p[0], PosOfRow = p[1], RowStart = p[2], Lengths = p[3], StartPos = p[4], KvBase = p[5], KvCap = p[6],
+            ResponseRows = p[7], Targets = p[8],
+        };
+
+        DevicePtr x = Workspace.Get("prefix", 4L * T * H), next = Workspace.Get("input0", 4L * T * H);
+        Device.Launch("embedding_gather", new Dim3((uint)T), Threads(H), Weights.Embedding, tokenRows, x, H);
+        for (int l = 0; l <= layer; l++)
+        {
+            BlockForward(l, x, next);
+            Device.CopyOnDevice(x, next, 4L * T * H);
+        }
+        NotePeak();
+    }
+
+    /// <summary>
+    /// The steered forward: h_L + multiplier·vector through blocks L+1.., the final norm and the LM head on the
+    /// response rows. Returns (R) each response token's log-prob and (R) the log-partition the backward needs.
+    /// </summary>
+    public (double[] LogProbs, float[] LogSumExp) Forward(ReadOnlySpan<float> vector, float multiplier)
+    {
+        if (_batch is null) return ([], []);
+        DevicePtr v = Workspace.Get("vector", 4L * H);
+        Device.Upload(v, vector);
+        Device.Launch("steer_rows", new Dim3((uint)T), Threads(H), Workspace.Get("prefix", 4L * T * H), v, multiplier, Input(0), H);
+        for (int k = 1; k < Blocks + 1; k++) BlockForward(_layer + k, Input(k - 1), Input(k));
+        var result = LmHeadForward(Input(Blocks));
+        NotePeak();
+        return result;
+    }
+
+    /// <summary>
+    /// The vector's gradient (H) = multiplier · Σ_rows ∂f/∂h_L, f = Σ dRow · (token log-probs), summed over the
+    /// data-parallel replicas: the same bits on every rank. Runs right after <see cref="Forward"/>.
+    /// </summary>
+    public float[] Backward(ReadOnlySpan<float> dRow, ReadOnlySpan<float> logSumExp, float multiplier)
+    {
+        DevicePtr grad = Workspace.Get("grad", 4L * H);
+        if (_batch is null) Device.Zero(grad, 4L * H);
+        else
+        {
+            DevicePtr dCur = Workspace.Get("d_cur", 4L * T * H), dNext = Workspace.Get("d_next", 4L * T * H);
+            LmHeadBackward(Input(Blocks), dRow, logSumExp, dCur);
+            for (int k = Blocks - 1; k >= 0; k--)
+            {
+                BlockForward(_layer + 1 + k, Input(k), DevicePtr.Null);
+                BlockBackward(_layer + 1 + k, Input(k), dCur, dNext);
+                (dCur, dNext) = (dNext, dCur);
+            }
+            Device.Launch("sum_rows", new Dim3((uint)((H + 31) / 32)), new Dim3(32), dCur, T, H, multiplier, grad);
+        }
+        _data?.AllReduceSum(_dataRank, grad, grad, H);
+        var result = new float[H];
+        Device.Download<float>(grad, result);
+        NotePeak();
+        return result;
+    }
+
+    /// <summary>Upper blocks: L+1 .. N−1.</summary>
+    int Blocks => _c.NumLayers - 1 - _layer;
+
+    /// <summary>(T, H) the input of block L+1+k; k = Blocks is the last block's output.</summary>
+    DevicePtr Input(int k) => Workspace.Get($"input{k}", 4L * T * H);
+
+    void AllReduceTensor(DevicePtr buffer, long count) => _tensor?.AllReduceSum(_tensorRank, buffer, buffer, count);
+
+    /// <summary>
+    /// output = block l(x) when output is not null; either way the activations the backward reads stay in the
+    /// workspace: the raw QKV projection, rotated q, keys and values, the post-attention residual h, gate|up.
+    /// </summary>
+    void BlockForward(int l, DevicePtr x, DevicePtr output)
+    {
+        Batch b = _batch!;
+        RankShape s = Shape;
+        DeviceLayer w = Weights.Layers[l];
+        CudaDevice d = Device;
+        int T = b.Rows, I = s.Intermediate, hd = s.HeadDim;
+        DevicePtr xn = Workspace.Get("xn", 2L * T * Math.Max(H, I));     // (T, H) bf16 normed input; (T, I) bf16 activation
+        DevicePtr qkv = Workspace.Get("qkv", 4L * T * s.QkvDim);         // (T, qd + 2·kvd) f32 raw projection
+        DevicePtr q = Workspace.Get("q", 2L * T * s.QDim);               // (T, qd) bf16 rotated
+        DevicePtr att = Workspace.Get("att", 2L * T * s.QDim);           // (T, qd) bf16
+        DevicePtr delta = Workspace.Get("delta", 4L * T * H);            // (T, H) f32 sublayer output
+        DevicePtr h = Workspace.Get("h", 4L * T * H);                    // (T, H) f32 after the attention residual
+        DevicePtr gateUp = Workspace.Get("gate_up", 4L * T * 2 * I);     // (T, 2·I) f32
+
+        // h = x + attention(attention_norm(x))
+        d.Launch("rmsnorm", new Dim3((uint)T), Threads(H), x, w.InputNorm, DevicePtr.Null, xn, H, Eps);
+        Linear.Forward(d, xn, w.Qkv, qkv, T, s.QkvDim, H);
+        d.Launch("qk_norm_rope", new Dim3((uint)T), new Dim3((uint)(32 * Math.Min(s.Heads + s.KvHeads, 32))),
+            qkv, Weights.InvFreq, b.PosOfRow, b.SeqOfRow, w.QNorm, w.KNorm, Eps, q, b.KvBase, b.KvCap, 0, s.Heads, s.KvHeads, hd);
+        d.Launch($"attention_prefill_hd{hd}", new Dim3((uint)((b.MaxLength + 63) / 64), (uint)s.Heads, (uint)b.Host.Count), new Dim3(128),
+            q, att, b.RowStart, b.Lengths, b.StartPos, b.KvBase, b.KvCap, 0, s.Heads, s.KvHeads, 1f / MathF.Sqrt(hd));
+        Linear.Forward(d, att, w.O, delta, T, H, s.QDim);
+        AllReduceTensor(delta, (long)T * H);
+        d.CopyOnDevice(h, x, 4L * T * H);
+        ResidualAdd(h, delta);
+
+        // out = h + feed_forward(ffn_norm(h))
+        d.Launch("rmsnorm", new Dim3((uint)T), Threads(H), h, w.PostNorm, DevicePtr.Null, xn, H, Eps);
+        Linear.Forward(d, xn, w.GateUp, gateUp, T, 2 * I, H);
+        if (output.IsNull) return;
+        d.Launch("swiglu", new Dim3((uint)T), Threads(I), gateUp, xn, I);
+        Linear.Forward(d, xn, w.Down, delta, T, H, I);
+        AllReduceTensor(delta, (long)T * H);
+        d.CopyOnDevice(output, h, 4L * T * H);
+        ResidualAdd(output, delta);
+    }
+
+    void ResidualAdd(DevicePtr x, DevicePtr delta) =>
+        Device.Launch("residual_add_steer", new Dim3((uint)T), Threads(H), x, delta, H,
+            DevicePtr.Null, DevicePtr.Null, DevicePtr.Null, DevicePtr.Null, DevicePtr.Null, 0, DevicePtr.Null);
+
+    /// <summary>dx = ∂(dOut · block l(x))/∂x from the activations the last <see cref="BlockForward"/> of x left. (T, H) each.</summary>
+    void BlockBackward(int l, DevicePtr x, DevicePtr dOut, DevicePtr dx)
+    {
+        Batch b = _batch!;
+        RankShape s = Shape;
+        DeviceLayer w = Weights.Layers[l];
+        CudaDevice d = Device;
+        int T = b.Rows, I = s.Intermediate, hd = s.HeadDim;
+        DevicePtr dBf = Workspace.Get("d_bf16", 2L * T * Math.Max(Math.Max(H, 2 * I), s.QkvDim)); // bf16 GEMM inputs
+        DevicePtr dWide = Workspace.Get("d_wide", 4L * T * Math.Max(I, s.QkvDim));   // (T, I) dAct, then (T, qd+2kvd) dQKV
+        DevicePtr dXn = Workspace.Get("d_xn", 4L * T * H);                          // (T, H) gradient at a normed input
+        DevicePtr dH = Workspace.Get("d_h", 4L * T * H);                            // (T, H) gradient at h
+        DevicePtr dAtt = Workspace.Get("d_att", 4L * T * s.QDim);                   // (T, qd)
+        DevicePtr stats = Workspace.Get("attn_stats", 8L * T * s.Heads);            // (T, nh, 2) lse, D
+        DevicePtr qkv = Workspace.Get("qkv", 4L * T * s.QkvDim), q = Workspace.Get("q", 2L * T * s.QDim);
+        DevicePtr h = Workspace.Get("h", 4L * T * H), gateUp = Workspace.Get("gate_up", 4L * T * 2 * I);
+
+        // MLP: out = h + down(silu(gate)·up), gate|up = W·ffn_norm(h).
+        d.Launch("rows_to_bf16", new Dim3((uint)T), Threads(H), dOut, dBf, H);
+        BackwardProduct(dBf, w.Down, dWide, T, outDim: H, inDim: I);
+        d.Launch("swiglu_backward", new Dim3((uint)T), Threads(I), gateUp, dWide, dBf, I);
+        BackwardProduct(dBf, w.GateUp, dXn, T, outDim: 2 * I, inDim: H);
+        AllReduceTensor(dXn, (long)T * H);
+        d.CopyOnDevice(dH, dOut, 4L * T * H);
+        d.Launch("rmsnorm_backward", new Dim3((uint)T), Threads(H), h, DevicePtr.Null, w.PostNorm, dXn, dH, H, Eps, 1);
+
+        // Attention: h = x + o_proj(attend(rope(norm(q)), rope(norm(k)), v)).
+        d.Launch("rows_to_bf16", new Dim3((uint)T), Threads(H), dH, dBf, H);
+        BackwardProduct(dBf, w.O, dAtt, T, outDim: H, inDim: s.QDim);
+        float scale = 1f / MathF.Sqrt(hd);
+        d.Launch("attention_backward_query", new Dim3((uint)T, (uint)s.Heads), new Dim3(32),
+            q, dAtt, b.SeqOfRow, b.PosOfRow, b.KvBase, b.KvCap, s.Heads, s.KvHeads, hd, scale, stats, dWide);
+        d.Launch("attention_backward_key", new Dim3((uint)T, (uint)s.KvHeads), new Dim3(32),
+            q, dAtt, b.SeqOfRow, b.PosOfRow, b.RowStart, b.Lengths, b.KvBase, b.KvCap, s.Heads, s.KvHeads, hd, scale, stats, dWide);
+        d.Launch("qk_norm_rope_backward", new Dim3((uint)T), new Dim3((uint)(32 * Math.Min(s.Heads + s.KvHeads, 32))),
+            dWide, qkv, Weights.InvFreq, b.PosOfRow, w.QNorm, w.KNorm, Eps, dBf, s.Heads, s.KvHeads, hd);
+        BackwardProduct(dBf, w.Qkv, dXn, T, outDim: s.QkvDim, inDim: H);
+        AllReduceTensor(dXn, (long)T * H);
+        d.CopyOnDevice(dx, dH, 4L * T * H);
+        d.Launch("rmsnorm_backward", new Dim3((uint)T), Threads(H), x, DevicePtr.Null, w.InputNorm, dXn, dx, H, Eps, 1);
+    }
+
+    /// <summary>
+    /// dx (rows, in) f32 = dy (rows, out) bf16 · W for W (out, in) bf16 as stored: in cuBLAS's column-major view
+    /// the stored W is (in × out) and dyᵀ is (out × rows), so dxᵀ = W_stored · dyᵀ with no transposes.
+    /// </summary>
+    void BackwardProduct(DevicePtr dy, DevicePtr w, DevicePtr dx, int rows, int outDim, int inDim) =>
+        Device.GemmEx(GemmOp.N, GemmOp.N, m: inDim, n: rows, k: outDim,
+            1f, w, CudaDataType.BF16, lda: inDim, dy, CudaDataType.BF16, ldb: outDim,
+            0f, dx, CudaDataType.F32, ldc: inDim);
+
+    /// <summary>The final norm of the response rows of <paramref name="last"/> into "normed" (R, H) bf16.</summary>
+    DevicePtr FinalNorm(DevicePtr last)
+    {
+        Batch b = _batch!;
+        DevicePtr rows = Workspace.Get("response_rows", 4L * b.Responses * H);
+        DevicePtr normed = Workspace.Get("normed", 2L * b.Responses * H);
+        Device.Launch("gather_rows_f32", new Dim3((uint)b.Responses), Threads(H), last, b.ResponseRows, rows, H);
+        Device.Launch("rmsnorm", new Dim3((uint)b.Responses), Threads(H), rows, Weights.FinalNorm, DevicePtr.Null, normed, H, Eps);
+        return normed;
+    }
+
+    int Chunk => (int)Math.Clamp(LogitChunkBytes / (4L * Shape.VocabSlice), 1, _batch!.Responses);
+    int VocabFirst => Shape.Rank * Shape.VocabSlice;
+    int VocabValid => Math.Clamp(_c.VocabSize - VocabFirst, 0, Shape.VocabSlice);
+
+    (double[] LogProbs, float[] LogSumExp) LmHeadForward(DevicePtr last)
+    {
+        Batch b = _batch!;
+        int R = b.Responses, VL = Shape.VocabSlice, ranks = Shape.Ranks, chunk = Chunk;
+        DevicePtr normed = FinalNorm(last);
+        DevicePtr logits = Workspace.Get("logits", 4L * chunk * VL);     // (chunk, VL) f32
+        DevicePtr stats = Workspace.Get("lse_stats", 12L * R);           // (R, 3) this slice's max, Σ exp, target logit
+        for (int first = 0; first < R; first += chunk)
+        {
+            int n = Math.Min(chunk, R - first);
+            Linear.Forward(Device, normed + 2L * first * H, Weights.LmHead, logits, n, VL, H);
+            Device.Launch("log_softmax_partial", new Dim3((uint)n), new Dim3(256), logits, VL, VocabValid, VocabFirst,
+                b.Targets + 4L * first, stats + 12L * first);
+        }
+        DevicePtr all = stats;
+        if (_tensor is not null)
+        {
+            all = Workspace.Get("lse_stats_all", 12L * R * ranks);     // (ranks, R, 3)
+            _tensor.AllGather(_tensorRank, stats, all, 3L * R);
+        }
+        var host = new float[3 * R * ranks];
+        Device.Download<float>(all, host);
+        // Every rank merges the slices in rank order, in double: the same log-partition everywhere.
+        var logProbs = new double[R];
+        var lse = new float[R];
+        for (int i = 0; i < R; i++)
+        {
+            double max = double.NegativeInfinity, target = double.NegativeInfinity;
+            for (int r = 0; r < ranks; r++) max = Math.Max(max, host[(r * R + i) * 3]);
+            double sum = 0;
+            for (int r = 0; r < ranks; r++)
+            {
+                int at = (r * R + i) * 3;
+                if (host[at + 1] > 0) sum += host[at + 1] * Math.Exp(host[at] - max);
+                target = Math.Max(target, host[at + 2]);
+            }
+            lse[i] = (float)(max + Math.Log(sum));
+            logProbs[i] = target - lse[i];
+        }
+        return (logProbs, lse);
+    }
+
+    /// <summary>dCur (T, H) = the gradient at the last block's output: zero except on the response rows.</summary>
+    void LmHeadBackward(DevicePtr last, ReadOnlySpan<float> dRow, ReadOnlySpan<float> logSumExp, DevicePtr dCur)
+    {
+        Batch b = _batch!;
+        int R = b.Responses, VL = Shape.VocabSlice, chunk = Chunk;
+        DevicePtr normed = FinalNorm(last);
+        DevicePtr logits = Workspace.Get("logits", 4L * chunk * VL);     // (chunk, VL) f32
+        DevicePtr dz = Workspace.Get("d_logits", 2L * chunk * VL);       // (chunk, VL) bf16
+        DevicePtr dNormed = Workspace.Get("d_normed", 4L * R * H);       // (R, H)
+        DevicePtr lse = Workspace.Get("lse", 4L * R), dr = Workspace.Get("d_row", 4L * R);
+        Device.Upload(lse, logSumExp);
+        Device.Upload(dr, dRow);
+        for (int first = 0; first < R; first += chunk)
+        {
+            int n = Math.Min(chunk, R - first);
+            Linear.Forward(Device, normed + 2L * first * H, Weights.LmHead, logits, n, VL, H);
+            Device.Launch("log_softmax_backward", new Dim3((uint)n), new Dim3(256), logits, VL, VocabValid, VocabFirst,
+                b.Targets + 4L * first, lse + 4L * first, dr + 4L * first, dz);
+            BackwardProduct(dz, Weights.LmHead, dNormed + 4L * first * H, n, outDim: VL, inDim: H);
+        }
+        AllReduceTensor(dNormed, (long)R * H);
+        Device.Zero(dCur, 4L * T * H);
+        Device.Launch("rmsnorm_backward", new Dim3((uint)R), Threads(H), last, b.ResponseRows, Weights.FinalNorm, dNormed, dCur, H, Eps, 0);
+    }
+
+    void NotePeak() => PeakWorkspaceBytes = Math.Max(PeakWorkspaceBytes, Workspace.DeviceBytes);
+
+    /// <summary>A block size for a row of n elements: about 4 elements per thread, whole warps, at most 1024.</summary>
+    static Dim3 Threads(int n) => new((uint)Math.Clamp((n / 4 + 31) / 32 * 32, 32, 1024));
+
+    public void Dispose() => Workspace.Dispose();
+}
