@@ -2,7 +2,6 @@ using SteerEngine.Model;
 using SteerEngine.Runtime;
 using SteerEngine.Runtime.Cpu;
 using SteerEngine.Runtime.Cuda;
-using SteerEngine.Runtime.Cuda.Native;
 using SteerEngine.Training.Cuda;
 
 namespace SteerEngine.Training;
@@ -27,8 +26,7 @@ public static class BipoBackends
                     throw new ArgumentException("the cpu backend runs on one process's threads (use --tp 1 --dp 1)");
                 return new CpuBipoBackend(model, kernels);
             case "cuda":
-                if (!CudaLibraries.IsAvailable("cuda"))
-                    throw new ArgumentException("--backend cuda: no NVIDIA driver here (libcuda.so.1 cannot be loaded); --backend cuda-emu runs the same path on the CPU emulator");
+                Backends.RequireDriver();
                 return CudaBipoBackend.Load(modelDir, CudaPlatform.Driver, tensorParallel, dataParallel);
             case "cuda-emu":
                 return CudaBipoBackend.Load(modelDir, CudaPlatform.Emulated, tensorParallel, dataParallel);

@@ -116,6 +116,19 @@ public class CliTests
     }
 
     [Test]
+    public void Score_on_the_cuda_backend_without_a_driver_fails_with_one_line_and_writes_nothing()
+    {
+        if (File.Exists("/usr/lib/x86_64-linux-gnu/libcuda.so.1")) Assert.Ignore("this machine has an NVIDIA driver");
+        string dir = TestModels.TempDir("score-cuda");
+        string input = Path.Combine(dir, "in.jsonl"), output = Path.Combine(dir, "out.jsonl");
+        File.WriteAllLines(input, ["{\"id\": \"a\", \"prompt\": \"Hello\", \"completion\": \" world\"}"]);
+        var (code, _, err) = Steer("score", "--model", TestModels.Get("tiny"), "--input", input, "--out", output, "--backend", "cuda");
+        Assert.That(code, Is.EqualTo(1));
+        Assert.That(err.Trim(), Is.EqualTo("error: --backend cuda: no NVIDIA driver here (libcuda.so.1 cannot be loaded); --backend cuda-emu runs the same path on the CPU emulator"));
+        Assert.That(File.Exists(output), Is.False);
+    }
+
+    [Test]
     public void Generate_with_steering_gives_each_question_its_answers()
     {
         using var lm = SteerEngine.Model.LanguageModel.Load(TestModels.Get("tiny"));
