@@ -52,8 +52,10 @@ STEER_INLINE void residual_rows(const residual_job* j, int r0, int r1) {
             for (int i = 0; i < h; i++) x[i] = x[i] + d[i];
         }
         if (!j->row_adds) continue;
-        for (int a = j->row_adds[r]; a < j->row_adds[r + 1]; a++)
-            apply_term(x, j->vectors[j->adds[a].vector], &j->adds[a], h);
+        for (int a = j->row_adds[r]; a < j->row_adds[r + 1]; a++) {
+            const steer_add* t = &j->adds[a];
+            apply_term(x + t->offset, j->vectors[t->vector], t, t->width ? t->width : h);
+        }
     }
 }
 
@@ -80,16 +82,17 @@ void steer_residual_add_steered(float* x, const float* delta, int rows, int h,
     steer_parallel_for((rows + j.rows_per_task - 1) / j.rows_per_task, residual_task, &j);
 }
 
-void steer_ref_residual_add_steered(float* x, const float* delta, int rows, int h,
+void steer_ref_residual_add_steered(float* x, const float* delta, int rows, int row_h,
                                     const int32_t* row_adds, const steer_add* adds, const float* const* vectors) {
     for (int r = 0; r < rows; r++) {
-        float* xr = x + (size_t)r * h;
         if (delta)
-            for (int i = 0; i < h; i++) xr[i] += delta[(size_t)r * h + i];
+            for (int i = 0; i < row_h; i++) x[(size_t)r * row_h + i] += delta[(size_t)r * row_h + i];
         if (!row_adds) continue;
         for (int a = row_adds[r]; a < row_adds[r + 1]; a++) {
             const float* v = vectors[adds[a].vector];
             const steer_add* t = &adds[a];
+            float* xr = x + (size_t)r * row_h + t->offset;
+            int h = t->width ? t->width : row_h;
             if (t->op == STEER_OP_ADD || t->op == STEER_OP_ADD_NORMALIZED) {
                 double before = 0, after = 0;
                 for (int i = 0; i < h; i++) before += (double)xr[i] * xr[i];

@@ -105,19 +105,21 @@ STEER_API void steer_ref_swiglu(float* gate, const float* up, int64_t count);
 /* The operations of a steering term (C# SteeringOp, same values). */
 enum { STEER_OP_ADD = 0, STEER_OP_ADD_NORMALIZED = 1, STEER_OP_ABLATE = 2, STEER_OP_CAP = 3, STEER_OP_SET = 4 };
 
-/* One steering term of a row: with op ADD, x_row += multiplier · vectors[vector]; ADD_NORMALIZED
- * adds, then rescales the row to its norm before the add; ABLATE, CAP and SET clamp the projection
- * of the row on the vector's direction to [lo, hi] (ablate 0, 0; set value, value). */
+/* One steering term of a row, on the row's elements [offset, offset + width) (width 0: the whole
+ * row, offset 0), call them s: with op ADD, s += multiplier · vectors[vector]; ADD_NORMALIZED adds,
+ * then rescales s to its norm before the add; ABLATE, CAP and SET clamp the projection of s on the
+ * vector's direction to [lo, hi] (ablate 0, 0; set value, value). The vector holds width values. */
 typedef struct steer_add {
     int32_t vector;   /* index into the vectors table */
     float multiplier;
     int32_t op;       /* STEER_OP_* */
     float lo, hi;
+    int32_t offset, width; /* the slice of the row (one attention head's); width 0 = the whole row */
 } steer_add;
 
 /* The block's residual add fused with per-row steering:
  *   x ← x + delta; then for each row r, for a in adds[row_adds[r] .. row_adds[r+1]):
- *   x_r ← a applied to x_r (steer_add)   (in list order, unfused multiply then add, sums in double)
+ *   x_r ← a applied to x_r or its slice (steer_add)   (in list order, unfused multiply then add, sums in double)
  * x: (rows, h) updated in place; delta: (rows, h) or NULL for no residual add;
  * row_adds: (rows + 1) offsets into adds, or NULL for no steering; adds: (row_adds[rows]);
  * vectors: table of pointers, each (h) */

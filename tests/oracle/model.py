@@ -207,9 +207,17 @@ class RMSNorm(nn.Module):
         return rms_norm(x, self.weight, self.eps)
 
 
+class HookPoint(nn.Module):
+    """An identity where a forward hook can read or replace an intermediate (TransformerLens's HookPoint)."""
+
+    def forward(self, x):
+        return x
+
+
 class Attention(nn.Module):
     def __init__(self, cfg, take, prefix):
         super().__init__()
+        self.hook_z = HookPoint()  # blocks.L.attn.hook_z: (B, T, nh, hd), the per-head output before o_proj
         H, nh, nkv, hd = cfg.hidden_size, cfg.num_heads, cfg.num_kv_heads, cfg.head_dim
         self.num_heads, self.num_kv_heads, self.head_dim = nh, nkv, hd
         self.scale = hd ** -0.5
@@ -236,7 +244,8 @@ class Attention(nn.Module):
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         k, v = repeat_kv(k, nh // nkv), repeat_kv(v, nh // nkv)  # (B, nh, T, hd)
         y = causal_attention(q, k, v, self.scale)  # (B, nh, T, hd)
-        y = y.transpose(1, 2).reshape(B, T, nh * hd)
+        y = self.hook_z(y.transpose(1, 2))  # (B, T, nh, hd)
+        y = y.reshape(B, T, nh * hd)
         return self.o_proj(y)
 
 
@@ -262,10 +271,11 @@ class DecoderLayer(nn.Module):
         self.self_attn = Attention(cfg, take, prefix + "self_attn.")
         self.post_attention_layernorm = RMSNorm(take(prefix + "post_attention_layernorm.weight", (H,)), eps)
         self.mlp = MLP(cfg, take, prefix + "mlp.")
+        self.hook_resid_mid = HookPoint()  # blocks.L.hook_resid_mid: (B, T, H), after the attention residual add
 
     def forward(self, x, cos, sin):
         # x (B, T, H) -> (B, T, H)
-        h = x + self.self_attn(self.input_layernorm(x), cos, sin)
+        h = self.hook_resid_mid(x + self.self_attn(self.input_layernorm(x), cos, sin))
         return h + self.mlp(self.post_attention_layernorm(h))
 
 
@@ -355,6 +365,20 @@ def load_model(model_dir, dtype=torch.float32):
 
 POSITION_MODES = ("all", "prompt", "response", "last_prompt", "first_k", "tokens")
 STEERING_OPS = ("add", "add_normalized", "ablate", "cap", "set")
+# Hook points by their short names: the module a forward hook goes on, as TransformerLens names it.
+STEERING_HOOKS = ("resid_post", "resid_mid", "attn_z")
+
+
+def hook_module(layer, hook):
+    """The module of decoder block `layer` whose output is the hook point: the block itself
+    (blocks.L.hook_resid_post), its hook_resid_mid, or its attention's hook_z."""
+    if hook == "resid_post":
+        return layer
+    if hook == "resid_mid":
+        return layer.hook_resid_mid
+    if hook == "attn_z":
+        return layer.self_attn.hook_z
+    raise ValueError(f"steering hook {hook!r}; expected one of {STEERING_HOOKS}")
 
 
 def steering_mask(mode, seq_len, prompt_len, k=None, tokens=None):
@@ -404,15 +428,25 @@ def steering_op(op, hidden, vector, multiplier, lo=None, hi=None, value=None):
     return (h + (target - p) * u).to(hidden.dtype)
 
 
-def add_steering_hook(layer, vector, multiplier, mask, op="add", lo=None, hi=None, value=None):
+def add_steering_hook(layer, vector, multiplier, mask, op="add", lo=None, hi=None, value=None, hook="resid_post", head=None):
     """Register one steering operation (steering_op; default h <- h + multiplier*vector) at the
-    masked positions of `layer`'s output (after the MLP residual add). vector (H,), mask (T,)
-    bool. Returns the hook handle (.remove()). Several hooks on one layer apply in registration
+    masked positions of a hook point of `layer` (default its output, after the MLP residual add).
+    vector (H,), or at attn_z (nh*hd,) over every head or (hd,) for one `head`; mask (T,) bool.
+    Returns the hook handle (.remove()). Several hooks on one point apply in registration
     order, each on the output of the one before: ((h + m1 v1) + m2 v2)."""
 
-    def hook(module, inputs, output):
+    def steer(module, inputs, output):
         hidden = output[0] if isinstance(output, tuple) else output  # HF layers may return a tuple
+        if hook == "attn_z":  # (B, T, nh, hd): the op sees one head's slice, or the heads flattened
+            B, T, nh, hd = hidden.shape
+            if head is not None:
+                part = hidden[:, :, head, :]  # (B, T, hd)
+                steered = hidden.clone()
+                steered[:, :, head, :] = torch.where(mask[:, None], steering_op(op, part, vector, multiplier, lo, hi, value), part)
+                return steered
+            flat = hidden.reshape(B, T, nh * hd)
+            return torch.where(mask[:, None], steering_op(op, flat, vector, multiplier, lo, hi, value), flat).reshape(B, T, nh, hd)
         steered = torch.where(mask[:, None], steering_op(op, hidden, vector, multiplier, lo, hi, value), hidden)  # (B, T, H)
         return (steered,) + tuple(output[1:]) if isinstance(output, tuple) else steered
 
-    return layer.register_forward_hook(hook)
+    return hook_module(layer, hook).register_forward_hook(steer)

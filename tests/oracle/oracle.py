@@ -11,6 +11,9 @@ REQ.json:
    "hidden_states": true|false,        optional; default false
    "steering": [{"row": 0, "layer": 2, "multiplier": 4.0,
                  "positions": "all"|"prompt"|"response", "vector": [H floats]}, ...]}   optional
+     each entry may add "op" (add, add_normalized, ablate, cap, set) with "lo"/"hi"/"value",
+     "k" (first_k), "tokens" (tokens), and "hook": resid_post (default) | resid_mid | attn_z with
+     "head" (attn_z: the vector is nh*hd wide, or hd wide for one head)
 
 Each sequence runs alone (batch of 1, no padding, positions 0..T-1), so the outputs are the
 ground truth for any batch the engine puts it in. OUT.safetensors holds float32 tensors
@@ -27,7 +30,7 @@ import torch
 
 import torch.nn.functional as F
 
-from model import POSITION_MODES, STEERING_OPS, ModelError, add_steering_hook, load_model, steering_mask
+from model import POSITION_MODES, STEERING_HOOKS, STEERING_OPS, ModelError, add_steering_hook, load_model, steering_mask
 from safetensors_io import SafetensorsError, write_safetensors
 
 
@@ -96,7 +99,7 @@ def parse_request(path, cfg):
         where = f"{path}: steering[{k}]"
         if not isinstance(entry, dict):
             raise RequestError(f"{where} must be an object")
-        unknown = sorted(set(entry) - {"row", "layer", "multiplier", "positions", "vector", "op", "lo", "hi", "value", "k", "tokens"})
+        unknown = sorted(set(entry) - {"row", "layer", "multiplier", "positions", "vector", "op", "lo", "hi", "value", "k", "tokens", "hook", "head"})
         if unknown:
             raise RequestError(f"{where}: unknown field {unknown[0]!r}")
         for key in ("row", "layer", "multiplier", "positions", "vector"):
@@ -119,10 +122,16 @@ def parse_request(path, cfg):
             raise RequestError(f"{where}.k = {entry.get('k')!r}; first_k needs an integer k >= 1")
         if entry["positions"] == "tokens" and not (isinstance(entry.get("tokens"), list) and all(_is_int(t) for t in entry["tokens"])):
             raise RequestError(f"{where}.tokens = {entry.get('tokens')!r}; tokens needs a list of positions")
+        hook, head = entry.get("hook", "resid_post"), entry.get("head")
+        if hook not in STEERING_HOOKS:
+            raise RequestError(f"{where}.hook = {hook!r}; expected one of {list(STEERING_HOOKS)}")
+        if head is not None and not (hook == "attn_z" and _is_int(head) and 0 <= head < cfg.num_heads):
+            raise RequestError(f"{where}.head = {head!r}; expected a head 0..{cfg.num_heads - 1} with hook attn_z")
+        width = cfg.hidden_size if hook != "attn_z" else cfg.head_dim if head is not None else cfg.num_heads * cfg.head_dim
         vector = entry["vector"]
-        if not isinstance(vector, list) or len(vector) != cfg.hidden_size:
+        if not isinstance(vector, list) or len(vector) != width:
             n = len(vector) if isinstance(vector, list) else type(vector).__name__
-            raise RequestError(f"{where}.vector has {n} values; expected hidden_size = {cfg.hidden_size}")
+            raise RequestError(f"{where}.vector has {n} values; expected {width} (hook {hook})")
         if not all(_is_number(x) for x in vector):
             raise RequestError(f"{where}.vector holds a value that is not a finite number")
 
@@ -143,7 +152,8 @@ def forward_sequence(model, tokens, prompt_len, steering):
             mask = steering_mask(entry["positions"], T, prompt_len, entry.get("k"), entry.get("tokens"))  # (T,)
             layer = model.model.layers[entry["layer"]]
             handles.append(add_steering_hook(layer, vector, entry["multiplier"], mask, entry.get("op", "add"),
-                                             entry.get("lo"), entry.get("hi"), entry.get("value")))
+                                             entry.get("lo"), entry.get("hi"), entry.get("value"),
+                                             entry.get("hook", "resid_post"), entry.get("head")))
         with torch.no_grad():
             logits, hidden_states = model(torch.tensor([tokens], dtype=torch.int64))
     finally:

@@ -282,6 +282,9 @@ static void test_residual(const char* isa) {
                 t->op = r % 4 == 1 ? STEER_OP_ADD : (r + a) % 5;
                 t->lo = t->op == STEER_OP_ABLATE ? 0.0f : -0.5f;
                 t->hi = t->op == STEER_OP_ABLATE ? 0.0f : t->op == STEER_OP_SET ? -0.5f : 0.75f;
+                /* the second term of a row acts on a slice (an attention head's), the others on the whole row */
+                t->offset = a == 1 ? h / 4 : 0;
+                t->width = a == 1 ? h / 2 : 0;
                 offsets[r + 1]++;
             }
         }

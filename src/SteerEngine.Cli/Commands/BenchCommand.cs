@@ -31,7 +31,8 @@ public static class BenchCommand
         var json = new Option<bool>("--json") { Description = "print one JSON object" };
         var sweep = new Option<bool>("--sweep") { Description = "instead: sweep jobs' generated tok/s against batch-64 steered decode, and sampling's share of a step" };
         var sweepTokens = new Option<int>("--sweep-tokens") { Description = "new tokens per row of the sweep jobs", DefaultValueFactory = _ => 64 };
-        var command = new Command("bench", "throughput as fractions of this machine's measured limits") { model, shape, kernels, prefill, batches, context, steps, rounds, profile, json, sweep, sweepTokens };
+        var steeringMix = new Option<bool>("--steering-mix") { Description = "instead: batch-64 decode with 64 rows each carrying a different steering op or hook point, against unsteered and plain-add steps" };
+        var command = new Command("bench", "throughput as fractions of this machine's measured limits") { model, shape, kernels, prefill, batches, context, steps, rounds, profile, json, sweep, sweepTokens, steeringMix };
         command.Subcommands.Add(BenchServeCommand.Create());
         command.SetAction(p => CliErrors.Run(() =>
         {
@@ -45,6 +46,12 @@ public static class BenchCommand
                 log.WriteLine($"loading {dir}…");
                 using var sweepModel = Transformer.Load(dir, CpuKernels.Parse(p.GetValue(kernels)!));
                 return BenchSweep.Run(sweepModel, dir, p.GetValue(sweepTokens), p.GetValue(rounds), p.GetValue(json), log);
+            }
+            if (p.GetValue(steeringMix))
+            {
+                log.WriteLine($"loading {dir}…");
+                using var mixModel = Transformer.Load(dir, CpuKernels.Parse(p.GetValue(kernels)!));
+                return BenchSteeringMix.Run(mixModel, p.GetValue(context), p.GetValue(steps), p.GetValue(rounds), p.GetValue(json), log);
             }
             log.WriteLine("measuring the machine…");
             MachineLimits m = Probe();

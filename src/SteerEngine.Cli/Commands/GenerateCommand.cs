@@ -36,6 +36,8 @@ public static class GenerateCommand
         var lo = new Option<float?>("--lo") { Description = "op cap: lower bound of the projection on the vector's direction" };
         var hi = new Option<float?>("--hi") { Description = "op cap: upper bound of the projection on the vector's direction" };
         var value = new Option<float?>("--value") { Description = "op set: the projection on the vector's direction" };
+        var hook = new Option<string>("--hook") { Description = "resid_post (the block output) | resid_mid | attn_z, or a TransformerLens name: blocks.L.hook_resid_mid (L may stand for --layers)", DefaultValueFactory = _ => "resid_post" };
+        var head = new Option<int?>("--head") { Description = "hook attn_z: steer this head's head_dim slice only (the vector holds head_dim values)" };
         var samples = new Option<int>("--samples-per-prompt", "--samples") { Description = "samples per prompt and steering setting", DefaultValueFactory = _ => 1 };
         var maxNew = new Option<int>("--max-new-tokens") { Description = "tokens generated at most per sample", DefaultValueFactory = _ => 64 };
         var temperature = new Option<float>("--temperature") { Description = "0 = greedy", DefaultValueFactory = _ => 0f };
@@ -57,7 +59,7 @@ public static class GenerateCommand
         var command = new Command("generate", "generate text, optionally steered; with --prompts/--out, a resumable sweep job")
         {
             model, kernels, backend, tp, prompt, prompts, promptField, idField, system, raw, vectors, layers, multipliers, positions, firstK, tokenPositions,
-            op, lo, hi, value, samples, maxNew,
+            op, lo, hi, value, hook, head, samples, maxNew,
             temperature, topP, topK, minP, repetition, stop, seed, output, resume, shard, maxBatch, monitor, monitorLayers, logprobs, noSharing,
         };
         command.SetAction(p => CliErrors.Run(() =>
@@ -67,7 +69,10 @@ public static class GenerateCommand
             var sampling = new SamplingOptions(p.GetValue(temperature), p.GetValue(topP), p.GetValue(topK), p.GetValue(minP), p.GetValue(repetition));
             sampling.Validate();
             var sweepVectors = (p.GetValue(vectors) ?? []).Select(SweepVector.FromFile).ToList();
-            int[] steerLayers = p.GetValue(layers) is string l ? SweepValues.Layers(l) : [];
+            (SteeringHook steerHook, int? hookLayer) = SteeringHooks.ParseWithLayer(p.GetValue(hook)!, null);
+            int[] steerLayers = p.GetValue(layers) is string l ? SweepValues.Layers(l) : hookLayer is { } hl ? [hl] : [];
+            if (hookLayer is { } named && steerLayers.Any(x => x != named))
+                throw new ArgumentException($"--hook {p.GetValue(hook)} names block {named}; --layers asks for {string.Join(",", steerLayers)}");
             int[] watchLayers = p.GetValue(monitorLayers) is string ml ? SweepValues.Layers(ml) : steerLayers;
             var monitors = (from monitorFile in p.GetValue(monitor) ?? []
                             let v = SweepVector.FromFile(monitorFile)
@@ -83,7 +88,7 @@ public static class GenerateCommand
                 Monitors = monitors,
                 Logprobs = p.GetValue(logprobs),
                 Multipliers = SweepValues.Multipliers(p.GetValue(multipliers)!),
-                Steering = TermShape(p.GetValue(positions)!, p.GetValue(firstK), p.GetValue(tokenPositions), p.GetValue(op)!, p.GetValue(lo), p.GetValue(hi), p.GetValue(value)),
+                Steering = TermShape(p.GetValue(positions)!, p.GetValue(firstK), p.GetValue(tokenPositions), p.GetValue(op)!, p.GetValue(lo), p.GetValue(hi), p.GetValue(value), steerHook, p.GetValue(head)),
                 SystemPrompt = p.GetValue(system),
                 ChatTemplate = !p.GetValue(raw),
                 SamplesPerPrompt = p.GetValue(samples),
@@ -101,9 +106,10 @@ public static class GenerateCommand
         return command;
     }
 
-    /// <summary>--positions, --first-k, --tokens, --op, --lo, --hi, --value as one checked term shape; a flag the op or mode does not use is an error.</summary>
-    static SteeringTermShape TermShape(string positions, int? firstK, string? tokens, string op, float? lo, float? hi, float? value)
+    /// <summary>--positions, --first-k, --tokens, --op, --lo, --hi, --value, --hook, --head as one checked term shape; a flag the op, mode or hook does not use is an error.</summary>
+    static SteeringTermShape TermShape(string positions, int? firstK, string? tokens, string op, float? lo, float? hi, float? value, SteeringHook hook, int? head)
     {
+        if (head is not null && hook != SteeringHook.AttnZ) throw new ArgumentException($"--head goes with --hook attn_z, not {hook.Name()}");
         var term = new SteeringAdd(0, [], 0f, SteeringPositionsExtensions.Parse(positions))
         {
             Op = SteeringOpNames.Parse(op),
@@ -112,6 +118,8 @@ public static class GenerateCommand
             Value = value ?? 0f,
             FirstK = firstK ?? 0,
             TokenPositions = tokens is null ? null : TokenList(tokens),
+            Hook = hook,
+            Head = head,
         };
         var shape = new SteeringTermShape(term);
         if (firstK is not null && term.Positions != SteeringPositions.FirstK) throw new ArgumentException("--first-k goes with --positions first_k");

@@ -10,7 +10,9 @@ namespace SteerEngine.Server.Serving;
 /// alias's preset), one add, or a list of adds, each
 /// <c>{"vector": NAME | [floats], "vector_base64": f32 little-endian, "layer": L, "multiplier": M,
 /// "positions": "all|prompt|response|last_prompt|first_k|tokens", "k": first_k's count, "tokens": [positions],
-/// "op": "add|add_normalized|ablate|cap|set", "lo"/"hi": cap's bounds, "value": set's projection}</c>.
+/// "op": "add|add_normalized|ablate|cap|set", "lo"/"hi": cap's bounds, "value": set's projection,
+/// "hook": "resid_post|resid_mid|attn_z" or a TransformerLens name (blocks.L.hook_resid_mid, which may stand
+/// for "layer"), "head": attn_z's one head}</c>.
 /// Unknown fields are refused; sizes, layers and finiteness are checked against the model.
 /// </summary>
 public static class SteeringSpec
@@ -31,13 +33,13 @@ public static class SteeringSpec
 
     static SteeringAdd ParseAdd(RequestFields f, VectorLibrary vectors, Model.ModelConfig config)
     {
-        int layer = (int)(f.Integer("layer", 0, config.NumLayers - 1) ?? throw ApiException.BadRequest($"'{f.Name("layer")}' is required", f.Name("layer")));
+        (SteeringHook hook, int layer, int? head) = SteeringHookFields.Parse(f, config);
         float multiplier = (float)(f.Number("multiplier", -1e6, 1e6) ?? 1.0);
         SteeringPositions positions = Choice(f, "positions", "all", SteeringPositionsExtensions.Names, SteeringPositionsExtensions.Parse);
         SteeringOp op = Choice(f, "op", "add", SteeringOpNames.All, SteeringOpNames.Parse);
         JsonElement? vector = f.Get("vector");
         string? base64 = f.String("vector_base64");
-        SteeringAdd term = WithPositionFields(f, WithOpFields(f, new SteeringAdd(layer, [], 0f, positions) { Op = op }));
+        SteeringAdd term = WithPositionFields(f, WithOpFields(f, new SteeringAdd(layer, [], 0f, positions) { Op = op, Hook = hook, Head = head }));
         f.RejectUnread();
         if (vector is null == base64 is null)
             throw ApiException.BadRequest($"give exactly one of '{f.Name("vector")}' and '{f.Name("vector_base64")}'", f.Name("vector"));
@@ -48,8 +50,7 @@ public static class SteeringSpec
             JsonValueKind.Array => FromList(vector.Value, f.Name("vector")),
             _ => throw f.Wrong("vector", vector.Value, "a vector name or a list of numbers"),
         };
-        if (values.Length != config.HiddenSize)
-            throw ApiException.BadRequest($"'{f.Name("vector")}' has {values.Length} elements; the model's hidden size is {config.HiddenSize}", f.Name("vector"));
+        SteeringHookFields.CheckWidth(f, term, values.Length, config);
         for (int i = 0; i < values.Length; i++)
             if (!float.IsFinite(values[i])) throw ApiException.BadRequest($"'{f.Name("vector")}' element {i} is {values[i]}; vectors must be finite", f.Name("vector"));
         if (op.IsProjection() && values.All(x => x == 0))

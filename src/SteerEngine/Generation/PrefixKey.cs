@@ -3,9 +3,10 @@ using SteerEngine.Steering;
 namespace SteerEngine.Generation;
 
 /// <summary>
-/// What a prompt's shareable prefix depends on: its tokens except the last, and the steering adds
-/// that reach those positions (all / prompt adds, in the row's order; response adds start at the
-/// last prompt token, which every row computes itself). Two rows with equal keys have the same keys
+/// What a prompt's shareable prefix depends on: its tokens except the last, and the steering terms
+/// that reach those positions (all / prompt terms and tokens terms listing one of them, in the row's
+/// order, compared in full: op, hook, head, parameters, vector bits; response, last_prompt and first_k
+/// terms start at the last prompt token, which every row computes itself). Two rows with equal keys have the same keys
 /// and values at those positions bit for bit, so one computes them and the others copy them.
 /// </summary>
 public sealed class PrefixKey : IEquatable<PrefixKey>
@@ -22,7 +23,7 @@ public sealed class PrefixKey : IEquatable<PrefixKey>
         var hash = new HashCode();
         hash.Add(length);
         for (int i = 0; i < length; i++) hash.Add(tokens[i]);
-        foreach (SteeringAdd a in adds) { hash.Add(a.Layer); hash.Add(BitConverter.SingleToInt32Bits(a.Multiplier)); }
+        foreach (SteeringAdd a in adds) { hash.Add(a.Layer); hash.Add(a.Hook); hash.Add(a.Op); hash.Add(BitConverter.SingleToInt32Bits(a.Multiplier)); }
         _hash = hash.ToHashCode();
     }
 
@@ -34,7 +35,9 @@ public sealed class PrefixKey : IEquatable<PrefixKey>
     {
         int length = r.PromptTokens.Length - 1;
         if (length < 1 || r.PromptLogprobs) return null;
-        var adds = (r.Steering ?? []).Where(a => a.Positions.Selects(length - 1, r.PromptTokens.Length)).ToArray();
+        var adds = (r.Steering ?? []).Where(a => a.Positions == SteeringPositions.Tokens
+            ? a.TokenPositions?.Any(p => p < length) == true
+            : a.AppliesAt(length - 1, r.PromptTokens.Length)).ToArray();
         return new PrefixKey(r.PromptTokens, length, adds);
     }
 
@@ -45,8 +48,10 @@ public sealed class PrefixKey : IEquatable<PrefixKey>
         for (int i = 0; i < _adds.Length; i++)
         {
             SteeringAdd a = _adds[i], b = other._adds[i];
-            if (a.Layer != b.Layer || BitConverter.SingleToInt32Bits(a.Multiplier) != BitConverter.SingleToInt32Bits(b.Multiplier)) return false;
+            // Everything but the arrays by value (a record's arrays compare by reference), then the arrays by content.
+            if (a with { Vector = b.Vector, TokenPositions = b.TokenPositions } != b) return false;
             if (!ReferenceEquals(a.Vector, b.Vector) && !BitwiseEqual(a.Vector, b.Vector)) return false;
+            if (!(a.TokenPositions ?? []).AsSpan().SequenceEqual(b.TokenPositions ?? [])) return false;
         }
         return true;
     }

@@ -72,25 +72,30 @@ public sealed partial class Transformer
         Profile?.Stop("attention", t0);
     }
 
-    void AddResidual(float[] x, float[] delta, int rows)
+    /// <summary>x ← x + delta, then every row's steering terms of this layer at <paramref name="hook"/> (a residual hook point).</summary>
+    void AddResidualAndSteer(float[] x, float[] delta, int rows, int layer, SteeringHook hook, BatchSteering steering)
     {
         long t0 = OpProfile.Start();
         int n = rows * Config.HiddenSize;
-        if (_fast is null) System.Numerics.Tensors.TensorPrimitives.Add(x.AsSpan(0, n), delta.AsSpan(0, n), x.AsSpan(0, n));
-        else _fast.ResidualAddSteered(x.AsSpan(0, n), delta.AsSpan(0, n), rows, Config.HiddenSize, default);
-        Profile?.Stop("residual", t0);
+        bool steered = steering.Uses(layer, hook);
+        if (_fast is null)
+            ResidualAdd.ForwardSteered(x.AsSpan(0, n), delta.AsSpan(0, n), Config.HiddenSize, layer, hook, steering.OfRow, steering.PositionOfRow);
+        else
+            _fast.ResidualAddSteered(x.AsSpan(0, n), delta.AsSpan(0, n), rows, Config.HiddenSize, steered ? steering.ForLayer(layer, hook) : default);
+        Profile?.Stop(steered ? "residual + steering" : "residual", t0);
     }
 
-    /// <summary>x ← x + delta, then every row's steering adds of this layer: the steering add.</summary>
-    void AddResidualAndSteer(float[] x, float[] delta, int rows, int layer, BatchSteering steering)
+    /// <summary>Every row's steering terms of this layer at attn.hook_z, on the attention output before o_proj. att: (rows, nh·hd)</summary>
+    void SteerAttention(float[] att, int rows, int layer, BatchSteering steering)
     {
+        if (!steering.Uses(layer, SteeringHook.AttnZ)) return;
         long t0 = OpProfile.Start();
-        int n = rows * Config.HiddenSize;
+        int width = Config.QDim, n = rows * width;
         if (_fast is null)
-            ResidualAdd.ForwardSteered(x.AsSpan(0, n), delta.AsSpan(0, n), Config.HiddenSize, layer, steering.OfRow, steering.PositionOfRow);
+            ResidualAdd.ForwardSteered(att.AsSpan(0, n), default, width, layer, SteeringHook.AttnZ, steering.OfRow, steering.PositionOfRow);
         else
-            _fast.ResidualAddSteered(x.AsSpan(0, n), delta.AsSpan(0, n), rows, Config.HiddenSize, steering.Any ? steering.ForLayer(layer) : default);
-        Profile?.Stop(steering.Any ? "residual + steering" : "residual", t0);
+            _fast.ResidualAddSteered(att.AsSpan(0, n), default, rows, width, steering.ForLayer(layer, SteeringHook.AttnZ));
+        Profile?.Stop("attention steering", t0);
     }
 
     void Swiglu(float[] gate, float[] up, int rows)
@@ -155,57 +160,6 @@ public sealed partial class Transformer
         public void Dispose()
         {
             foreach (PackedMatrix? m in new[] { Qkv, Q, K, V, O, Gate, Up, Down }) m?.Dispose();
-        }
-    }
-
-    /// <summary>
-    /// The batch's steering in both shapes the kernels take: per row (exact path) and, per layer,
-    /// flat offsets into (vector index, multiplier) adds over one block of distinct vectors (fast path).
-    /// </summary>
-    sealed class BatchSteering
-    {
-        readonly int _hidden;
-        readonly float[] _vectors = [];               // (distinct vectors, H) at its start
-        readonly Dictionary<float[], int> _index = new(ReferenceEqualityComparer.Instance);
-
-        /// <param name="scratch">the block of distinct vectors kept across passes (grown here as needed)</param>
-        public BatchSteering(SequenceSteering?[] ofRow, int[] positionOfRow, int hidden, ref float[] scratch)
-        {
-            OfRow = ofRow;
-            PositionOfRow = positionOfRow;
-            _hidden = hidden;
-            foreach (SequenceSteering? s in ofRow.Distinct())
-                if (s is not null)
-                    foreach (SteeringAdd a in s.Adds)
-                        _index.TryAdd(a.Vector, _index.Count);
-            Any = _index.Count > 0;
-            if (!Any) return;
-            if (scratch.Length < _index.Count * hidden) scratch = new float[_index.Count * hidden];
-            _vectors = scratch;
-            foreach (var (vector, i) in _index) vector.CopyTo(_vectors, i * hidden);
-        }
-
-        public SequenceSteering?[] OfRow { get; }
-        public int[] PositionOfRow { get; }
-        public bool Any { get; }
-
-        public RowSteering ForLayer(int layer)
-        {
-            var rowAdds = new int[OfRow.Length + 1];
-            var adds = new List<SteerAdd>();
-            for (int r = 0; r < OfRow.Length; r++)
-            {
-                rowAdds[r] = adds.Count;
-                if (OfRow[r] is not { } s) continue;
-                foreach (SteeringAdd a in s.Adds)
-                    if (a.Layer == layer && a.AppliesAt(PositionOfRow[r], s.PromptLength))
-                    {
-                        (float lo, float hi) = a.ProjectionBounds;
-                        adds.Add(new SteerAdd(_index[a.Vector], a.Multiplier, a.Op, lo, hi));
-                    }
-            }
-            rowAdds[^1] = adds.Count;
-            return new RowSteering(rowAdds, adds.ToArray(), _vectors.AsSpan(0, _index.Count * _hidden));
         }
     }
 }

@@ -103,7 +103,7 @@ public sealed partial class Transformer : IForwardModel
         {
             ForwardSequence seq = batch[s];
             if (seq.Tokens.Length == 0) throw new ArgumentException($"sequence {s} of the batch has no new tokens");
-            seq.Steering?.Validate(c.NumLayers, H);
+            seq.Steering?.Validate(c);
             seq.Cache.Reserve(seq.Cache.Length + seq.Tokens.Length);
             for (int i = 0; i < seq.Tokens.Length; i++, r++)
             {
@@ -116,7 +116,7 @@ public sealed partial class Transformer : IForwardModel
 
         // Taken, not shared: a second Forward running at the same time allocates its own.
         Workspace ws = Interlocked.Exchange(ref _workspace, null) is { } free && free.Rows >= T ? free : new Workspace(c, T);
-        var steering = new BatchSteering(steeringOfRow, positionOfRow, H, ref ws.SteerVectors);
+        var steering = new BatchSteering(steeringOfRow, positionOfRow, c, ref ws.SteerVectors, ref ws.SteerHeadVectors);
         float[] x = ws.X, xn = ws.Xn, qkv = ws.Qkv, q = ws.Q, k = ws.K, v = ws.V, att = ws.Att, delta = ws.Delta, gate = ws.Gate, up = ws.Up;
 
         long t0 = OpProfile.Start();
@@ -137,8 +137,9 @@ public sealed partial class Transformer : IForwardModel
             Rotate(q, T, c.NumHeads, positionOfRow);
             Rotate(k, T, c.NumKvHeads, positionOfRow);
             Attend(batch, l, q, k, v, att);
+            SteerAttention(att, T, l, steering);                                    // blocks.L.attn.hook_z
             Linear("o_proj", att, w.O, p?.O, delta, T);
-            AddResidual(x, delta, T);
+            AddResidualAndSteer(x, delta, T, l, SteeringHook.ResidMid, steering);   // blocks.L.hook_resid_mid
 
             // out = h + feed_forward(ffn_norm(h)), then the steering add at this block's output
             Norm(x, w.PostAttentionNorm, xn, T);
@@ -146,7 +147,7 @@ public sealed partial class Transformer : IForwardModel
             Linear("up_proj", xn, w.Up, p?.Up, up, T);
             Swiglu(gate, up, T);
             Linear("down_proj", gate, w.Down, p?.Down, delta, T);
-            AddResidualAndSteer(x, delta, T, l, steering);
+            AddResidualAndSteer(x, delta, T, l, SteeringHook.ResidPost, steering);  // blocks.L.hook_resid_post
 
             if (l < c.NumLayers - 1) Record(sink, l + 1, x, T, layout);
         }
@@ -183,6 +184,7 @@ public sealed partial class Transformer : IForwardModel
         public readonly float[] Up = new float[rows * c.IntermediateSize];       // (T, I)
         public float[] Logits = [];     // (R, V) the lm_head output of a batch of several sequences, grown as needed
         public float[] SteerVectors = []; // (distinct steering vectors, H), grown as needed
+        public float[] SteerHeadVectors = []; // (distinct attn_z steering vectors, nh*hd), grown as needed
     }
 
     /// <summary>Logit rows beyond this are not kept in the workspace between passes (a scoring batch's (T, V) can be gigabytes).</summary>

@@ -1,14 +1,21 @@
 namespace SteerEngine.Steering;
 
 /// <summary>
-/// One steering term at the output of decoder block <see cref="Layer"/> (0-based), at the positions
-/// <see cref="Positions"/> selects. By default h_L ← h_L + multiplier · vector; <see cref="Op"/> picks
-/// another operation (<see cref="SteeringOp"/>). Several terms of a row apply in list order, each on
-/// the result of the one before.
+/// One steering term at decoder block <see cref="Layer"/> (0-based), at the positions
+/// <see cref="Positions"/> selects. By default h_L ← h_L + multiplier · vector at the block's output;
+/// <see cref="Op"/> picks another operation (<see cref="SteeringOp"/>) and <see cref="Hook"/> another
+/// place in the block (<see cref="SteeringHook"/>). The terms of a row at one hook apply in list
+/// order, each on the result of the one before; the hooks apply in the order the forward pass reaches them.
 /// </summary>
 public sealed record SteeringAdd(int Layer, float[] Vector, float Multiplier, SteeringPositions Positions = SteeringPositions.All)
 {
     public SteeringOp Op { get; init; } = SteeringOp.Add;
+
+    /// <summary>Where in the block the term acts; the vector's width is the hook's (<see cref="Width"/>).</summary>
+    public SteeringHook Hook { get; init; } = SteeringHook.ResidPost;
+
+    /// <summary>At <see cref="SteeringHook.AttnZ"/>: the one head (0-based) whose head_dim slice the term acts on, or null for every head.</summary>
+    public int? Head { get; init; }
 
     /// <summary>Cap's bounds on the projection h·u (either may be infinite, not both).</summary>
     public float Lo { get; init; } = float.NegativeInfinity;
@@ -25,6 +32,15 @@ public sealed record SteeringAdd(int Layer, float[] Vector, float Multiplier, St
 
     /// <summary>Whether this term's row mask selects <paramref name="position"/> of a sequence with this prompt length.</summary>
     public bool AppliesAt(int position, int promptLength) => Positions.Selects(position, promptLength, FirstK, TokenPositions);
+
+    /// <summary>
+    /// The part of the hook's row the term acts on, as (first element, count): the whole row but for a
+    /// head of <see cref="SteeringHook.AttnZ"/>, whose slice is head · head_dim (the vector holds head_dim values).
+    /// </summary>
+    public (int Offset, int Count) Slice => Head is { } h ? (h * Vector.Length, Vector.Length) : (0, Vector.Length);
+
+    /// <summary>The vector length the term needs on a model: hidden at the residual hooks; heads × head_dim, or head_dim for one head, at attn_z.</summary>
+    public int Width(int hidden, int heads, int headDim) => Hook != SteeringHook.AttnZ ? hidden : Head is null ? heads * headDim : headDim;
 
     /// <summary>The projection clamp [lo, hi] the kernels apply for ablate, cap and set.</summary>
     public (float Lo, float Hi) ProjectionBounds => Op switch
@@ -50,15 +66,22 @@ public sealed class SequenceSteering
     /// <summary>Number of prompt tokens, which the Prompt, Response, LastPrompt and FirstK modes are relative to.</summary>
     public int PromptLength { get; }
 
-    /// <summary>Checks every term against the model and itself: layer, vector length, finite values, op parameters, positions.</summary>
-    public void Validate(int numLayers, int hidden)
+    /// <summary>Checks every term against the model and itself: layer, hook and head, vector length, finite values, op parameters, positions.</summary>
+    public void Validate(Model.ModelConfig config) => Validate(config.NumLayers, config.HiddenSize, config.NumHeads, config.HeadDim);
+
+    /// <param name="heads">the model's attention heads and <paramref name="headDim"/> their size; 0 refuses attn_z terms</param>
+    public void Validate(int numLayers, int hidden, int heads = 0, int headDim = 0)
     {
         foreach (SteeringAdd a in Adds)
         {
             if (a.Layer < 0 || a.Layer >= numLayers)
                 throw new ArgumentException($"steering layer {a.Layer} is out of range: the model has blocks 0..{numLayers - 1}");
-            if (a.Vector.Length != hidden)
-                throw new ArgumentException($"steering vector has {a.Vector.Length} elements, the model's hidden size is {hidden}");
+            ValidateHook(a, heads);
+            int width = a.Width(hidden, heads, headDim);
+            if (a.Vector.Length != width)
+                throw new ArgumentException(a.Hook == SteeringHook.ResidPost
+                    ? $"steering vector has {a.Vector.Length} elements, the model's hidden size is {hidden}"
+                    : $"steering vector has {a.Vector.Length} elements; hook {a.Hook.LensName(a.Layer)}{(a.Head is { } h ? $" head {h}" : "")} needs {width}");
             if (!float.IsFinite(a.Multiplier))
                 throw new ArgumentException($"steering multiplier {a.Multiplier} is not finite");
             double norm = 0;
@@ -71,6 +94,17 @@ public sealed class SequenceSteering
             ValidateOp(a, norm);
             ValidatePositions(a);
         }
+    }
+
+    static void ValidateHook(SteeringAdd a, int heads)
+    {
+        if (!Enum.IsDefined(a.Hook)) throw new ArgumentException($"steering hook {(int)a.Hook} is not one of {string.Join(", ", SteeringHooks.Names)}");
+        if (a.Hook == SteeringHook.AttnZ && heads <= 0) throw new ArgumentException("steering hook attn_z needs the model's head count");
+        if (a.Head is null) return;
+        if (a.Hook != SteeringHook.AttnZ)
+            throw new ArgumentException($"steering head {a.Head} applies to hook attn_z only, not {a.Hook.Name()}");
+        if (a.Head < 0 || a.Head >= heads)
+            throw new ArgumentException($"steering head {a.Head} is out of range: the model has heads 0..{heads - 1}");
     }
 
     static void ValidateOp(SteeringAdd a, double squaredNorm)

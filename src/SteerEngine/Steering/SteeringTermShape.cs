@@ -15,12 +15,14 @@ public sealed record SteeringTermShape(SteeringAdd Template)
     public SteeringAdd Term(int layer, float[] vector, float multiplier) => Template with { Layer = layer, Vector = vector, Multiplier = multiplier };
 
     /// <summary>Checks the shape on its own (op parameters, k, token positions), as <see cref="SequenceSteering.Validate"/> would.</summary>
-    public void Validate() => new SequenceSteering([Term(0, [1f], 1f)], 1).Validate(1, 1);
+    public void Validate() => new SequenceSteering([Term(0, [1f], 1f)], 1).Validate(1, 1, heads: (Template.Head ?? 0) + 1, headDim: 1);
 
-    /// <summary>Writes the shape into a JSONL record: positions and op always, their parameters when they apply.</summary>
+    /// <summary>Writes the shape into a JSONL record: positions and op always, their parameters when they apply, the hook when not the block output.</summary>
     public void Write(Utf8JsonWriter w)
     {
         SteeringAdd t = Template;
+        if (t.Hook != SteeringHook.ResidPost) w.WriteString("hook", t.Hook.Name());
+        if (t.Head is { } head) w.WriteNumber("head", head);
         w.WriteString("positions", t.Positions.Name());
         if (t.Positions == SteeringPositions.FirstK) w.WriteNumber("k", t.FirstK);
         if (t.Positions == SteeringPositions.Tokens)

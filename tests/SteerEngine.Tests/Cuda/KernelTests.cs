@@ -183,7 +183,7 @@ public partial class KernelTests
         _d.Launch("residual_add_steer", new Dim3(T), new Dim3(64), dx, Up(delta), H, Up(start), Up(vec), Up(mult), Up(vectors), Up(dirs), 2, proj);
 
         float[] want = (float[])x.Clone();
-        ResidualAdd.ForwardSteered(want, delta, H, 0, rows, Enumerable.Range(0, T).ToArray());
+        ResidualAdd.ForwardSteered(want, delta, H, 0, SteeringHook.ResidPost, rows, Enumerable.Range(0, T).ToArray());
         float[] got = Down<float>(dx, T * H);
         Assert.That(Compare.RelativeMaxError(got, want), Is.LessThan(1e-6));
         float[] projections = Down<float>(proj, T * 2);

@@ -99,6 +99,15 @@ public class PrefixSharingTests
         Assert.That(Key([1, 2, 3], new SteeringAdd(0, v, 2f)), Is.Not.EqualTo(Key([1, 2, 3], new SteeringAdd(0, v, -2f))));
         Assert.That(Key([1, 2, 3], new SteeringAdd(0, v, 2f, SteeringPositions.Response)), Is.EqualTo(Key([1, 2, 3], new SteeringAdd(1, u, -7f, SteeringPositions.Response))),
             "response steering starts at the last prompt token");
+        var add = new SteeringAdd(0, v, 2f);
+        Assert.That(Key([1, 2, 3], add), Is.Not.EqualTo(Key([1, 2, 3], add with { Op = SteeringOp.Ablate })), "the op");
+        Assert.That(Key([1, 2, 3], add), Is.Not.EqualTo(Key([1, 2, 3], add with { Hook = SteeringHook.ResidMid })), "the hook");
+        Assert.That(Key([1, 2, 3], add with { Hook = SteeringHook.AttnZ, Head = 0 }), Is.Not.EqualTo(Key([1, 2, 3], add with { Hook = SteeringHook.AttnZ, Head = 1 })), "the head");
+        Assert.That(Key([1, 2, 3], add with { Op = SteeringOp.Cap, Hi = 1f }), Is.Not.EqualTo(Key([1, 2, 3], add with { Op = SteeringOp.Cap, Hi = 2f })), "the op's parameters");
+        var listed = add with { Positions = SteeringPositions.Tokens, TokenPositions = [0] };
+        Assert.That(Key([1, 2, 3], listed), Is.Not.EqualTo(Key([1, 2, 3])), "a listed prompt position is steered in the prefix");
+        Assert.That(Key([1, 2, 3], listed), Is.EqualTo(Key([1, 2, 3], listed with { TokenPositions = [0] })), "equal lists in other arrays");
+        Assert.That(Key([1, 2, 3], listed with { TokenPositions = [2] }), Is.EqualTo(Key([1, 2, 3])), "a position past the prefix is the row's own");
         Assert.That(PrefixKey.For(new GenerationRequest([5], 4, new SamplingOptions())), Is.Null, "a one-token prompt has nothing to share");
         Assert.That(PrefixKey.For(new GenerationRequest([5, 6], 4, new SamplingOptions()) { PromptLogprobs = true }), Is.Null, "a scored prompt needs all its rows");
     }

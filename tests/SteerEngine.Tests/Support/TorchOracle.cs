@@ -17,7 +17,8 @@ public static class TorchOracle
 
     /// <summary>One hook of the oracle's forward; op and its fields as in tests/oracle/model.py (null fields are not sent).</summary>
     public sealed record SteeringEntry(int row, int layer, float multiplier, string positions, float[] vector,
-        string op = "add", float? lo = null, float? hi = null, float? value = null, int? k = null, int[]? tokens = null);
+        string op = "add", float? lo = null, float? hi = null, float? value = null, int? k = null, int[]? tokens = null,
+        string? hook = null, int? head = null);
 
     /// <summary>Runs the oracle's forward on each sequence alone; returns its output file (tensors logits.i, hidden.i).</summary>
     public static SafetensorsFile Forward(string modelDir, int[][] sequences, int[]? promptLens = null,

@@ -112,7 +112,7 @@ public static class GenerateJob
         if (spec.Vectors.Count > 0 && spec.Layers.Length == 0) throw new ArgumentException("a steered sweep needs --layers");
         foreach (SweepVector v in spec.Vectors)
             foreach (int layer in spec.Layers)
-                new SequenceSteering([new SteeringAdd(layer, v.Vector.ForBlock(layer), 1f)], 1).Validate(lm.Config.NumLayers, lm.Config.HiddenSize);
+                new SequenceSteering([spec.Steering.Term(layer, v.Vector.ForBlock(layer), 1f)], 1).Validate(lm.Config);
     }
 
     static List<(SweepVector? Vector, int? Layer, float Multiplier)> SteeringCombos(GenerateJobSpec spec)

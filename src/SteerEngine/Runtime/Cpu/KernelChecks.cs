@@ -20,7 +20,11 @@ static class Check
         for (int r = 0; r < rows; r++)
             if (s.RowAdds[r + 1] < s.RowAdds[r]) throw new ArgumentException($"steering: row offsets decrease at row {r}");
         foreach (SteerAdd a in s.Adds[..s.RowAdds[rows]])
+        {
             if ((uint)a.Vector >= (uint)count) throw new ArgumentException($"steering: vector index {a.Vector} outside the {count} vectors");
+            if (a.Offset < 0 || a.Width < 0 || (long)a.Offset + (a.Width == 0 ? hidden : a.Width) > hidden)
+                throw new ArgumentException($"steering: slice at {a.Offset} of width {a.Width} outside a row of {hidden}");
+        }
     }
 
     public static unsafe void Attention(ReadOnlySpan<float> q, Span<float> output, ReadOnlySpan<AttentionSequence> sequences,

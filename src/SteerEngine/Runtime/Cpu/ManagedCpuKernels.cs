@@ -149,7 +149,8 @@ public sealed unsafe partial class ManagedCpuKernels : ICpuKernels
             for (int a = steering.RowAdds[r]; a < steering.RowAdds[r + 1]; a++)
             {
                 SteerAdd add = steering.Adds[a];
-                SteeringOps.Apply(xr, steering.Vectors.Slice(add.Vector * hidden, hidden), add.Op, add.Multiplier, add.Lo, add.Hi);
+                int width = add.Width == 0 ? hidden : add.Width;
+                SteeringOps.Apply(xr.Slice(add.Offset, width), steering.Vectors.Slice(add.Vector * hidden, width), add.Op, add.Multiplier, add.Lo, add.Hi);
             }
         }
     }

@@ -5,12 +5,12 @@ using SteerEngine.Steering;
 namespace SteerEngine.Runtime.Cpu;
 
 /// <summary>
-/// One steering term of a row, layout of the C <c>steer_add</c>: with Op = Add, x_row += Multiplier · vectors[Vector];
-/// AddNormalized keeps the row's norm; Ablate, Cap and Set clamp the projection on the vector's direction to [Lo, Hi]
-/// (see <see cref="SteeringOps"/>).
+/// One steering term of a row, layout of the C <c>steer_add</c>, on the row's elements [Offset, Offset + Width)
+/// (Width 0: the whole row): with Op = Add, s += Multiplier · vectors[Vector]; AddNormalized keeps the slice's norm;
+/// Ablate, Cap and Set clamp the projection on the vector's direction to [Lo, Hi] (see <see cref="SteeringOps"/>).
 /// </summary>
 [StructLayout(LayoutKind.Sequential)]
-public readonly record struct SteerAdd(int Vector, float Multiplier, SteeringOp Op = SteeringOp.Add, float Lo = 0f, float Hi = 0f);
+public readonly record struct SteerAdd(int Vector, float Multiplier, SteeringOp Op = SteeringOp.Add, float Lo = 0f, float Hi = 0f, int Offset = 0, int Width = 0);
 
 /// <summary>
 /// One sequence of an attention batch (layout of the C <c>steer_attn_seq</c>): its new tokens are rows

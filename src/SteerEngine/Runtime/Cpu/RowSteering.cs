@@ -1,9 +1,10 @@
 namespace SteerEngine.Runtime.Cpu;
 
 /// <summary>
-/// The steering adds of one layer for every row of a batch, flat: row r adds
-/// Adds[RowAdds[r] .. RowAdds[r+1]) in order, each x_r += a.Multiplier · Vectors[a.Vector].
-/// Vectors is one (count, hidden) block so native code can address it without pinning per vector.
+/// The steering terms of one layer and hook point for every row of a batch, flat: row r applies
+/// Adds[RowAdds[r] .. RowAdds[r+1]) in order, by default x_r += a.Multiplier · Vectors[a.Vector] (see <see cref="SteerAdd"/>).
+/// Vectors is one (count, row width) block so native code can address it without pinning per vector;
+/// a term on a slice of the row reads the first slice-width values of its vector's row.
 /// </summary>
 public readonly ref struct RowSteering(ReadOnlySpan<int> rowAdds, ReadOnlySpan<SteerAdd> adds, ReadOnlySpan<float> vectors)
 {

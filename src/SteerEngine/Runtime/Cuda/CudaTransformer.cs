@@ -159,7 +159,7 @@ public sealed partial class CudaTransformer : IForwardModel
         {
             ForwardSequence seq = batch[s];
             if (seq.Tokens.Length == 0) throw new ArgumentException($"sequence {s} of the batch has no new tokens");
-            seq.Steering?.Validate(L, H);
+            seq.Steering?.Validate(c);
             foreach (int token in seq.Tokens)
                 if ((uint)token >= (uint)c.VocabSize)
                     throw new ArgumentException($"token id {token} is outside the vocabulary (size {c.VocabSize})");
@@ -260,8 +260,7 @@ public sealed partial class CudaTransformer : IForwardModel
                     foreach (SteeringAdd a in steering.Adds)
                         if (a.Layer == l && a.AppliesAt(positionOfRow[r], steering.PromptLength))
                         {
-                            if (a.Op != SteeringOp.Add)
-                                throw new NotSupportedException($"steering op {a.Op.Name()} runs on the CPU kernels only; the CUDA kernels apply add");
+                            if (RefuseSteering(a) is { } refusal) throw new NotSupportedException($"steering {refusal.Field}: {refusal.Message}");
                             if (!vectorIndex.TryGetValue(a.Vector, out int v)) vectorIndex[a.Vector] = v = vectorIndex.Count;
                             steerVector.Add(v);
                             steerMultiplier.Add(a.Multiplier);

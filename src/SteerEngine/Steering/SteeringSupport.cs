@@ -1,0 +1,23 @@
+namespace SteerEngine.Steering;
+
+/// <summary>
+/// A backend's refusal of a steering term it cannot apply: the term's field that asks for it
+/// (<c>op</c>, <c>hook</c>) and why. Checked when a request is admitted, so a server answers 400
+/// up front instead of failing in the middle of a forward pass.
+/// </summary>
+public sealed class SteeringNotSupportedException(int term, string field, string message)
+    : ArgumentException($"steering[{term}].{field}: {message}")
+{
+    /// <summary>The request field, e.g. <c>steering[1].op</c>.</summary>
+    public string Field { get; } = $"steering[{term}].{field}";
+}
+
+/// <summary>What the CUDA kernels apply today: the add at the block output (every position mode; positions are resolved on the host).</summary>
+public static class AddAtBlockOutputOnly
+{
+    /// <returns>the refused field and why, or null when the term is an add at resid_post</returns>
+    public static (string Field, string Message)? Refuse(SteeringAdd term, string backend) =>
+        term.Op != SteeringOp.Add ? ("op", $"op {term.Op.Name()} runs on the CPU backend only; the {backend} backend applies add")
+        : term.Hook != SteeringHook.ResidPost ? ("hook", $"hook {term.Hook.Name()} runs on the CPU backend only; the {backend} backend steers resid_post (the block output)")
+        : null;
+}
