@@ -25,12 +25,15 @@ public class GpuCheckTests
         var report = JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "report.json")))!;
         var steps = report["steps"]!.AsArray();
         Assert.That(steps.Select(s => s!["name"]!.GetValue<string>()), Has.Some.StartsWith("GEMM sweep").And.Some.StartsWith("tensor parallel"));
-        Assert.That(steps, Has.Count.EqualTo(7));
+        Assert.That(steps, Has.Count.EqualTo(8));
         // The kernel tests need the test assembly (./build.sh passes it); every other step ran.
         Assert.That(steps.Where(s => s!["status"]!.GetValue<string>() != "passed").Select(s => s!["name"]!.GetValue<string>()),
             Is.EqualTo(new[] { "kernel and GEMM tests on the device" }));
         Assert.That(report["steps"]![0]!["details"]!["kernels"]!["attention_decode_hd128"]!["launch_threads"]!.GetValue<int>(), Is.EqualTo(128));
         Assert.That(File.ReadAllText(Path.Combine(dir, "summary.txt")), Does.Contain("decode batch 4 steered"));
+        JsonNode decode = steps.Single(s => s!["name"]!.GetValue<string>().StartsWith("decode graphs"))!["details"]!;
+        Assert.That(decode["graphs_pages_256"]!["differing_logits"]!.GetValue<long>(), Is.Zero);
+        Assert.That(decode["graphs_pages_256"]!["replays"]!.GetValue<int>(), Is.Positive, "graphs captured on the emulated driver are replayed");
     }
 
     [Test]

@@ -173,9 +173,31 @@ public sealed unsafe class DriverCudaDevice : CudaDevice
             b.Address, (int)bType, ldb, &beta, c.Address, (int)cType, ldc, CublasApi.ComputeF32, CublasApi.GemmDefault), "cublasGemmEx");
     }
 
+    /// <summary>
+    /// A CUDA graph captured from the recorded operations: stream capture (thread-local mode)
+    /// around running them, then cuGraphInstantiate. cuBLAS gets a workspace of its own first, so
+    /// a captured GEMM allocates nothing and its workspace address stays valid for every replay.
+    /// </summary>
+    public override DeviceGraph Instantiate(IReadOnlyList<RecordedOp> ops)
+    {
+        Current();
+        if (_cublasWorkspace == 0)
+        {
+            ulong workspace;
+            CudaDriverApi.Check(CudaDriverApi.cuMemAlloc(&workspace, CublasWorkspaceBytes), $"{Name}: cuMemAlloc(cuBLAS workspace)");
+            _cublasWorkspace = workspace;
+            CublasApi.Check(CublasApi.cublasSetWorkspace(_cublas, workspace, CublasWorkspaceBytes), "cublasSetWorkspace");
+        }
+        return DriverGraph.Capture(this, ops);
+    }
+
+    const nuint CublasWorkspaceBytes = 32 << 20; // what cuBLAS recommends for Hopper
+    ulong _cublasWorkspace;
+
     public override void Dispose()
     {
         Current();
+        if (_cublasWorkspace != 0) CudaDriverApi.cuMemFree(_cublasWorkspace);
         foreach (ulong p in _live) CudaDriverApi.cuMemFree(p);
         _live.Clear();
         foreach (IntPtr m in _modules) CudaDriverApi.cuModuleUnload(m);

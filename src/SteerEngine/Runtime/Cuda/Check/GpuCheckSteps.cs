@@ -23,6 +23,7 @@ sealed unsafe partial class GpuCheckSteps(GpuCheckOptions o, TextWriter log)
         ("GEMM sweep (8B and 70B shapes)", GemmSweep),
         ("end to end, TP = 1, against the CPU backend", s => EndToEnd(s, 1)),
         ("8B-shape throughput against the roofline", Throughput),
+        ("decode graphs and paged KV against direct launches", DecodeGraphsAndPages),
         ("tensor parallel, TP = 2", TensorParallel),
     ];
 
