@@ -16,7 +16,8 @@ public enum CudaPlatform { Driver, Emulated }
 /// and down with an all-reduce, vocab-parallel lm_head with an all-gather; the residual stream is
 /// replicated, so steering and capture are the same on every rank. A rank that fails aborts the
 /// collectives, so the others stop too and the first error is thrown.
-/// KV caches live on the devices, one per <see cref="KvCache"/> object (which keeps only the length).
+/// KV caches live on the devices, one per <see cref="KvCache"/> object (which keeps only the length), in
+/// pages from a pool (CudaTransformer.KvCache.cs); decode steps run as device graphs (CudaTransformer.Graphs.cs).
 /// </summary>
 public sealed partial class CudaTransformer : IForwardModel
 {

@@ -58,23 +58,23 @@ sealed unsafe partial class GpuCheckSteps
         int[] Tokens(int n) => Enumerable.Range(0, n).Select(_ => rng.Next(c.VocabSize)).ToArray();
         float[] vector = Enumerable.Range(0, c.HiddenSize).Select(_ => (float)(rng.NextDouble() - 0.5)).ToArray();
         SequenceSteering? Steer(float multiplier, int prompt) => multiplier == 0 ? null : new([new SteeringAdd(c.NumLayers / 2, vector, multiplier)], prompt);
-        const int Steps = 6;
+        int steps = small ? 3 : 6;
         var rows = new List<(KvCache Cache, SequenceSteering? Steering)>();
         var logits = new List<float[]>();
         void Forward(IEnumerable<int> which, Func<int, int[]> tokens) =>
             logits.AddRange(model.Forward(which.Select(r => new ForwardSequence(rows[r].Cache, tokens(r), rows[r].Steering)).ToList()));
         void Join(int[] prompt, float multiplier)
         {
-            rows.Add((model.NewCache(prompt.Length + 2 * Steps), Steer(multiplier, prompt.Length)));
+            rows.Add((model.NewCache(prompt.Length + 2 * steps), Steer(multiplier, prompt.Length)));
             Forward([rows.Count - 1], _ => prompt);
         }
 
         foreach ((int length, float multiplier) in new[] { (37, 2f), (small ? 29 : 300, -3f), (5, 0f), (small ? 9 : 129, 1f) }) Join(Tokens(length), multiplier);
-        for (int i = 0; i < Steps; i++) Forward(Enumerable.Range(0, rows.Count), _ => Tokens(1));
+        for (int i = 0; i < steps; i++) Forward(Enumerable.Range(0, rows.Count), _ => Tokens(1));
         model.Release(rows[1].Cache);
         rows.RemoveAt(1);
         Join(Tokens(small ? 7 : 61), 4f);
-        for (int i = 0; i < Steps; i++) Forward(Enumerable.Range(0, rows.Count), _ => Tokens(1));
+        for (int i = 0; i < steps; i++) Forward(Enumerable.Range(0, rows.Count), _ => Tokens(1));
         foreach (var row in rows) model.Release(row.Cache);
         return logits;
     }
