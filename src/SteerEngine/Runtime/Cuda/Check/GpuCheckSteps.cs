@@ -165,13 +165,8 @@ sealed unsafe partial class GpuCheckSteps(GpuCheckOptions o, TextWriter log)
     /// <summary>A model directory under the output folder, written once (random weights, seed 1).</summary>
     string RandomModelDir(string name, ModelConfig config)
     {
-        string dir = Path.Combine(o.OutDir, "models", name);
-        if (!File.Exists(Path.Combine(dir, "config.json")))
-        {
-            log.WriteLine($"   writing the random model {name} ({config.NumLayers} layers, hidden {config.HiddenSize})");
-            RandomModel.Write(config, 1, dir);
-        }
-        return dir;
+        return RandomModel.Cached(config, 1, Path.Combine(o.OutDir, "models", name),
+            _ => log.WriteLine($"   writing the random model {name} ({config.NumLayers} layers, hidden {config.HiddenSize})"));
     }
 
     /// <summary>Llama-3.1-70B's dimensions with only a few layers: hidden 8192, 64 query / 8 KV heads.</summary>
