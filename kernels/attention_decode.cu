@@ -16,14 +16,14 @@ __device__ __forceinline__ void unpack8(uint4 v, float out[8])
 }
 
 // q (T, nh·HD) bf16. Row r belongs to sequence seq_of_row[r] at position pos_of_row[r] and sees
-// keys 0..pos_of_row[r] of that sequence's cache (layout as in attention_prefill.cu).
+// keys 0..pos_of_row[r] of that sequence's cache (kv_pages, kv_layout: KvPages of common.cuh).
 // part_o (T, nh, splits, HD) f32, part_ml (T, nh, splits, 2) f32.
 // grid (splits, nkv, T), block (128): split x covers keys [x·chunk, (x+1)·chunk); nh/nkv ≤ DECODE_MAX_GROUP.
 template <int HD>
 __device__ __forceinline__ void attention_decode(const bf16_t* __restrict__ q, const int* __restrict__ seq_of_row,
                                                  const int* __restrict__ pos_of_row,
-                                                 const unsigned long long* __restrict__ kv_base,
-                                                 const int* __restrict__ kv_cap, int layer, int nh, int nkv, float scale,
+                                                 const unsigned long long* __restrict__ kv_pages,
+                                                 const int* __restrict__ kv_layout, int layer, int nh, int nkv, float scale,
                                                  int chunk, float* __restrict__ part_o, float* __restrict__ part_ml)
 {
     constexpr int LANES = HD / 8;           // lanes per key row (one 16-byte load each)
@@ -37,9 +37,8 @@ __device__ __forceinline__ void attention_decode(const bf16_t* __restrict__ q, c
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, sub = lane / LANES, part = lane % LANES;
     int slot = warp * KEYS_PER_WARP + sub, group = nh / nkv;
     int s = seq_of_row[r], kvd = nkv * HD;
-    long long cap = kv_cap[s];
-    const bf16_t* K = (const bf16_t*)kv_base[s] + (long long)layer * 2 * cap * kvd + kvh * HD + part * 8;
-    const bf16_t* V = K + cap * kvd;
+    KvPages kv = kv_pages_of(kv_pages, kv_layout, s, layer, kvd);
+    int lane_offset = kvh * HD + part * 8;
     int k0 = split * chunk, k1 = min(k0 + chunk, pos_of_row[r] + 1);
 
     // This lane's 8 dims of every query head of the group, and its running softmax state per head.
@@ -59,8 +58,9 @@ __device__ __forceinline__ void attention_decode(const bf16_t* __restrict__ q, c
         float kf[8], vf[8];
         if (valid)
         {
-            unpack8(*(const uint4*)(K + (long long)key * kvd), kf);
-            unpack8(*(const uint4*)(V + (long long)key * kvd), vf);
+            const bf16_t* k_row = kv_key(kv, key) + lane_offset;
+            unpack8(*(const uint4*)k_row, kf);
+            unpack8(*(const uint4*)(k_row + kv.P * kvd), vf);
         }
         for (int g = 0; g < G; g++)
         {
@@ -106,10 +106,10 @@ __device__ __forceinline__ void attention_decode(const bf16_t* __restrict__ q, c
 
 #define ATTENTION_DECODE(HD)                                                                                       \
     extern "C" __global__ void attention_decode_hd##HD(                                                            \
-        const bf16_t* q, const int* seq_of_row, const int* pos_of_row, const unsigned long long* kv_base,          \
-        const int* kv_cap, int layer, int nh, int nkv, float scale, int chunk, float* part_o, float* part_ml)      \
+        const bf16_t* q, const int* seq_of_row, const int* pos_of_row, const unsigned long long* kv_pages,        \
+        const int* kv_layout, int layer, int nh, int nkv, float scale, int chunk, float* part_o, float* part_ml)   \
     {                                                                                                              \
-        attention_decode<HD>(q, seq_of_row, pos_of_row, kv_base, kv_cap, layer, nh, nkv, scale, chunk, part_o,    \
+        attention_decode<HD>(q, seq_of_row, pos_of_row, kv_pages, kv_layout, layer, nh, nkv, scale, chunk, part_o, \
                              part_ml);                                                                             \
     }
 ATTENTION_DECODE(32)

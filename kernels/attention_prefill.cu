@@ -7,23 +7,22 @@
 // One warp owns 16 query rows; a block of 4 warps owns 64 rows of one head of one sequence.
 // q (T, nh·HD) bf16, rotated; out (T, nh·HD) bf16.
 // Sequence s: its new tokens are rows row_start[s] .. row_start[s]+n_new[s]-1, the first at position
-// start_pos[s]; its cache kv_base[s] → (layers, 2, kv_cap[s], nkv·HD) bf16 already holds them.
+// start_pos[s]; its cache (kv_pages, kv_layout: KvPages of common.cuh, kvd = nkv·HD) already holds them.
 // grid (ceil(max n / 64), nh, sequences), block (128).
 template <int HD>
 __device__ __forceinline__ void attention_prefill(const bf16_t* __restrict__ q, bf16_t* __restrict__ out,
                                                   const int* __restrict__ row_start, const int* __restrict__ n_new,
                                                   const int* __restrict__ start_pos,
-                                                  const unsigned long long* __restrict__ kv_base,
-                                                  const int* __restrict__ kv_cap, int layer, int nh, int nkv, float scale)
+                                                  const unsigned long long* __restrict__ kv_pages,
+                                                  const int* __restrict__ kv_layout, int layer, int nh, int nkv, float scale)
 {
     int s = blockIdx.z, h = blockIdx.y, n = n_new[s];
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
     int i0 = blockIdx.x * 64 + warp * 16;
     if (i0 >= n) return; // a whole warp leaves; the block has no barriers
     int qd = nh * HD, kvd = nkv * HD, start = start_pos[s], kv_len = start + n;
-    long long cap = kv_cap[s];
-    const bf16_t* K = (const bf16_t*)kv_base[s] + (long long)layer * 2 * cap * kvd + (h / (nh / nkv)) * HD;
-    const bf16_t* V = K + cap * kvd;
+    KvPages kv = kv_pages_of(kv_pages, kv_layout, s, layer, kvd);
+    int head_offset = (h / (nh / nkv)) * HD;
     const bf16_t* Q = q + (long long)row_start[s] * qd + h * HD;
     int ra = i0 + g, rb = ra + 8; // the two query rows whose elements this lane holds
 
@@ -55,7 +54,7 @@ __device__ __forceinline__ void attention_prefill(const bf16_t* __restrict__ q, 
                 unsigned b[2] = {0u, 0u};
                 if (key < kv_len)
                 {
-                    const bf16_t* kr = K + (long long)key * kvd + kk * 16 + 2 * t;
+                    const bf16_t* kr = kv_key(kv, key) + head_offset + kk * 16 + 2 * t;
                     b[0] = *(const unsigned*)kr;
                     b[1] = *(const unsigned*)(kr + 8);
                 }
@@ -101,13 +100,16 @@ __device__ __forceinline__ void attention_prefill(const bf16_t* __restrict__ q, 
         unsigned pa[4] = {pack_f32x2(sc[0][0], sc[0][1]), pack_f32x2(sc[0][2], sc[0][3]),
                           pack_f32x2(sc[1][0], sc[1][1]), pack_f32x2(sc[1][2], sc[1][3])};
         int k0 = kb + 2 * t;
+        const bf16_t* vr0 = k0 < kv_len ? kv_value(kv, k0) + head_offset + g : nullptr;
+        const bf16_t* vr1 = k0 + 1 < kv_len ? kv_value(kv, k0 + 1) + head_offset + g : nullptr;
+        const bf16_t* vr8 = k0 + 8 < kv_len ? kv_value(kv, k0 + 8) + head_offset + g : nullptr;
+        const bf16_t* vr9 = k0 + 9 < kv_len ? kv_value(kv, k0 + 9) + head_offset + g : nullptr;
         for (int nd = 0; nd < HD / 8; nd++)
         {
-            const bf16_t* vc = V + nd * 8 + g;
-            bf16_t v0 = k0 < kv_len ? vc[(long long)k0 * kvd] : (bf16_t)0;
-            bf16_t v1 = k0 + 1 < kv_len ? vc[(long long)(k0 + 1) * kvd] : (bf16_t)0;
-            bf16_t v8 = k0 + 8 < kv_len ? vc[(long long)(k0 + 8) * kvd] : (bf16_t)0;
-            bf16_t v9 = k0 + 9 < kv_len ? vc[(long long)(k0 + 9) * kvd] : (bf16_t)0;
+            bf16_t v0 = vr0 ? vr0[nd * 8] : (bf16_t)0;
+            bf16_t v1 = vr1 ? vr1[nd * 8] : (bf16_t)0;
+            bf16_t v8 = vr8 ? vr8[nd * 8] : (bf16_t)0;
+            bf16_t v9 = vr9 ? vr9[nd * 8] : (bf16_t)0;
             unsigned b[2] = {pack_bf16x2(v0, v1), pack_bf16x2(v8, v9)};
             mma_m16n8k16_bf16(o[nd], pa, b, o[nd]);
         }
@@ -131,9 +133,9 @@ __device__ __forceinline__ void attention_prefill(const bf16_t* __restrict__ q, 
 #define ATTENTION_PREFILL(HD)                                                                                      \
     extern "C" __global__ void attention_prefill_hd##HD(                                                           \
         const bf16_t* q, bf16_t* out, const int* row_start, const int* n_new, const int* start_pos,                \
-        const unsigned long long* kv_base, const int* kv_cap, int layer, int nh, int nkv, float scale)             \
+        const unsigned long long* kv_pages, const int* kv_layout, int layer, int nh, int nkv, float scale)         \
     {                                                                                                              \
-        attention_prefill<HD>(q, out, row_start, n_new, start_pos, kv_base, kv_cap, layer, nh, nkv, scale);        \
+        attention_prefill<HD>(q, out, row_start, n_new, start_pos, kv_pages, kv_layout, layer, nh, nkv, scale);    \
     }
 ATTENTION_PREFILL(32)
 ATTENTION_PREFILL(64)

@@ -82,3 +82,44 @@ __device__ __forceinline__ void mma_m16n8k16_bf16(float d[4], const unsigned a[4
                    "f"(c[0]), "f"(c[1]), "f"(c[2]), "f"(c[3]));
 #endif
 }
+
+// A sequence's KV cache as pages. kv_layout (S, 2): sequence s's pages are kv_pages[kv_layout[2s]]
+// onward, each (layers, 2, P, kvd) bf16 holding positions [i·P, (i+1)·P), P = kv_layout[2s + 1].
+// One page as large as the sequence's capacity is a contiguous cache; fixed-size pages from a
+// pool let a sequence grow without a copy. A reader keeps the page it is in and looks the next
+// one up only when a position leaves it.
+struct KvPages
+{
+    const unsigned long long* pages; // this sequence's
+    long long P;                     // positions per page
+    long long layer_offset;          // elements from a page's start to this layer's K rows
+    int kvd, lo, hi;                 // the current page holds positions [lo, hi)
+    const bf16_t* k;                 // its K rows of this layer
+};
+
+__device__ __forceinline__ KvPages kv_pages_of(const unsigned long long* kv_pages, const int* kv_layout, int s, int layer, int kvd)
+{
+    KvPages c;
+    c.pages = kv_pages + kv_layout[2 * s];
+    c.P = kv_layout[2 * s + 1];
+    c.layer_offset = (long long)layer * 2 * c.P * kvd;
+    c.kvd = kvd;
+    c.lo = c.hi = 0;
+    c.k = nullptr;
+    return c;
+}
+
+// The K row of position pos; its V row is P·kvd elements further.
+__device__ __forceinline__ const bf16_t* kv_key(KvPages& c, int pos)
+{
+    if (pos < c.lo || pos >= c.hi)
+    {
+        long long i = pos / c.P;
+        c.lo = (int)(i * c.P);
+        c.hi = (int)(c.lo + c.P);
+        c.k = (const bf16_t*)c.pages[i] + c.layer_offset;
+    }
+    return c.k + (long long)(pos - c.lo) * c.kvd;
+}
+
+__device__ __forceinline__ const bf16_t* kv_value(KvPages& c, int pos) { return kv_key(c, pos) + c.P * c.kvd; }

@@ -6,22 +6,21 @@
 // qkv (T, qd + 2·kvd) f32, the fused projection of this rank's heads: [q | k | v], qd = nh·hd, kvd = nkv·hd.
 // inv_freq (hd/2) f32, llama3 scaling already applied. pos_of_row, seq_of_row (T).
 // q_norm, k_norm (hd) f32 or null. q_out (T, qd) bf16.
-// Sequence s's cache: kv_base[s] → (layers, 2, kv_cap[s], kvd) bf16; row r goes to position pos_of_row[r].
+// Sequence s's cache: kv_pages, kv_layout (KvPages of common.cuh); row r goes to position pos_of_row[r].
 // grid (T), block (multiple of 32): one warp per head.
 extern "C" __global__ void qk_norm_rope(const float* __restrict__ qkv, const float* __restrict__ inv_freq,
                                         const int* __restrict__ pos_of_row, const int* __restrict__ seq_of_row,
                                         const float* __restrict__ q_norm, const float* __restrict__ k_norm, float eps,
-                                        bf16_t* __restrict__ q_out, const unsigned long long* __restrict__ kv_base,
-                                        const int* __restrict__ kv_cap, int layer, int nh, int nkv, int hd)
+                                        bf16_t* __restrict__ q_out, const unsigned long long* __restrict__ kv_pages,
+                                        const int* __restrict__ kv_layout, int layer, int nh, int nkv, int hd)
 {
     int r = blockIdx.x, lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
     int qd = nh * hd, kvd = nkv * hd, half = hd / 2;
     const float* row = qkv + (long long)r * (qd + 2 * kvd);
     int s = seq_of_row[r], p = pos_of_row[r];
-    long long cap = kv_cap[s];
-    bf16_t* cache = (bf16_t*)kv_base[s] + (long long)layer * 2 * cap * kvd;
-    bf16_t* k_row = cache + (long long)p * kvd;
-    bf16_t* v_row = cache + cap * kvd + (long long)p * kvd;
+    KvPages kv = kv_pages_of(kv_pages, kv_layout, s, layer, kvd);
+    bf16_t* k_row = (bf16_t*)kv_key(kv, p);
+    bf16_t* v_row = k_row + kv.P * kvd;
     float position = (float)p;
 
     for (int h = warp; h < nh + nkv; h += warps)

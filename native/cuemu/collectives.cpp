@@ -147,13 +147,13 @@ NCCL_API int ncclCommAbort(void* comm) { return cuemu_comm_abort(comm); }
 NCCL_API int ncclAllReduce(const void* send, void* recv, size_t count, int datatype, int op, void* comm, cuemu::Stream* stream)
 {
     if (int e = check_stream(comm, stream)) return e;
-    return cuemu_all_reduce(send, recv, count, datatype, op, comm);
+    return cuemu::enqueue(stream, [=] { return cuemu_all_reduce(send, recv, count, datatype, op, comm); });
 }
 
 NCCL_API int ncclAllGather(const void* send, void* recv, size_t count, int datatype, void* comm, cuemu::Stream* stream)
 {
     if (int e = check_stream(comm, stream)) return e;
-    return cuemu_all_gather(send, recv, count, datatype, comm);
+    return cuemu::enqueue(stream, [=] { return cuemu_all_gather(send, recv, count, datatype, comm); });
 }
 
 NCCL_API const char* ncclGetErrorString(int result)

@@ -15,6 +15,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <string>
 
@@ -31,7 +32,7 @@ namespace {
 enum
 {
     Success = 0, InvalidValue = 1, NotInitialized = 3, InvalidDevice = 101, InvalidContext = 201,
-    InvalidHandle = 400, NotFound = 500, IllegalAddress = 700, LaunchFailed = 719,
+    InvalidHandle = 400, NotFound = 500, IllegalState = 401, IllegalAddress = 700, LaunchFailed = 719,
 };
 
 bool initialized;
@@ -60,6 +61,16 @@ struct Module { Context* context; };
 } // namespace
 
 Context* current_context() { return current; }
+
+int enqueue(Stream* stream, std::function<int()> work)
+{
+    if (stream->capture)
+    {
+        stream->capture->nodes.push_back(std::move(work));
+        return 0;
+    }
+    return work();
+}
 Context* primary_context(int device) { return device >= 0 && device < MaxDevices ? &primary[device] : nullptr; }
 
 } // namespace cuemu
@@ -208,6 +219,7 @@ CU_API int cuStreamSynchronize(Stream* stream)
 {
     if (!initialized) return NotInitialized;
     if (!stream) return InvalidHandle;
+    if (stream->capture) return IllegalState; // a sync inside a capture breaks it on a GPU too
     return stream->context->sticky;
 }
 
@@ -217,14 +229,71 @@ CU_API int cuLaunchKernel(const KernelEntry* function, unsigned gx, unsigned gy,
     if (int e = ready()) return e;
     if (!function || !stream || stream->context != current) return InvalidHandle;
     if (extra) return InvalidValue;
-    int status = cuemu_launch(function->name, gx, gy, gz, bx, by, bz, shared_bytes, params);
-    if (status == 1 || status == 2) return InvalidValue; // refused at launch, as the driver refuses a bad configuration
-    if (status != 0)
-    {
-        // The kernel ran and failed: the context is broken from here on, reported by the next sync.
-        current->sticky = status == 4 ? IllegalAddress : LaunchFailed;
-        current->fault = cuemu_last_error();
-    }
+    std::shared_ptr<ArgPack> args(stream->capture ? function->pack(params) : nullptr);
+    Context* context = current;
+    return enqueue(stream, [=] {
+        int status = cuemu_launch(function->name, gx, gy, gz, bx, by, bz, shared_bytes, args ? args->pointers.data() : params);
+        if (status == 1 || status == 2) return (int)InvalidValue; // refused at launch, as the driver refuses a bad configuration
+        if (status != 0)
+        {
+            // The kernel ran and failed: the context is broken from here on, reported by the next sync.
+            context->sticky = status == 4 ? IllegalAddress : LaunchFailed;
+            context->fault = cuemu_last_error();
+        }
+        return (int)Success;
+    });
+}
+
+// Stream capture: the launches, GEMMs and collectives queued on a capturing stream become the
+// nodes of a graph instead of running; cuGraphLaunch runs them in order. Copies and memsets on a
+// capturing stream are refused (the backend captures only kernels, GEMMs and collectives).
+CU_API int cuStreamBeginCapture_v2(Stream* stream, int)
+{
+    if (int e = ready()) return e;
+    if (!stream || stream->context != current) return InvalidHandle;
+    if (stream->capture) return IllegalState;
+    stream->capture = new Graph{current, {}};
+    return Success;
+}
+
+CU_API int cuStreamEndCapture(Stream* stream, Graph** graph)
+{
+    if (!stream || !stream->capture) return IllegalState;
+    *graph = stream->capture;
+    stream->capture = nullptr;
+    return ready();
+}
+
+struct GraphExec { Graph graph; };
+
+CU_API int cuGraphInstantiateWithFlags(GraphExec** exec, Graph* graph, unsigned long long)
+{
+    if (int e = ready()) return e;
+    if (!graph) return InvalidValue;
+    *exec = new GraphExec{*graph};
+    return Success;
+}
+
+CU_API int cuGraphLaunch(GraphExec* exec, Stream* stream)
+{
+    if (int e = ready()) return e;
+    if (!exec || !stream || stream->context != current || exec->graph.context != current) return InvalidHandle;
+    if (stream->capture) return IllegalState;
+    // A node's own error (a refused launch; a GEMM's or collective's status) ends the launch.
+    for (auto& node : exec->graph.nodes)
+        if (int e = node()) return e == InvalidValue ? e : LaunchFailed;
+    return Success;
+}
+
+CU_API int cuGraphExecDestroy(GraphExec* exec)
+{
+    delete exec;
+    return Success;
+}
+
+CU_API int cuGraphDestroy(Graph* graph)
+{
+    delete graph;
     return Success;
 }
 
@@ -288,6 +357,7 @@ CU_API int cuMemsetD8_v2(unsigned long long destination, unsigned char value, si
 static int on_stream(Stream* stream)
 {
     if (int e = ready()) return e;
+    if (stream && stream->capture) return IllegalState;
     return stream && stream->context == current ? Success : InvalidHandle;
 }
 
@@ -332,6 +402,7 @@ CU_API int cuGetErrorString(int error, const char** text)
     case InvalidContext: base = "invalid device context"; break;
     case InvalidHandle: base = "invalid resource handle"; break;
     case NotFound: base = "named symbol not found"; break;
+    case IllegalState: base = "operation not permitted when stream is capturing"; break;
     case IllegalAddress: base = "an illegal memory access was encountered"; break;
     case LaunchFailed: base = "unspecified launch failure"; break;
     default: base = "unknown error";

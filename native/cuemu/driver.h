@@ -1,6 +1,8 @@
 // The emulated driver's contexts and streams, shared with the emulated cuBLAS and NCCL entry points.
 #pragma once
+#include <functional>
 #include <string>
+#include <vector>
 
 namespace cuemu {
 
@@ -15,7 +17,18 @@ struct Context
     std::string fault;        // that kernel's error
 };
 
-struct Stream { Context* context; };
+// A captured graph: the work queued on a capturing stream, in order. A node returns a CUresult:
+// a refused launch fails cuGraphLaunch, a kernel that ran and faulted sets its context's sticky error.
+struct Graph { Context* context; std::vector<std::function<int()>> nodes; };
+
+struct Stream
+{
+    Context* context;
+    Graph* capture = nullptr; // between cuStreamBeginCapture and cuStreamEndCapture
+};
+
+// Queues work on a stream: a capturing stream keeps it as a graph node, any other runs it now.
+int enqueue(Stream* stream, std::function<int()> work);
 
 Context* current_context();
 Context* primary_context(int device);

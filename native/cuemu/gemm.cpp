@@ -122,5 +122,16 @@ CUBLAS_API int cublasGemmEx(Handle* handle, int transa, int transb, int m, int n
     if (!handle) return StatusNotInitialized;
     cuemu::Context* ctx = cuemu::current_context();
     if (ctx != handle->context || ctx->sticky != 0) return StatusExecutionFailed;
-    return cuemu_gemm_ex(transa, transb, m, n, k, alpha, A, a_type, lda, B, b_type, ldb, beta, C, c_type, ldc, compute_type);
+    if (!handle->stream) return cuemu_gemm_ex(transa, transb, m, n, k, alpha, A, a_type, lda, B, b_type, ldb, beta, C, c_type, ldc, compute_type);
+    float a = *alpha, b = *beta; // host scalars: read at the call, as cuBLAS does in host pointer mode
+    return cuemu::enqueue(handle->stream, [=] {
+        return cuemu_gemm_ex(transa, transb, m, n, k, &a, A, a_type, lda, B, b_type, ldb, &b, C, c_type, ldc, compute_type);
+    });
+}
+
+// A workspace of the caller's (what graph capture needs); the emulated GEMM needs none.
+CUBLAS_API int cublasSetWorkspace_v2(Handle* handle, void*, size_t)
+{
+    if (!handle) return StatusNotInitialized;
+    return StatusSuccess;
 }

@@ -24,14 +24,17 @@ public class GpuCheckTests
         Assert.That(exit, Is.EqualTo(GpuCheck.ExitPassed), log.ToString());
         var report = JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "report.json")))!;
         var steps = report["steps"]!.AsArray();
-        Assert.That(steps.Select(s => s!["name"]!.GetValue<string>()), Has.Some.StartsWith("GEMM sweep").And.Some.StartsWith("tensor parallel").And.Some.StartsWith("device sampling").And.Some.StartsWith("one BiPO step"));
-        Assert.That(steps, Has.Count.EqualTo(9));
+        Assert.That(steps.Select(s => s!["name"]!.GetValue<string>()), Has.Some.StartsWith("GEMM sweep").And.Some.StartsWith("tensor parallel").And.Some.StartsWith("device sampling").And.Some.StartsWith("one BiPO step").And.Some.StartsWith("decode graphs"));
+        Assert.That(steps, Has.Count.EqualTo(10));
         // The kernel tests need the test assembly (./build.sh passes it); every other step ran.
         Assert.That(steps.Where(s => s!["status"]!.GetValue<string>() != "passed").Select(s => s!["name"]!.GetValue<string>()),
             Is.EqualTo(new[] { "kernel and GEMM tests on the device" }));
         Assert.That(report["steps"]![0]!["details"]!["kernels"]!["attention_decode_hd128"]!["launch_threads"]!.GetValue<int>(), Is.EqualTo(128));
         Assert.That(File.ReadAllText(Path.Combine(dir, "summary.txt")), Does.Contain("decode batch 4 steered"));
         Assert.That(steps.Single(s => s!["name"]!.GetValue<string>().StartsWith("one BiPO step"))!["details"]!["bipo_step"]!["peak_workspace_gib"], Is.Not.Null);
+        JsonNode decode = steps.Single(s => s!["name"]!.GetValue<string>().StartsWith("decode graphs"))!["details"]!;
+        Assert.That(decode["graphs_pages_256"]!["differing_logits"]!.GetValue<long>(), Is.Zero);
+        Assert.That(decode["graphs_pages_256"]!["replays"]!.GetValue<int>(), Is.Positive, "graphs captured on the emulated driver are replayed");
     }
 
     [Test]

@@ -84,7 +84,7 @@ public partial class KernelTests
         DevicePtr qOut = Zeros(T * qd * 2), cache = Zeros((long)layers * 2 * cap * kvd * 2);
         _d.Launch("qk_norm_rope", new Dim3((uint)T), new Dim3(64), Up(qkv), Up(invFreq), Up(positions), Up(new int[T]),
             headNorm ? Up(qn) : DevicePtr.Null, headNorm ? Up(kn) : DevicePtr.Null, 1e-6f, qOut,
-            Up(new[] { cache.Address }), Up(new[] { cap }), layer, nh, nkv, hd);
+            Up(new[] { cache.Address }), Up(new[] { 0, cap }), layer, nh, nkv, hd);
 
         var rope = new Rope(c);
         float[] gotQ = F32(Down<ushort>(qOut, T * qd));
@@ -131,7 +131,7 @@ public partial class KernelTests
         DevicePtr output = Zeros(T * qd * 2);
         _d.Launch($"attention_prefill_hd{hd}", new Dim3((uint)((seqs.Max(s => s.N) + 63) / 64), (uint)nh, (uint)seqs.Length), new Dim3(128),
             Up(Bf16(q)), output, Up(rowStart), Up(seqs.Select(s => s.N).ToArray()), Up(seqs.Select(s => s.Start).ToArray()),
-            Up(caches.Select(x => x.Base.Address).ToArray()), Up(seqs.Select(s => s.Start + s.N + 3).ToArray()), layer, nh, nkv, 1f / MathF.Sqrt(hd));
+            Up(caches.Select(x => x.Base.Address).ToArray()), Up(seqs.SelectMany((s, i) => new[] { i, s.Start + s.N + 3 }).ToArray()), layer, nh, nkv, 1f / MathF.Sqrt(hd));
         float[] got = F32(Down<ushort>(output, T * qd));
         for (int s = 0; s < seqs.Length; s++)
         {
@@ -157,7 +157,7 @@ public partial class KernelTests
         DevicePtr partO = Zeros((long)T * nh * splits * hd * 4), partMl = Zeros((long)T * nh * splits * 2 * 4), output = Zeros(T * qd * 2);
         _d.Launch($"attention_decode_hd{hd}", new Dim3((uint)splits, (uint)nkv, (uint)T), new Dim3(128), Up(Bf16(q)),
             Up(Enumerable.Range(0, T).ToArray()), Up(positions), Up(caches.Select(x => x.Base.Address).ToArray()),
-            Up(positions.Select(p => p + 4).ToArray()), layer, nh, nkv, 1f / MathF.Sqrt(hd), chunk, partO, partMl);
+            Up(positions.SelectMany((p, i) => new[] { i, p + 4 }).ToArray()), layer, nh, nkv, 1f / MathF.Sqrt(hd), chunk, partO, partMl);
         _d.Launch("attention_decode_combine", new Dim3((uint)nh, (uint)T), new Dim3(32), partO, partMl, splits, hd, output);
         float[] got = F32(Down<ushort>(output, T * qd));
         for (int r = 0; r < T; r++)

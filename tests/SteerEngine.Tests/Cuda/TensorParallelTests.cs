@@ -111,11 +111,12 @@ public class TensorParallelTests
     }
 
     [Test]
-    public void A_cache_reserved_for_the_whole_generation_is_never_copied_on_the_device()
+    public void A_contiguous_cache_reserved_for_the_whole_generation_is_never_copied_on_the_device()
     {
         var (model, devices) = Load(1);
         using (model)
         {
+            model.KvPagePositions = 0; // one region per sequence (paged caches never copy: KvPageTests)
             KvCache reserved = model.NewCache(70), growing = model.NewCache(1);
             int[] prompt = Enumerable.Range(0, 60).Select(i => 500 + 11 * i).ToArray();
             float[] a = model.Forward([new ForwardSequence(reserved, prompt)])[0];

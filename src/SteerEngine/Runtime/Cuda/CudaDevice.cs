@@ -74,12 +74,27 @@ public abstract unsafe class CudaDevice : IDisposable
         DevicePtr a, CudaDataType aType, int lda, DevicePtr b, CudaDataType bType, int ldb,
         float beta, DevicePtr c, CudaDataType cType, int ldc)
     {
+        if (_recording is not null)
+        {
+            _recording.Add(new RecordedOp("cublasGemmEx",
+                [(ulong)transa, (ulong)transb, (uint)m, (uint)n, (uint)k, BitConverter.SingleToUInt32Bits(alpha), a.Address, (ulong)aType,
+                 (uint)lda, b.Address, (ulong)bType, (uint)ldb, BitConverter.SingleToUInt32Bits(beta), c.Address, (ulong)cType, (uint)ldc],
+                () => GemmEx(transa, transb, m, n, k, alpha, a, aType, lda, b, bType, ldb, beta, c, cType, ldc)));
+            return;
+        }
         GemmExRaw(transa, transb, m, n, k, alpha, a, aType, lda, b, bType, ldb, beta, c, cType, ldc);
         if (SyncAfterEachLaunch) CheckAfter($"cublasGemmEx(m={m}, n={n}, k={k})");
     }
 
     public void Launch(string kernel, Dim3 grid, Dim3 block, params ReadOnlySpan<KernelArg> args)
     {
+        if (_recording is not null)
+        {
+            KernelArg[] kept = args.ToArray();
+            ulong[] shape = [grid.X, grid.Y, grid.Z, block.X, block.Y, block.Z];
+            _recording.Add(new RecordedOp(kernel, [.. shape, .. kept.Select(a => a.Bits)], () => Launch(kernel, grid, block, kept)));
+            return;
+        }
         ulong* values = stackalloc ulong[args.Length];
         void** pointers = stackalloc void*[args.Length];
         for (int i = 0; i < args.Length; i++)
@@ -90,6 +105,40 @@ public abstract unsafe class CudaDevice : IDisposable
         LaunchRaw(kernel, grid, block, pointers);
         if (SyncAfterEachLaunch) CheckAfter($"kernel {kernel} (grid {grid.X}×{grid.Y}×{grid.Z}, block {block.X}×{block.Y}×{block.Z})");
     }
+
+    List<RecordedOp>? _recording;
+
+    /// <summary>Whether launches and GEMMs are being recorded (see <see cref="BeginRecording"/>).</summary>
+    public bool Recording => _recording is not null;
+
+    /// <summary>
+    /// From here until <see cref="EndRecording"/>, kernel launches, GEMMs and <see cref="Record"/>ed
+    /// operations are kept, not run: the launch list of a graph. Copies still run at once, so a
+    /// recorded step uploads its inputs before and downloads its results after the graph. A
+    /// recording left unfinished (its step threw) is dropped.
+    /// </summary>
+    public void BeginRecording() => _recording = [];
+
+    public IReadOnlyList<RecordedOp> EndRecording()
+    {
+        List<RecordedOp> ops = _recording ?? throw new InvalidOperationException($"{Name}: not recording");
+        _recording = null;
+        return ops;
+    }
+
+    /// <summary>An operation on this device's stream that is not a kernel or GEMM (a collective): recorded while recording, else run now.</summary>
+    public void Record(string name, ulong[] values, Action run)
+    {
+        if (_recording is not null) _recording.Add(new RecordedOp(name, values, run));
+        else run();
+    }
+
+    /// <summary>
+    /// A graph of recorded operations, replayable with <see cref="DeviceGraph.Launch"/>. Here the
+    /// recording itself, run again in order (what the emulator does); the driver captures the
+    /// operations into a CUDA graph.
+    /// </summary>
+    public virtual DeviceGraph Instantiate(IReadOnlyList<RecordedOp> ops) => new ReplayedGraph(ops);
 
     void CheckAfter(string launch)
     {

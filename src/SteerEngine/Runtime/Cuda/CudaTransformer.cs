@@ -16,11 +16,11 @@ public enum CudaPlatform { Driver, Emulated }
 /// and down with an all-reduce, vocab-parallel lm_head with an all-gather; the residual stream is
 /// replicated, so steering and capture are the same on every rank. A rank that fails aborts the
 /// collectives, so the others stop too and the first error is thrown.
-/// KV caches live on the devices, one per <see cref="KvCache"/> object (which keeps only the length).
+/// KV caches live on the devices, one per <see cref="KvCache"/> object (which keeps only the length), in
+/// pages from a pool (CudaTransformer.KvCache.cs); decode steps run as device graphs (CudaTransformer.Graphs.cs).
 /// </summary>
 public sealed partial class CudaTransformer : IForwardModel
 {
-    const int DecodeChunk = 256; // keys per split-KV block
     const int MaxQueryHeadsPerKvHead = 8; // DECODE_MAX_GROUP of kernels/attention_decode.cu
 
     readonly Rank[] _ranks;
@@ -36,24 +36,21 @@ public sealed partial class CudaTransformer : IForwardModel
         public RankShape Shape { get; } = shape;
         public DeviceWeights Weights { get; } = weights;
         public Workspace Workspace { get; } = new(device);
-    }
-
-    /// <summary>One sequence's cache on every rank: (layers, 2, Capacity, kvd_rank) bf16.</summary>
-    sealed class SequenceKv(DevicePtr[] bases, int capacity)
-    {
-        public DevicePtr[] Bases { get; set; } = bases;
-        public int Capacity { get; set; } = capacity;
+        public DeviceGraphCache Graphs { get; } = new();
     }
 
     CudaTransformer(ModelConfig config, Rank[] ranks, CudaCollectives? collectives)
     {
         Config = config;
         _ranks = ranks;
-        _collectives = collectives;
+        _collectives = RecordedCollectives.Over(collectives, ranks);
         _workers = new RankWorkers(ranks.Select(r => r.Device.Name).ToArray(), () => _collectives?.Abort());
     }
 
     public ModelConfig Config { get; }
+
+    /// <summary>Keys per split-KV block of the decode attention (tests make it small to exercise many splits).</summary>
+    internal int DecodeChunk { get; set; } = 256;
 
     /// <summary>The lm_head runs over chunks of logit rows whose (ranks, rows, vocab slice) f32 logits fit this many bytes.</summary>
     internal long LogitChunkBytes { get; set; } = 256L << 20;
@@ -113,6 +110,8 @@ public sealed partial class CudaTransformer : IForwardModel
         public float[][]? Captured;         // (L+1) × (T, H) when a sink takes full states
         public StateReductions? Reductions; // when a sink takes reductions, computed on the device
         public ReducedStates[]? Reduced;    // (L+1) out
+        public bool Graphed;                // the step's launches run as a device graph (CudaTransformer.Graphs.cs)
+        public int DecodeSplits;            // key chunks of the decode attention
         public required float[][] Output;   // per sequence (rows × V), the caller's buffers
     }
 
@@ -177,6 +176,7 @@ public sealed partial class CudaTransformer : IForwardModel
             CheckReductions(plan.Reductions, plan.Rows);
         }
         else if (sink is not null) plan.Captured = Enumerable.Range(0, L + 1).Select(_ => new float[plan.Rows * H]).ToArray();
+        PrepareLaunches(plan, sink);
 
         try { _workers.Run(rank => RunRank(rank, plan)); }
         catch (Exception e) when (_collectives is not null)
@@ -298,11 +298,11 @@ public sealed partial class CudaTransformer : IForwardModel
 
         // The step's inputs in one copy: nothing here waits for the device.
         Array[] drawArrays = DrawArrays(p);
-        DevicePtr[] inputs = ws.Upload([p.Tokens, p.SequenceOfRow, p.PositionOfRow, p.RowStart, p.NewTokens, p.StartPosition,
-            p.Kv.Select(k => k.Bases[rank].Address).ToArray(), p.Kv.Select(k => k.Capacity).ToArray(),
+        DevicePtr[] inputs = ws.Upload(p.Graphed, [p.Tokens, p.SequenceOfRow, p.PositionOfRow, p.RowStart, p.NewTokens, p.StartPosition,
+            KvPageTable(p, rank), KvLayout(p),
             p.SteerStart, p.SteerVector, p.SteerMultiplier, p.Vectors, p.LogitRows, .. drawArrays, .. ReductionArrays(p)]);
         DevicePtr tokens = inputs[0], seqOfRow = inputs[1], posOfRow = inputs[2], rowStart = inputs[3], newTokens = inputs[4],
-            startPos = inputs[5], kvBase = inputs[6], kvCap = inputs[7], steerStart = inputs[8], steerVec = inputs[9],
+            startPos = inputs[5], kvPages = inputs[6], kvLayout = inputs[7], steerStart = inputs[8], steerVec = inputs[9],
             steerMult = inputs[10], vectors = inputs[11], logitRows = inputs[12];
         var draw = DrawInputs.At(inputs.AsSpan(13, drawArrays.Length));
         var capture = new RankCapture(d, ws, p, rank, H, inputs.AsSpan(13 + drawArrays.Length));
@@ -321,6 +321,7 @@ public sealed partial class CudaTransformer : IForwardModel
             if (_collectives is not null) _collectives.AllReduceSum(rank, buffer, buffer, count);
         }
 
+        if (p.Graphed) d.BeginRecording();
         d.Launch("embedding_gather", new Dim3((uint)T), Threads(H), w.Embedding, tokens, x, H);
         capture.Record(0, x, projected: false);
         for (int l = 0; l < L; l++)
@@ -331,8 +332,8 @@ public sealed partial class CudaTransformer : IForwardModel
             d.Launch("rmsnorm", new Dim3((uint)T), Threads(H), x, lw.InputNorm, DevicePtr.Null, xn, H, eps);
             Linear.Forward(d, xn, lw.Qkv, qkv, T, s.QkvDim, H);
             d.Launch("qk_norm_rope", new Dim3((uint)T), new Dim3((uint)(32 * Math.Min(s.Heads + s.KvHeads, 32))),
-                qkv, w.InvFreq, posOfRow, seqOfRow, lw.QNorm, lw.KNorm, eps, q, kvBase, kvCap, l, s.Heads, s.KvHeads, hd);
-            Attend(rk, p, l, q, att, seqOfRow, posOfRow, rowStart, newTokens, startPos, kvBase, kvCap);
+                qkv, w.InvFreq, posOfRow, seqOfRow, lw.QNorm, lw.KNorm, eps, q, kvPages, kvLayout, l, s.Heads, s.KvHeads, hd);
+            Attend(rk, p, l, q, att, seqOfRow, posOfRow, rowStart, newTokens, startPos, kvPages, kvLayout);
             Linear.Forward(d, att, lw.O, delta, T, H, s.QDim);
             AllReduce(delta, (long)T * H);
             d.Launch("residual_add_steer", new Dim3((uint)T), Threads(H), x, delta, H,
@@ -371,8 +372,13 @@ public sealed partial class CudaTransformer : IForwardModel
             d.Launch("gather_rows_bf16", new Dim3((uint)n), Threads(H), xn, logitRows + first * 4L, selected, H);
             Linear.Forward(d, selected, w.LmHead, logits, n, VL, H);
             _collectives?.AllGather(rank, logits, all, (long)n * VL);
-            if (rank != 0) continue;
+            if (rank != 0)
+            {
+                if (p.Graphed) rk.Graphs.Launch(d, d.EndRecording()); // one chunk: the step's last launch
+                continue;
+            }
             if (sampled > 0) SampleRows(d, ws, p, WholeRows(d, ws, all, n, VL, sampled), c.VocabSize, first, sampled, draw, drawn);
+            if (p.Graphed) rk.Graphs.Launch(d, d.EndRecording());
             int rest = n - sampled;
             for (int k = 0; k < ranks && rest > 0; k++) // each rank's slice of the rows after the drawn ones
                 d.CopyToHost(host + (long)k * rest * VL, all + ((long)k * n + sampled) * VL * 4, (long)rest * VL * 4);
@@ -400,7 +406,7 @@ public sealed partial class CudaTransformer : IForwardModel
     }
 
     void Attend(Rank rk, Plan p, int layer, DevicePtr q, DevicePtr att, DevicePtr seqOfRow, DevicePtr posOfRow,
-        DevicePtr rowStart, DevicePtr newTokens, DevicePtr startPos, DevicePtr kvBase, DevicePtr kvCap)
+        DevicePtr rowStart, DevicePtr newTokens, DevicePtr startPos, DevicePtr kvPages, DevicePtr kvLayout)
     {
         CudaDevice d = rk.Device;
         RankShape s = rk.Shape;
@@ -410,73 +416,18 @@ public sealed partial class CudaTransformer : IForwardModel
         {
             // Decode: one query row per sequence, its keys split into chunks across blocks, each block
             // serving all query heads of one KV head.
-            int splits = (p.MaxVisible + DecodeChunk - 1) / DecodeChunk;
+            int splits = p.DecodeSplits;
             DevicePtr partO = rk.Workspace.Get("part_o", (long)p.Rows * s.Heads * splits * hd * 4);   // (T, nh, splits, hd)
             DevicePtr partMl = rk.Workspace.Get("part_ml", (long)p.Rows * s.Heads * splits * 2 * 4); // (T, nh, splits, 2)
             d.Launch($"attention_decode_hd{hd}", new Dim3((uint)splits, (uint)s.KvHeads, (uint)p.Rows), new Dim3(128),
-                q, seqOfRow, posOfRow, kvBase, kvCap, layer, s.Heads, s.KvHeads, scale, DecodeChunk, partO, partMl);
+                q, seqOfRow, posOfRow, kvPages, kvLayout, layer, s.Heads, s.KvHeads, scale, DecodeChunk, partO, partMl);
             d.Launch("attention_decode_combine", new Dim3((uint)s.Heads, (uint)p.Rows), new Dim3(32), partO, partMl, splits, hd, att);
         }
         else
         {
             d.Launch($"attention_prefill_hd{hd}", new Dim3((uint)((p.MaxNew + 63) / 64), (uint)s.Heads, (uint)p.Sequences), new Dim3(128),
-                q, att, rowStart, newTokens, startPos, kvBase, kvCap, layer, s.Heads, s.KvHeads, scale);
+                q, att, rowStart, newTokens, startPos, kvPages, kvLayout, layer, s.Heads, s.KvHeads, scale);
         }
-    }
-
-    /// <summary>
-    /// The device cache of a sequence, first allocated at the capacity its KvCache was made or
-    /// reserved with (the generator reserves prompt + new tokens, so generation never grows it);
-    /// grown (contents copied) only past that.
-    /// </summary>
-    SequenceKv DeviceCache(KvCache cache, int tokens)
-    {
-        int L = Config.NumLayers;
-        if (_kv.TryGetValue(cache, out SequenceKv? kv) && kv.Capacity >= tokens) return kv;
-        int capacity = Math.Max(tokens, kv is null ? cache.Capacity : kv.Capacity * 2);
-        var bases = new DevicePtr[_ranks.Length];
-        for (int r = 0; r < _ranks.Length; r++)
-        {
-            CudaDevice d = _ranks[r].Device;
-            long rowBytes = (long)_ranks[r].Shape.KvDim * 2;
-            bases[r] = d.Alloc(L * 2L * capacity * rowBytes);
-            if (kv is null) continue;
-            for (int block = 0; block < 2 * L; block++) // each layer's K and V keep their rows
-                d.CopyOnDevice(bases[r] + block * capacity * rowBytes, kv.Bases[r] + block * kv.Capacity * rowBytes, kv.Capacity * rowBytes);
-            d.Free(kv.Bases[r]);
-        }
-        if (kv is null)
-        {
-            kv = new SequenceKv(bases, capacity);
-            _kv.Add(cache, kv);
-            _kvAll.Add((new WeakReference<KvCache>(cache), kv));
-        }
-        else
-        {
-            kv.Bases = bases;
-            kv.Capacity = capacity;
-        }
-        return kv;
-    }
-
-    /// <summary>Frees the device caches of sequences whose KvCache object is gone.</summary>
-    void FreeDeadCaches()
-    {
-        for (int i = _kvAll.Count - 1; i >= 0; i--)
-        {
-            if (_kvAll[i].Cache.TryGetTarget(out _)) continue;
-            for (int r = 0; r < _ranks.Length; r++) _ranks[r].Device.Free(_kvAll[i].Kv.Bases[r]);
-            _kvAll.RemoveAt(i);
-        }
-    }
-
-    /// <summary>Frees a sequence's device cache now (it may be used again: it restarts empty).</summary>
-    public void Release(KvCache cache)
-    {
-        if (!_kv.TryGetValue(cache, out SequenceKv? kv)) return;
-        for (int r = 0; r < _ranks.Length; r++) _ranks[r].Device.Free(kv.Bases[r]);
-        _kv.Remove(cache);
-        _kvAll.RemoveAll(e => ReferenceEquals(e.Kv, kv));
     }
 
     /// <summary>A block size for a row of n elements: about 4 elements per thread, whole warps, at most 1024.</summary>
@@ -488,6 +439,7 @@ public sealed partial class CudaTransformer : IForwardModel
         _collectives?.Dispose();
         foreach (Rank r in _ranks)
         {
+            r.Graphs.Dispose();
             r.Workspace.Dispose();
             r.Device.Dispose();
         }

@@ -13,6 +13,8 @@ namespace SteerEngine.Runtime.Cuda;
 public sealed unsafe class DriverCudaDevice : CudaDevice
 {
     readonly IntPtr _context, _stream, _cublas;
+    readonly ulong _cublasWorkspace;
+    const nuint CublasWorkspaceBytes = 32 << 20; // what cuBLAS recommends for Hopper
     readonly int _arch;
     readonly List<IntPtr> _modules = [];
     readonly Dictionary<string, IntPtr> _functions = [];
@@ -48,6 +50,13 @@ public sealed unsafe class DriverCudaDevice : CudaDevice
         CublasApi.Check(CublasApi.cublasCreate(&cublas), "cublasCreate");
         CublasApi.Check(CublasApi.cublasSetStream(cublas, stream), "cublasSetStream");
         _cublas = cublas;
+        // cuBLAS's own workspace from the start: a GEMM captured into a graph then allocates
+        // nothing and its workspace stays valid for every replay, and a GEMM picks the same
+        // algorithm in a graph as launched directly (the workspace size is part of that choice).
+        ulong workspace;
+        CudaDriverApi.Check(CudaDriverApi.cuMemAlloc(&workspace, CublasWorkspaceBytes), $"{Name}: cuMemAlloc(cuBLAS workspace)");
+        _cublasWorkspace = workspace;
+        CublasApi.Check(CublasApi.cublasSetWorkspace(cublas, workspace, CublasWorkspaceBytes), "cublasSetWorkspace");
 
         foreach ((string file, string source) in KernelSources.Files)
         {
@@ -173,6 +182,13 @@ public sealed unsafe class DriverCudaDevice : CudaDevice
             b.Address, (int)bType, ldb, &beta, c.Address, (int)cType, ldc, CublasApi.ComputeF32, CublasApi.GemmDefault), "cublasGemmEx");
     }
 
+    /// <summary>A CUDA graph captured from the recorded operations: stream capture (thread-local mode) around running them, then cuGraphInstantiate.</summary>
+    public override DeviceGraph Instantiate(IReadOnlyList<RecordedOp> ops)
+    {
+        Current();
+        return DriverGraph.Capture(this, ops);
+    }
+
     public override void Dispose()
     {
         Current();
@@ -180,6 +196,7 @@ public sealed unsafe class DriverCudaDevice : CudaDevice
         _live.Clear();
         foreach (IntPtr m in _modules) CudaDriverApi.cuModuleUnload(m);
         CublasApi.cublasDestroy(_cublas);
+        CudaDriverApi.cuMemFree(_cublasWorkspace);
         CudaDriverApi.cuStreamDestroy(_stream);
         CudaDriverApi.cuDevicePrimaryCtxRelease(Ordinal);
     }

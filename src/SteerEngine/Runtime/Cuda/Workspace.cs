@@ -1,3 +1,4 @@
+using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 
@@ -43,15 +44,20 @@ sealed unsafe class Workspace(CudaDevice device) : IDisposable
     /// 16-byte aligned into one page-locked buffer and sent with one asynchronous copy; returns
     /// each array's device address. The host buffer is rewritten by the next call, so the stream
     /// must have passed this copy by then (every step ends with a synchronisation).
+    /// With <paramref name="fixedSlots"/> each array gets a slot of the next power of two of its
+    /// size, at least 1 KiB, so steps whose arrays differ a little in length (steering entries as
+    /// rows gain or lose steering, distinct vectors) still put every array at the same address, as
+    /// a replayed graph needs.
     /// </summary>
-    public DevicePtr[] Upload(params ReadOnlySpan<Array> arrays)
+    public DevicePtr[] Upload(bool fixedSlots, params ReadOnlySpan<Array> arrays)
     {
         var offsets = new long[arrays.Length];
         long total = 0;
         for (int i = 0; i < arrays.Length; i++)
         {
             offsets[i] = total;
-            total += (Buffer.ByteLength(arrays[i]) + 15) & ~15L;
+            long bytes = (Buffer.ByteLength(arrays[i]) + 15) & ~15L;
+            total += fixedSlots ? (long)BitOperations.RoundUpToPowerOf2((ulong)Math.Max(bytes, 1024)) : bytes;
         }
         byte* host = (byte*)Host("step_inputs", total);
         DevicePtr onDevice = Get("step_inputs", total);

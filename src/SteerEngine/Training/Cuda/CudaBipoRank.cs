@@ -52,7 +52,7 @@ sealed class CudaBipoRank : IDisposable
     {
         public required SequenceBatch Host;
         public required int Rows, Responses, MaxLength;
-        public required DevicePtr SeqOfRow, PosOfRow, RowStart, Lengths, StartPos, KvBase, KvCap, ResponseRows, Targets;
+        public required DevicePtr SeqOfRow, PosOfRow, RowStart, Lengths, StartPos, KvBase, KvCap, ResponseRows, Targets, KvLayout;
     }
 
     int T => _batch!.Rows;
@@ -77,14 +77,16 @@ sealed class CudaBipoRank : IDisposable
         var seqOfRow = new int[T];
         for (int s = 0; s < S; s++) Array.Fill(seqOfRow, s, batch.Offsets[s], lengths[s]);
         DevicePtr tokenRows = Workspace.Get("tokens", 4L * T);
-        DevicePtr[] p = Workspace.Upload(seqOfRow, batch.PositionOfRow, batch.Offsets[..S], lengths, new int[S], kvBase, lengths,
-            batch.ResponseRows, batch.Targets);
+        // The forward kernels read the cache through a page table: here each sequence is one page as long as itself.
+        int[] kvLayout = Enumerable.Range(0, S).SelectMany(s => new[] { s, lengths[s] }).ToArray();
+        DevicePtr[] p = Workspace.Upload(false, seqOfRow, batch.PositionOfRow, batch.Offsets[..S], lengths, new int[S], kvBase, lengths,
+            batch.ResponseRows, batch.Targets, kvLayout);
         Device.Upload<int>(tokenRows, batch.Sequences.SelectMany(q => q.Tokens).ToArray());
         _batch = new Batch
         {
             Host = batch, Rows = T, Responses = batch.ResponseRows.Length, MaxLength = lengths.Max(),
             SeqOfRow = p[0], PosOfRow = p[1], RowStart = p[2], Lengths = p[3], StartPos = p[4], KvBase = p[5], KvCap = p[6],
-            ResponseRows = p[7], Targets = p[8],
+            ResponseRows = p[7], Targets = p[8], KvLayout = p[9],
         };
 
         DevicePtr x = Workspace.Get("prefix", 4L * T * H), next = Workspace.Get("input0", 4L * T * H);
@@ -171,9 +173,9 @@ sealed class CudaBipoRank : IDisposable
         d.Launch("rmsnorm", new Dim3((uint)T), Threads(H), x, w.InputNorm, DevicePtr.Null, xn, H, Eps);
         Linear.Forward(d, xn, w.Qkv, qkv, T, s.QkvDim, H);
         d.Launch("qk_norm_rope", new Dim3((uint)T), new Dim3((uint)(32 * Math.Min(s.Heads + s.KvHeads, 32))),
-            qkv, Weights.InvFreq, b.PosOfRow, b.SeqOfRow, w.QNorm, w.KNorm, Eps, q, b.KvBase, b.KvCap, 0, s.Heads, s.KvHeads, hd);
+            qkv, Weights.InvFreq, b.PosOfRow, b.SeqOfRow, w.QNorm, w.KNorm, Eps, q, b.KvBase, b.KvLayout, 0, s.Heads, s.KvHeads, hd);
         d.Launch($"attention_prefill_hd{hd}", new Dim3((uint)((b.MaxLength + 63) / 64), (uint)s.Heads, (uint)b.Host.Count), new Dim3(128),
-            q, att, b.RowStart, b.Lengths, b.StartPos, b.KvBase, b.KvCap, 0, s.Heads, s.KvHeads, 1f / MathF.Sqrt(hd));
+            q, att, b.RowStart, b.Lengths, b.StartPos, b.KvBase, b.KvLayout, 0, s.Heads, s.KvHeads, 1f / MathF.Sqrt(hd));
         Linear.Forward(d, att, w.O, delta, T, H, s.QDim);
         AllReduceTensor(delta, (long)T * H);
         d.CopyOnDevice(h, x, 4L * T * H);

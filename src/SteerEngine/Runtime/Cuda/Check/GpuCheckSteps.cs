@@ -24,6 +24,7 @@ sealed unsafe partial class GpuCheckSteps(GpuCheckOptions o, TextWriter log)
         ("end to end, TP = 1, against the CPU backend", s => EndToEnd(s, 1)),
         ("device sampling and reduced capture, TP = 1", s => DeviceSide(s, 1)),
         ("8B-shape throughput against the roofline", Throughput),
+        ("decode graphs and paged KV against direct launches", DecodeGraphsAndPages),
         ("one BiPO step on the 8B shape", BipoStep),
         ("tensor parallel, TP = 2", TensorParallel),
     ];

@@ -15,6 +15,7 @@ static unsafe partial class CublasApi
     [LibraryImport(Lib, EntryPoint = "cublasCreate_v2")] public static partial int cublasCreate(IntPtr* handle);
     [LibraryImport(Lib, EntryPoint = "cublasDestroy_v2")] public static partial int cublasDestroy(IntPtr handle);
     [LibraryImport(Lib, EntryPoint = "cublasSetStream_v2")] public static partial int cublasSetStream(IntPtr handle, IntPtr stream);
+    [LibraryImport(Lib, EntryPoint = "cublasSetWorkspace_v2")] public static partial int cublasSetWorkspace(IntPtr handle, ulong workspace, nuint bytes);
     [LibraryImport(Lib)] public static partial int cublasGemmEx(IntPtr handle, int transa, int transb, int m, int n, int k,
         float* alpha, ulong a, int aType, int lda, ulong b, int bType, int ldb, float* beta, ulong c, int cType, int ldc,
         int computeType, int algorithm);
