@@ -38,7 +38,7 @@ public static partial class Sampler
         }
         if (o.MinP > 0f) cut = Math.Min(cut, MinPWindow(o.MinP).Below);
         int candidates = SamplerKernels.GatherBetween(z, cut, float.PositiveInfinity, s.Candidates);
-        FillBuckets(z, s.Candidates.AsSpan(0, candidates), s.Terms, float.IsFinite(cut) ? cut : TensorPrimitives.Min(z), s);
+        FillBuckets(z, s.Candidates.AsSpan(0, candidates), s.Terms, cut, float.IsFinite(cut) ? cut : TensorPrimitives.Min(z), s);
 
         int n = candidates;
         if (o.TopP < 1f && (n = TopPCount(logits, z, o.TopP, total, tolerance, candidates, s)) == Unsure) return Unsure;
@@ -47,37 +47,31 @@ public static partial class Sampler
     }
 
     /// <summary>
-    /// s.BucketOf[j] = min(Buckets − 1, ⌊−z · scale⌋) of candidate j, with z ≥ <paramref name="lowest"/> spread over the
-    /// buckets, and the buckets' token counts and approximate masses.
+    /// s.BucketOf[t] = min(Buckets − 1, ⌊−z[t] · scale⌋) of every token (<c>Buckets</c> below the cut),
+    /// with z ≥ <paramref name="lowest"/> spread over the buckets, and the candidates' counts and approximate masses per bucket.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void FillBuckets(ReadOnlySpan<float> z, ReadOnlySpan<int> candidates, ReadOnlySpan<double> e, float lowest, SamplerScratch s)
+    static void FillBuckets(ReadOnlySpan<float> z, ReadOnlySpan<int> candidates, ReadOnlySpan<double> e, float cut, float lowest, SamplerScratch s)
     {
         // z at or below the exp's floor (terms 0) all go to the last bucket.
         lowest = Math.Max(lowest, (float)SamplerExp.Floor);
         float scale = lowest < 0 ? (Buckets - 1) / -lowest : 0;
-        Span<int> of = s.BucketOf.AsSpan(0, candidates.Length), count = s.BucketCount;
+        Span<int> of = s.BucketOf.AsSpan(0, z.Length), count = s.BucketCount;
         Span<double> mass = s.BucketMass;
+        SamplerKernels.BucketIndices(z, cut, -scale, Buckets - 1, of);
         count.Clear();
         mass.Clear();
-        for (int j = 0; j < candidates.Length; j++)
+        foreach (int t in candidates)
         {
-            int t = candidates[j];
-            // Monotone in z: a larger logit never lands in a later bucket.
-            int b = (int)MathF.Min(Buckets - 1, -z[t] * scale);
-            of[j] = b;
+            int b = of[t];
             count[b]++;
             mass[b] += e[t];
         }
     }
 
     /// <summary>Bucket b's tokens sorted as the reference sorts them.</summary>
-    static ReadOnlySpan<int> SortedBucket(ReadOnlySpan<float> logits, int b, int candidates, SamplerScratch s)
-    {
-        int count = SamplerKernels.GatherEqual(s.BucketOf.AsSpan(0, candidates), b, s.Index);
-        for (int i = 0; i < count; i++) s.Index[i] = s.Candidates[s.Index[i]];
-        return SortByLogit(logits, count, s);
-    }
+    static ReadOnlySpan<int> SortedBucket(ReadOnlySpan<float> logits, int b, SamplerScratch s) =>
+        SortByLogit(logits, SamplerKernels.GatherEqual(s.BucketOf.AsSpan(0, logits.Length), b, s.Index), s);
 
     /// <summary>
     /// The reference's top-p survivor count: the first rank where its running share
@@ -94,7 +88,7 @@ public static partial class Sampler
             rank += s.BucketCount[b];
         }
         if (b == Buckets) return Unsure;
-        ReadOnlySpan<int> order = SortedBucket(logits, b, candidates, s);
+        ReadOnlySpan<int> order = SortedBucket(logits, b, s);
         double cumulative = prefix / total;
         for (int i = 0; i < order.Length; i++)
         {
@@ -152,7 +146,7 @@ public static partial class Sampler
         if (n - rank == s.BucketCount[last]) sum += s.BucketMass[last];
         else
         {
-            ReadOnlySpan<int> partial = SortedBucket(logits, last, candidates, s)[..(n - rank)];
+            ReadOnlySpan<int> partial = SortedBucket(logits, last, s)[..(n - rank)];
             foreach (int t in partial) sum += Math.Exp(z[t]);
         }
 
@@ -164,7 +158,7 @@ public static partial class Sampler
             acc += s.BucketMass[b];
             rank += s.BucketCount[b];
         }
-        ReadOnlySpan<int> order = SortedBucket(logits, b, candidates, s);
+        ReadOnlySpan<int> order = SortedBucket(logits, b, s);
         for (int i = 0, end = Math.Min(order.Length, n - rank); i < end; i++)
         {
             double before = acc;

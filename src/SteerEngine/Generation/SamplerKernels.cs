@@ -71,6 +71,27 @@ static class SamplerKernels
         return count;
     }
 
+    /// <summary>
+    /// into[i] = (int)min(last, z[i] · scale) for z[i] ≥ cut, else last + 1 (scale ≤ 0, z ≤ 0: a
+    /// larger z never gets a larger index).
+    /// </summary>
+    public static void BucketIndices(ReadOnlySpan<float> z, float cut, float scale, int last, Span<int> into)
+    {
+        int n = z.Length, i = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            Vector256<float> c = Vector256.Create(cut), s = Vector256.Create(scale), l = Vector256.Create((float)last);
+            Vector256<int> below = Vector256.Create(last + 1);
+            for (; i + 8 <= n; i += 8)
+            {
+                Vector256<float> v = Vector256.Create(z.Slice(i, 8));
+                Vector256<int> b = Vector256.ConvertToInt32(Vector256.Min(l, v * s));
+                Vector256.ConditionalSelect(Vector256.GreaterThanOrEqual(v, c).AsInt32(), b, below).CopyTo(into.Slice(i, 8));
+            }
+        }
+        for (; i < n; i++) into[i] = z[i] >= cut ? (int)MathF.Min(last, z[i] * scale) : last + 1;
+    }
+
     /// <summary>Indices i with values[i] == value, in index order, into <paramref name="into"/>; returns their count.</summary>
     public static int GatherEqual(ReadOnlySpan<int> values, int value, Span<int> into)
     {
