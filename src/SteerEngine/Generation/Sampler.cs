@@ -34,7 +34,7 @@ public sealed record SamplingOptions(
 /// token is the reference's own sum over the reference's own terms (Math.Exp, same order), except
 /// the parts that lie wholly on one side of a decision: those come from vectorized double exps
 /// (<see cref="SamplerExp"/>) summed in any order, whose error is far below <see cref="Tolerance"/>.
-/// When a decision lies within that tolerance of its threshold (about one draw in 10⁵ on a flat
+/// When a decision lies within that tolerance of its threshold (by the bounds, a few draws in 10⁵ on a flat
 /// distribution of 128 256 tokens, far fewer on a peaked one), the reference decides.
 /// </para>
 /// </summary>
