@@ -10,7 +10,8 @@ namespace SteerEngine.Cli.Commands;
 /// <summary>
 /// <c>steer bench --sweep</c>: what a batch job delivers against the engine's decode speed, in one
 /// process: batch-64 steered decode, sampling's share of a batch-64 step (fast sampler and the
-/// reference it replaces), and sweep jobs' generated tokens over their wall time.
+/// reference it replaces), sweep jobs' generated tokens over their wall time, and what sharing
+/// blocks 0..L between a layer sweep's rows would save (<see cref="BenchLayerSweep"/>).
 /// </summary>
 static class BenchSweep
 {
