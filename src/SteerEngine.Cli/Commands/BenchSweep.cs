@@ -10,7 +10,8 @@ namespace SteerEngine.Cli.Commands;
 /// <summary>
 /// <c>steer bench --sweep</c>: what a batch job delivers against the engine's decode speed, in one
 /// process: batch-64 steered decode, sampling's share of a batch-64 step (fast sampler and the
-/// reference it replaces), and sweep jobs' generated tokens over their wall time.
+/// reference it replaces), sweep jobs' generated tokens over their wall time, and what sharing
+/// blocks 0..L between a layer sweep's rows would save (<see cref="BenchLayerSweep"/>).
 /// </summary>
 static class BenchSweep
 {
@@ -95,12 +96,20 @@ static class BenchSweep
             jobs.Add(new JobResult(name, requests.Count, seconds, generated, generated / seconds, generated / seconds / ((before + decodeTokS) / 2)));
         }
 
+        log.WriteLine($"layer sweep: {Prompts} prompts × every layer, positions all…");
+        BenchLayerSweep.Result layers = BenchLayerSweep.Run(t, prompts, vector, newTokens);
+
         if (json)
             Console.WriteLine(JsonSerializer.Serialize(new
             {
                 model = dir, kernels = t.Kernels, decode = new { batch = Batch, steered = true, context, tok_s = Batch / step, step_seconds = step, tok_s_at_end = decodeTokS },
                 sampling = sampling.Select(s => new { options = s.Options, seconds = s.FastSeconds, share = s.FastShare, reference_seconds = s.ReferenceSeconds, reference_share = s.ReferenceShare }),
                 jobs = jobs.Select(j => new { job = j.Name, rows = j.Rows, seconds = j.Seconds, generated_tokens = j.Generated, tok_s = j.TokS, of_decode = j.OfDecode }),
+                layer_sweep = new
+                {
+                    rows = layers.Rows, layers = layers.Layers, job_seconds = layers.JobSeconds, prefill_seconds = layers.PrefillSeconds,
+                    prefill_share = layers.PrefillShare, shareable_block_share = layers.BlockShare, job_saving = layers.JobSaving,
+                },
             }));
         else
         {
@@ -112,6 +121,8 @@ static class BenchSweep
             var jobTable = new Table().Title($"sweep jobs ({PromptTokens}-token prompts, {newTokens} new tokens, temperature 1, top-p 0.9)").AddColumns("prompts × multipliers × samples", "rows", "seconds", "generated tok/s", "of batch-64 decode (before and after)");
             foreach (JobResult j in jobs) jobTable.AddRow(Markup.Escape(j.Name), $"{j.Rows}", $"{j.Seconds:0.0}", $"{j.TokS:0.0}", $"{j.OfDecode:P0}");
             AnsiConsole.Write(jobTable);
+            AnsiConsole.MarkupLine($"layer sweep ({Prompts} prompts × {layers.Layers} layers, positions all, {layers.Rows} rows): job {layers.JobSeconds:0.0} s, its rows' prefill alone {layers.PrefillSeconds:0.0} s " +
+                $"({layers.PrefillShare:P0} of the job); a trunk of blocks 0..L shared between layers would skip {layers.BlockShare:P0} of the prefill's block work, {layers.JobSaving:P1} of the job");
         }
         return 0;
     }

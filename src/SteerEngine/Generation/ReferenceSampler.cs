@@ -33,9 +33,17 @@ public static class ReferenceSampler
 
         int n = options.TopK > 0 ? Math.Min(options.TopK, order.Length) : order.Length;
         var probs = new double[n];
-        double sum = 0;
-        for (int i = 0; i < n; i++) sum += probs[i] = Math.Exp((keys[order[i]] - max) * invT);
+        for (int i = 0; i < n; i++) probs[i] = Math.Exp((keys[order[i]] - max) * invT);
+        return DrawFiltered(probs, order, options, uniform);
+    }
 
+    /// <summary>The steps after the sort and top-k: top-p, then min-p, then the draw.</summary>
+    /// <param name="probs">(n) exp((logit − max) / T) of the top-k candidates, largest first</param>
+    internal static int DrawFiltered(ReadOnlySpan<double> probs, ReadOnlySpan<int> order, SamplingOptions options, double uniform)
+    {
+        int n = probs.Length;
+        double sum = 0;
+        for (int i = 0; i < n; i++) sum += probs[i];
         if (options.TopP < 1f)
         {
             double cumulative = 0;
@@ -52,7 +60,7 @@ public static class ReferenceSampler
             while (keep < n && probs[keep] >= options.MinP * probs[0]) keep++;
             n = keep;
         }
-        return DrawSorted(probs.AsSpan(0, n), order, uniform);
+        return DrawSorted(probs[..n], order, uniform);
     }
 
     /// <summary>The draw over the survivors: the first whose running sum (in their order) passes uniform · their sum.</summary>

@@ -32,25 +32,27 @@ public sealed record SamplingOptions(
 /// for plain temperature sampling, sorted order with filters), and a different order or a faster exp
 /// would change the last bits of those sums and, rarely, the token. So every sum that decides the
 /// token is the reference's own sum over the reference's own terms (Math.Exp, same order), except
-/// the parts that lie wholly on one side of a decision: those come from vectorized float exps
-/// summed in double, whose error is far below <see cref="Tolerance"/>. When a decision lies within
-/// that tolerance of its threshold (about one draw in 10⁵), the reference decides.
+/// the parts that lie wholly on one side of a decision: those come from vectorized double exps
+/// (<see cref="SamplerExp"/>) summed in any order, whose error is far below <see cref="Tolerance"/>.
+/// When a decision lies within that tolerance of its threshold (by the bounds, a few draws in 10⁵ on a flat
+/// distribution of 128 256 tokens, far fewer on a peaked one), the reference decides.
 /// </para>
 /// </summary>
-public static class Sampler
+public static partial class Sampler
 {
     /// <summary>
-    /// Bounds on the relative error of one approximate exp against the reference's Math.Exp: float
-    /// (measured below 2e-7) and double (measured below 1e-15); the tests check both with 5× room.
+    /// Bound on the relative error of one <see cref="SamplerExp"/> term against the reference's
+    /// Math.Exp (measured below 1e-15; the tests check it with 5× room).
     /// </summary>
-    internal const double FloatExpError = 1e-6, DoubleExpError = 1e-14;
+    internal const double DoubleExpError = 1e-14;
 
     /// <summary>
     /// How far two sums of the same n probabilities may lie apart, relative to their size, when one
     /// is the reference's (Math.Exp terms in its order) and the other adds approximate terms in any
-    /// order: both exps' errors plus both summations' roundings (γₙ each).
+    /// order: both exps' errors plus both summations' roundings (γₙ each), and the terms below
+    /// <see cref="SamplerExp.Floor"/> counted as 0 (absolute, but every total is at least exp(0) = 1).
     /// </summary>
-    internal static double Tolerance(double expError, int n) => 2 * expError + 2.0 * n * 1.12e-16;
+    internal static double Tolerance(double expError, int n) => 2 * expError + 2.0 * n * 1.12e-16 + n * Math.Exp(SamplerExp.Floor);
 
     /// <param name="logits">(V) raw logits; modified in place by the repetition penalty</param>
     /// <param name="history">tokens the repetition penalty applies to (prompt and generated)</param>
@@ -65,21 +67,9 @@ public static class Sampler
             return ReferenceSampler.Draw(logits, options, uniform);
 
         SamplerScratch s = SamplerScratch.For(logits.Length);
-        int token;
-        if (options.TopK > 0) token = SampleTopK(logits, max, invT, options, uniform, s);
-        else
-        {
-            // z = (logit − max) / T exactly as the reference rounds it; e ≈ exp(z) for the sums that only steer.
-            Span<float> z = s.Z.AsSpan(0, logits.Length), e = s.E.AsSpan(0, logits.Length);
-            TensorPrimitives.Subtract(logits, max, z);
-            TensorPrimitives.Multiply(z, invT, z);
-            if (options.TopP < 1f || options.MinP == 0f) TensorPrimitives.Exp(z, e); // min-p alone needs no sums
-            token = options.TopP >= 1f && options.MinP == 0f ? SampleFull(z, e, uniform, s) : SampleNucleus(logits, z, e, options, uniform, s);
-            // A cut within the float sums' tolerance: once more with double exps (a flat distribution's
-            // terms are about 1/V of the total, below the float sums' resolution).
-            if (token == Unsure)
-                token = options.TopP >= 1f && options.MinP == 0f ? SampleFull(z, PreciseTerms(z, s), uniform, s) : SampleNucleus(logits, z, PreciseTerms(z, s), options, uniform, s);
-        }
+        int token = options.TopK > 0 ? SampleTopK(logits, max, invT, options, uniform, s)
+            : options.TopP >= 1f && options.MinP == 0f ? SampleFull(logits, max, invT, uniform, s)
+            : SampleNucleus(logits, max, invT, options, uniform, s);
         if (token >= 0) return token;
         Interlocked.Increment(ref _referenceDraws);
         return ReferenceSampler.Draw(logits, options, uniform);
@@ -99,44 +89,32 @@ public static class Sampler
         }
     }
 
-    const int Unsure = -1, TooFew = -2;
+    const int Unsure = -1;
     const int Block = 1024;
-
-    /// <summary>exp(z) in double, for the second try.</summary>
-    static double[] PreciseTerms(ReadOnlySpan<float> z, SamplerScratch s)
-    {
-        Span<double> zd = s.PreciseZ(z.Length), e = s.PreciseE(z.Length);
-        TensorPrimitives.ConvertTruncating<float, double>(z, zd);
-        TensorPrimitives.Exp(zd, e);
-        return s.PreciseEArray;
-    }
 
     /// <summary>
     /// Plain temperature sampling in token order, as the reference walks it: whole blocks of tokens
     /// are skipped by their approximate sums while the target lies clearly beyond them, and the block
     /// where the walk crosses the target is walked term by term with the reference's terms.
     /// </summary>
-    static int SampleFull<T>(ReadOnlySpan<float> z, ReadOnlySpan<T> e, double uniform, SamplerScratch s) where T : unmanaged
+    static int SampleFull(ReadOnlySpan<float> logits, float max, float invT, double uniform, SamplerScratch s)
     {
-        int V = z.Length, blocks = (V + Block - 1) / Block;
+        int V = logits.Length, blocks = (V + Block - 1) / Block;
         Span<double> sums = s.BlockSums(blocks);
-        double total = 0;
-        for (int b = 0; b < blocks; b++) total += sums[b] = SamplerKernels.SumAsDouble(e[(b * Block)..Math.Min(V, (b + 1) * Block)]);
-        double target = uniform * total, tol = Tolerance(ExpError<T>(), V) * total + 1e-300, acc = 0;
+        double total = SamplerExp.BlockSums(logits, max, invT, Block, sums);
+        double target = uniform * total, tol = Tolerance(DoubleExpError, V) * total + 1e-300, acc = 0;
         for (int b = 0; b < blocks; b++)
         {
             if (acc + sums[b] < target - tol) { acc += sums[b]; continue; }
             for (int i = b * Block, end = Math.Min(V, (b + 1) * Block); i < end; i++)
             {
                 double before = acc;
-                acc += Math.Exp(z[i]);
+                acc += Math.Exp((logits[i] - max) * invT);
                 if (target < acc) return acc - target > tol && target - before > tol ? i : Unsure;
             }
         }
         return Unsure;
     }
-
-    static double ExpError<T>() => typeof(T) == typeof(double) ? DoubleExpError : FloatExpError;
 
     /// <summary>Top-k (then top-p, min-p): the k largest logits by a threshold scan, sorted; the rest as the reference.</summary>
     static int SampleTopK(ReadOnlySpan<float> logits, float max, float invT, SamplingOptions o, double uniform, SamplerScratch s)
@@ -144,55 +122,9 @@ public static class Sampler
         int k = Math.Min(o.TopK, logits.Length);
         int count = SamplerKernels.LargestCandidates(logits, k, s);
         ReadOnlySpan<int> order = SortByLogit(logits, count, s)[..k];
-        Span<float> z = s.Z.AsSpan(0, k);
-        for (int i = 0; i < k; i++) z[i] = (logits[order[i]] - max) * invT;
-        return Pick(order, z, o, uniform, complete: true, total: 0, tolerance: 0, minPBelowCandidates: false, s);
-    }
-
-    /// <summary>Cuts of the vocabulary's highest z that top-p and min-p are tried with, highest first.</summary>
-    static readonly float[] Ladder = [-1f, -2f, -3f, -5f, -8f, -12f, -18f, -28f];
-
-    /// <summary>
-    /// Top-p and/or min-p over the whole vocabulary: only tokens above a cut of z are sorted. The cut
-    /// is the highest rung of <see cref="Ladder"/> whose approximate mass holds the nucleus (and, for
-    /// min-p, that no token below it can pass). If the sorted candidates turn out too few, all are.
-    /// </summary>
-    static int SampleNucleus<T>(ReadOnlySpan<float> logits, ReadOnlySpan<float> z, ReadOnlySpan<T> e, SamplingOptions o, double uniform, SamplerScratch s) where T : unmanaged
-    {
-        Span<float> above = stackalloc float[Ladder.Length];
-        double total = 0, tolerance = Tolerance(ExpError<T>(), z.Length);
-        float cut = float.NegativeInfinity;
-        if (o.TopP < 1f)
-        {
-            total = SamplerKernels.MassesAbove(z, e, Ladder, above);
-            for (int r = 0; r < Ladder.Length; r++)
-                if (above[r] >= o.TopP * total * (1 + 1e-3)) { cut = Ladder[r]; break; }
-        }
-        float minPCut = o.MinP > 0f ? (float)(Math.Log(o.MinP) - 1e-3) : float.NegativeInfinity;
-        if (o.MinP > 0f) cut = o.TopP < 1f ? Math.Max(cut, minPCut) : minPCut;
-
-        if (cut > float.NegativeInfinity)
-        {
-            // With most of the vocabulary above the cut (a flat distribution), all of it is sorted:
-            // then every sum is the reference's and no tolerance can leave the cut undecided.
-            int count = SamplerKernels.Gather(z, cut, s.Index);
-            if (2 * count < z.Length)
-            {
-                ReadOnlySpan<int> order = SortByLogit(logits, count, s);
-                int token = Pick(order, Gathered(z, order, s), o, uniform, complete: false, total, tolerance, minPBelowCandidates: cut <= minPCut, s);
-                if (token != TooFew) return token;
-            }
-        }
-        int all = SamplerKernels.Gather(z, float.NegativeInfinity, s.Index);
-        ReadOnlySpan<int> every = SortByLogit(logits, all, s);
-        return Pick(every, Gathered(z, every, s), o, uniform, complete: true, total, tolerance, minPBelowCandidates: false, s);
-    }
-
-    static ReadOnlySpan<float> Gathered(ReadOnlySpan<float> z, ReadOnlySpan<int> order, SamplerScratch s)
-    {
-        Span<float> zs = s.E.AsSpan(0, order.Length); // e is no longer needed
-        for (int i = 0; i < order.Length; i++) zs[i] = z[order[i]];
-        return zs;
+        Span<double> probs = s.Probs.AsSpan(0, k);
+        for (int i = 0; i < k; i++) probs[i] = Math.Exp((logits[order[i]] - max) * invT);
+        return ReferenceSampler.DrawFiltered(probs, order, o, uniform);
     }
 
     /// <summary>s.Index[0..count) sorted as the reference sorts: logit descending, then token id ascending.</summary>
@@ -207,56 +139,6 @@ public static class Sampler
         for (int i = 0; i < count; i++) index[i] = (int)(uint)keys[i];
         return index;
     }
-
-    /// <summary>
-    /// The reference's steps after its sort, over candidates that are a prefix of its order.
-    /// <paramref name="complete"/>: they are all of the reference's n (top-k, or the whole vocabulary),
-    /// so every sum is the reference's. Otherwise top-p divides by the approximate
-    /// <paramref name="total"/> and must cross its threshold by more than the tolerance, and the
-    /// survivors must end inside the candidates (else <see cref="TooFew"/>).
-    /// </summary>
-    /// <param name="z">(n) the candidates' (logit − max) / T, in candidate order</param>
-    static int Pick(ReadOnlySpan<int> order, ReadOnlySpan<float> z, SamplingOptions o, double uniform, bool complete, double total,
-        double tolerance, bool minPBelowCandidates, SamplerScratch s)
-    {
-        int n = order.Length;
-        Span<double> probs = s.Probs.AsSpan(0, n);
-        double sum = 0;
-        for (int i = 0; i < n; i++) sum += probs[i] = Math.Exp(z[i]);
-        bool beyond = !complete; // the reference's survivors may reach past the candidates
-
-        if (o.TopP < 1f)
-        {
-            double divisor = complete ? sum : total, cumulative = 0;
-            for (int i = 0; i < n; i++)
-            {
-                double before = cumulative;
-                cumulative += probs[i] / divisor;
-                if (cumulative >= o.TopP)
-                {
-                    if (!complete && (cumulative - o.TopP <= CutTolerance(cumulative, i, tolerance) || o.TopP - before <= CutTolerance(cumulative, i, tolerance))) return Unsure;
-                    n = i + 1;
-                    beyond = false;
-                    break;
-                }
-            }
-            if (beyond && o.TopP - cumulative <= CutTolerance(cumulative, n, tolerance)) return Unsure;
-        }
-        if (o.MinP > 0f)
-        {
-            int keep = 1;
-            while (keep < n && probs[keep] >= o.MinP * probs[0]) keep++;
-            // Every token below the candidates has z < ln(min_p): the reference stops at the first of them.
-            if (keep < n || minPBelowCandidates) beyond = false;
-            n = keep;
-        }
-        if (beyond) return TooFew;
-
-        return ReferenceSampler.DrawSorted(probs[..n], order, uniform);
-    }
-
-    /// <summary>How far a cumulative share over i+1 terms may lie from the reference's: the total's error plus the roundings of both sums.</summary>
-    static double CutTolerance(double cumulative, int i, double tolerance) => cumulative * (tolerance + 4.0 * (i + 2) * 1.12e-16) + 1e-300;
 
     /// <summary>The first index of the largest logit (NaN as the reference treats it).</summary>
     public static int ArgMax(ReadOnlySpan<float> logits)

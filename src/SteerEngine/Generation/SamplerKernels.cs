@@ -9,26 +9,18 @@ sealed class SamplerScratch
 {
     [ThreadStatic] static SamplerScratch? _current;
 
-    public float[] Z = [], E = [];       // (V) z = (logit − max) / T; e ≈ exp(z)
+    public float[] Z = [];               // (V) z = (logit − max) / T
+    public double[] Terms = [];          // (V) ≈ exp(z)
+    public int[] Candidates = [];        // (V) top-p / min-p: the tokens that may survive, in id order
+    public int[] BucketOf = [];          // (V) each candidate's bucket of z
+    public int[] BucketCount = new int[4096];
+    public double[] BucketMass = new double[4096];
     public int[] Index = [];             // (V) candidate token ids
     public ulong[] Keys = [];            // (V) sort keys: descending logit, then id
     public ulong[] KeysTemp = [];        // (V) the radix sort's other buffer
     public double[] Probs = [];          // (V) the reference's terms of the candidates
     public float[] Values = [];          // top-k: candidate logits while the threshold rises
-    double[] _blockSums = [], _preciseZ = [];
-    public double[] PreciseEArray = [];   // (V) exp(z) in double, for the second try
-
-    public Span<double> PreciseZ(int n)
-    {
-        if (_preciseZ.Length < n) _preciseZ = new double[n];
-        return _preciseZ.AsSpan(0, n);
-    }
-
-    public Span<double> PreciseE(int n)
-    {
-        if (PreciseEArray.Length != n) PreciseEArray = new double[n];
-        return PreciseEArray;
-    }
+    double[] _blockSums = [];
 
     public static SamplerScratch For(int vocab)
     {
@@ -36,7 +28,9 @@ sealed class SamplerScratch
         if (s.Z.Length < vocab)
         {
             s.Z = new float[vocab];
-            s.E = new float[vocab];
+            s.Terms = new double[vocab];
+            s.Candidates = new int[vocab];
+            s.BucketOf = new int[vocab];
             s.Index = new int[vocab];
             s.Keys = new ulong[vocab];
             s.KeysTemp = new ulong[vocab];
@@ -55,82 +49,17 @@ sealed class SamplerScratch
 /// <summary>The vectorized scans of <see cref="Sampler"/>; each has a plain loop as its tail.</summary>
 static class SamplerKernels
 {
-    /// <summary>Σ x in double (any order: a sum that steers, not one the token's bits depend on).</summary>
-    public static double SumAsDouble<T>(ReadOnlySpan<T> x) where T : unmanaged
-    {
-        if (typeof(T) == typeof(double)) return System.Numerics.Tensors.TensorPrimitives.Sum(MemoryMarshal.Cast<T, double>(x));
-        ReadOnlySpan<float> f = MemoryMarshal.Cast<T, float>(x);
-        int i = 0;
-        double sum = 0;
-        if (Vector256.IsHardwareAccelerated && f.Length >= 8)
-        {
-            Vector256<double> a = Vector256<double>.Zero, b = Vector256<double>.Zero;
-            for (; i + 8 <= f.Length; i += 8)
-            {
-                (Vector256<double> lo, Vector256<double> hi) = Vector256.Widen(Vector256.Create(f.Slice(i, 8)));
-                a += lo;
-                b += hi;
-            }
-            sum = Vector256.Sum(a + b);
-        }
-        for (; i < f.Length; i++) sum += f[i];
-        return sum;
-    }
-
-    /// <summary>
-    /// Σ e in double and, per threshold t, Σ e over z ≥ t (in float: these only choose a cut, which
-    /// the exact pass then checks).
-    /// </summary>
-    public static double MassesAbove<T>(ReadOnlySpan<float> z, ReadOnlySpan<T> terms, ReadOnlySpan<float> thresholds, Span<float> above) where T : unmanaged
-    {
-        if (typeof(T) == typeof(double))
-        {
-            // The second try: the cut's masses are as good from the first try's float terms.
-            ReadOnlySpan<double> d = MemoryMarshal.Cast<T, double>(terms);
-            above.Clear();
-            for (int i = 0; i < z.Length; i++)
-                for (int r = 0; r < thresholds.Length && z[i] >= thresholds[r]; r++) above[r] += (float)d[i];
-            return System.Numerics.Tensors.TensorPrimitives.Sum(d);
-        }
-        ReadOnlySpan<float> e = MemoryMarshal.Cast<T, float>(terms);
-        int n = z.Length, rungs = thresholds.Length, j = 0;
-        double total = 0;
-        above.Clear();
-        if (Vector256.IsHardwareAccelerated && n >= 8)
-        {
-            Span<Vector256<float>> acc = stackalloc Vector256<float>[rungs];
-            Span<Vector256<float>> cut = stackalloc Vector256<float>[rungs];
-            for (int r = 0; r < rungs; r++) { acc[r] = Vector256<float>.Zero; cut[r] = Vector256.Create(thresholds[r]); }
-            Vector256<double> a = Vector256<double>.Zero, b = Vector256<double>.Zero;
-            for (; j + 8 <= n; j += 8)
-            {
-                Vector256<float> zv = Vector256.Create(z.Slice(j, 8)), ev = Vector256.Create(e.Slice(j, 8));
-                (Vector256<double> lo, Vector256<double> hi) = Vector256.Widen(ev);
-                a += lo;
-                b += hi;
-                for (int r = 0; r < rungs; r++) acc[r] += ev & Vector256.GreaterThanOrEqual(zv, cut[r]);
-            }
-            total = Vector256.Sum(a + b);
-            for (int r = 0; r < rungs; r++) above[r] = Vector256.Sum(acc[r]);
-        }
-        for (; j < n; j++)
-        {
-            total += e[j];
-            for (int r = 0; r < rungs; r++) if (z[j] >= thresholds[r]) above[r] += e[j];
-        }
-        return total;
-    }
-
-    /// <summary>Indices i with values[i] ≥ threshold, in index order, into <paramref name="into"/>; returns their count.</summary>
-    public static int Gather(ReadOnlySpan<float> values, float threshold, Span<int> into)
+    /// <summary>Indices i with lo ≤ values[i] &lt; hi, in index order, into <paramref name="into"/>; returns their count.</summary>
+    public static int GatherBetween(ReadOnlySpan<float> values, float lo, float hi, Span<int> into)
     {
         int n = values.Length, i = 0, count = 0;
         if (Vector256.IsHardwareAccelerated && n >= 8)
         {
-            Vector256<float> t = Vector256.Create(threshold);
+            Vector256<float> l = Vector256.Create(lo), h = Vector256.Create(hi);
             for (; i + 8 <= n; i += 8)
             {
-                uint mask = Vector256.GreaterThanOrEqual(Vector256.Create(values.Slice(i, 8)), t).ExtractMostSignificantBits();
+                Vector256<float> v = Vector256.Create(values.Slice(i, 8));
+                uint mask = (Vector256.GreaterThanOrEqual(v, l) & Vector256.LessThan(v, h)).ExtractMostSignificantBits();
                 while (mask != 0)
                 {
                     into[count++] = i + BitOperations.TrailingZeroCount(mask);
@@ -138,7 +67,63 @@ static class SamplerKernels
                 }
             }
         }
-        for (; i < n; i++) if (values[i] >= threshold) into[count++] = i;
+        for (; i < n; i++) if (values[i] >= lo && values[i] < hi) into[count++] = i;
+        return count;
+    }
+
+    /// <summary>
+    /// into[i] = (int)min(last, z[i] · scale) for z[i] ≥ cut, else last + 1 (scale ≤ 0, z ≤ 0: a
+    /// larger z never gets a larger index).
+    /// </summary>
+    public static void BucketIndices(ReadOnlySpan<float> z, float cut, float scale, int last, Span<int> into)
+    {
+        int n = z.Length, i = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            Vector256<float> c = Vector256.Create(cut), s = Vector256.Create(scale), l = Vector256.Create((float)last);
+            Vector256<int> below = Vector256.Create(last + 1);
+            for (; i + 8 <= n; i += 8)
+            {
+                Vector256<float> v = Vector256.Create(z.Slice(i, 8));
+                Vector256<int> b = Vector256.ConvertToInt32(Vector256.Min(l, v * s));
+                Vector256.ConditionalSelect(Vector256.GreaterThanOrEqual(v, c).AsInt32(), b, below).CopyTo(into.Slice(i, 8));
+            }
+        }
+        for (; i < n; i++) into[i] = z[i] >= cut ? (int)MathF.Min(last, z[i] * scale) : last + 1;
+    }
+
+    /// <summary>Indices i with values[i] == value, in index order, into <paramref name="into"/>; returns their count.</summary>
+    public static int GatherEqual(ReadOnlySpan<int> values, int value, Span<int> into)
+    {
+        int n = values.Length, i = 0, count = 0;
+        if (Vector256.IsHardwareAccelerated && n >= 8)
+        {
+            Vector256<int> v = Vector256.Create(value);
+            for (; i + 8 <= n; i += 8)
+            {
+                uint mask = Vector256.Equals(Vector256.Create(values.Slice(i, 8)), v).ExtractMostSignificantBits();
+                while (mask != 0)
+                {
+                    into[count++] = i + BitOperations.TrailingZeroCount(mask);
+                    mask &= mask - 1;
+                }
+            }
+        }
+        for (; i < n; i++) if (values[i] == value) into[count++] = i;
+        return count;
+    }
+
+    /// <summary>How many values are ≥ threshold.</summary>
+    public static int CountAtLeast(ReadOnlySpan<float> values, float threshold)
+    {
+        int n = values.Length, i = 0, count = 0;
+        if (Vector256.IsHardwareAccelerated && n >= 8)
+        {
+            Vector256<float> t = Vector256.Create(threshold);
+            for (; i + 8 <= n; i += 8)
+                count += BitOperations.PopCount(Vector256.GreaterThanOrEqual(Vector256.Create(values.Slice(i, 8)), t).ExtractMostSignificantBits());
+        }
+        for (; i < n; i++) if (values[i] >= threshold) count++;
         return count;
     }
 
@@ -149,7 +134,7 @@ static class SamplerKernels
     public static int LargestCandidates(ReadOnlySpan<float> logits, int k, SamplerScratch s)
     {
         int n = logits.Length, capacity = Math.Max(64, 8 * k);
-        if (capacity >= n / 2) return Gather(logits, float.NegativeInfinity, s.Index);
+        if (capacity >= n / 2) return GatherBetween(logits, float.NegativeInfinity, float.PositiveInfinity, s.Index);
         if (s.Values.Length < capacity) s.Values = new float[capacity];
         Span<int> index = s.Index;
         int count = 0, i = 0;
@@ -165,14 +150,14 @@ static class SamplerKernels
                 mask &= mask - 1;
                 if (logits[j] < threshold) continue; // the threshold rose within this group
                 index[count++] = j;
-                if (count == capacity && !Raise(logits, k, capacity, s, ref count, ref threshold)) return Gather(logits, float.NegativeInfinity, s.Index);
+                if (count == capacity && !Raise(logits, k, capacity, s, ref count, ref threshold)) return GatherBetween(logits, float.NegativeInfinity, float.PositiveInfinity, s.Index);
             }
         }
         for (; i < n; i++)
         {
             if (logits[i] < threshold) continue;
             index[count++] = i;
-            if (count == capacity && !Raise(logits, k, capacity, s, ref count, ref threshold)) return Gather(logits, float.NegativeInfinity, s.Index);
+            if (count == capacity && !Raise(logits, k, capacity, s, ref count, ref threshold)) return GatherBetween(logits, float.NegativeInfinity, float.PositiveInfinity, s.Index);
         }
         return count;
     }

@@ -1,4 +1,3 @@
-using System.Numerics.Tensors;
 using SteerEngine.Generation;
 
 namespace SteerEngine.Tests.Generation;
@@ -20,6 +19,7 @@ public class SamplerEquivalenceTests
         "quantized" => Gaussian(rng, vocab, 0, 3).Select(x => MathF.Round(x * 2) / 2).ToArray(),
         "equal" => new float[vocab],
         "two-level" => Enumerable.Range(0, vocab).Select(i => i % 97 == 0 ? 4f : -1f).ToArray(),
+        "extreme" => Enumerable.Range(0, vocab).Select(i => i % 11 == 0 ? -3.4e38f : i % 13 == 0 ? -1e30f : i % 17 == 0 || i == 1 ? 40f : (float)rng.NextDouble() * 8).ToArray(),
         "signed-zero-max" => Enumerable.Range(0, vocab).Select(i => i % 5 == 0 ? -0f : i % 5 == 1 ? 0f : -2f - i % 7).ToArray(),
         _ => throw new ArgumentException(shape),
     };
@@ -34,7 +34,7 @@ public class SamplerEquivalenceTests
         return l;
     }
 
-    static readonly string[] Shapes = ["flat", "peaked", "trained", "quantized", "equal", "two-level", "signed-zero-max"];
+    static readonly string[] Shapes = ["flat", "peaked", "trained", "quantized", "equal", "two-level", "signed-zero-max", "extreme"];
 
     static IEnumerable<SamplingOptions> Options()
     {
@@ -102,6 +102,30 @@ public class SamplerEquivalenceTests
     }
 
     [Test]
+    public void Many_draws_of_plain_temperature_top_p_and_min_p_give_the_reference_token()
+    {
+        // Every draw walks a different bucket of the top-p / min-p search and a different block of
+        // the temperature walk; the extreme shape has z = −inf, far-below terms and 989 tokens tied
+        // at the top (with an even count, top-p 0.5 would end exactly on the tie's half: a sum that
+        // close to its threshold is rightly left to the reference).
+        var rng = new Random(24);
+        var draws = new SplitMix64(24);
+        SamplingOptions[] options =
+        [
+            new(1f), new(0.7f), new(1f, TopP: 0.9f), new(1f, TopP: 0.5f), new(1.3f, MinP: 0.05f), new(1f, TopP: 0.95f, MinP: 0.02f),
+        ];
+        long before = Sampler.ReferenceDraws;
+        foreach (string shape in new[] { "flat", "peaked", "trained", "extreme" })
+        {
+            float[] logits = Logits(shape, 20000, rng);
+            foreach (SamplingOptions o in options)
+                for (int d = 0; d < 25; d++)
+                    AssertSame(logits, o, draws.NextOpenUnit(), [], shape);
+        }
+        Assert.That(Sampler.ReferenceDraws - before, Is.Zero, "the fast path decided every draw");
+    }
+
+    [Test]
     public void Draws_next_to_every_cumulative_boundary_give_the_reference_token()
     {
         // A draw placed on (and a hair either side of) the reference's own cumulative sums: the
@@ -153,23 +177,39 @@ public class SamplerEquivalenceTests
     }
 
     [Test]
-    public void Vectorized_exps_stay_within_the_samplers_bounds_of_Math_Exp()
+    public void The_samplers_exps_stay_within_its_bound_of_Math_Exp_at_every_width()
     {
-        // The sampler's tolerances assume each float exp within FloatExpError and each double exp within DoubleExpError of Math.Exp.
+        // The sampler's tolerances assume each term within DoubleExpError of Math.Exp, and every width gives the scalar path's bits.
         const int n = 1 << 20;
-        float[] z = Enumerable.Range(0, n).Select(i => -87f * i / n - 1e-3f * (i % 7)).ToArray();
-        float[] e = new float[n];
-        double[] zd = z.Select(x => (double)x).ToArray(), ed = new double[n];
-        TensorPrimitives.Exp(z, e);
-        TensorPrimitives.Exp(zd, ed);
-        double worstFloat = 0, worstDouble = 0;
+        var rng = new Random(23);
+        float[] z = Enumerable.Range(0, n).Select(i => i < 64 ? -(float)i / 8 : -70f * (float)rng.NextDouble()).ToArray();
+        z[64] = -64f; z[65] = -64.5f; z[66] = -0f; z[67] = float.NegativeInfinity;
+        var e = new double[n];
+        var zOut = new float[n];
+        double[] rungs = [-1, -300];
+        var above = new double[2];
+        double total = SamplerExp.Terms(z, 0f, 1f, zOut, e, rungs, above);
+        double worst = 0, sum = 0;
+        var expectedAbove = new double[2];
         for (int i = 0; i < n; i++)
         {
-            double exact = Math.Exp(z[i]);
-            worstFloat = Math.Max(worstFloat, Math.Abs(e[i] - exact) / exact);
-            worstDouble = Math.Max(worstDouble, Math.Abs(ed[i] - exact) / exact);
+            double scalar = SamplerExp.Exp(z[i]), exact = Math.Exp(z[i]);
+            Assert.That(e[i], Is.EqualTo(scalar), $"z = {z[i]:R}: the vector path's bits");
+            if (z[i] >= SamplerExp.Floor) worst = Math.Max(worst, Math.Abs(scalar - exact) / exact);
+            else Assert.That(scalar, Is.Zero);
+            sum += scalar;
+            for (int r = 0; r < 2; r++) if (z[i] >= rungs[r]) expectedAbove[r] += scalar;
         }
-        Assert.That(worstFloat, Is.LessThan(Sampler.FloatExpError / 5));
-        Assert.That(worstDouble, Is.LessThan(Sampler.DoubleExpError / 5));
+        Assert.That(zOut, Is.EqualTo(z));
+        Assert.That(worst, Is.LessThan(Sampler.DoubleExpError / 5));
+        Assert.That(total, Is.EqualTo(sum).Within(Sampler.Tolerance(0, n) * sum), "any order, within both summations' roundings");
+        for (int r = 0; r < 2; r++) Assert.That(above[r], Is.EqualTo(expectedAbove[r]).Within(Sampler.Tolerance(0, n) * sum), $"mass above {rungs[r]}");
+        if (System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
+        {
+            var v = System.Runtime.Intrinsics.Vector512.Create(z.AsSpan(0, 8).ToArray().Select(x => (double)x).ToArray());
+            var w = System.Runtime.Intrinsics.Vector256.Create(z.AsSpan(8, 4).ToArray().Select(x => (double)x).ToArray());
+            for (int j = 0; j < 8; j++) Assert.That(SamplerExp.Exp(v)[j], Is.EqualTo(SamplerExp.Exp((double)z[j])));
+            for (int j = 0; j < 4; j++) Assert.That(SamplerExp.Exp(w)[j], Is.EqualTo(SamplerExp.Exp((double)z[8 + j])));
+        }
     }
 }
