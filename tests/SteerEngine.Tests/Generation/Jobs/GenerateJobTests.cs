@@ -109,8 +109,8 @@ public class GenerateJobTests
         string full = Path.Combine(dir, "full.jsonl"), killed = Path.Combine(dir, "killed.jsonl");
 
         // The uninterrupted run computes every prompt row by row; the killed and resumed one shares the samples' prefixes.
-        Assert.That(RunSteer([.. args, "--out", full, "--no-prefix-sharing"]).WaitForExit(300_000), Is.True);
-        using (Process p = RunSteer([.. args, "--out", killed]))
+        Assert.That(SteerProcess.Start([.. args, "--out", full, "--no-prefix-sharing"]).WaitForExit(300_000), Is.True);
+        using (Process p = SteerProcess.Start([.. args, "--out", killed]))
         {
             var clock = Stopwatch.StartNew();
             while (!p.HasExited && (!File.Exists(killed) || new FileInfo(killed).Length == 0) && clock.Elapsed < TimeSpan.FromMinutes(3))
@@ -121,21 +121,8 @@ public class GenerateJobTests
         }
         int before = File.ReadAllLines(killed).Length;
         Assert.That(before, Is.LessThan(108), "killed mid-job");
-        using (Process p = RunSteer([.. args, "--out", killed, "--resume"])) { p.WaitForExit(300_000); Assert.That(p.ExitCode, Is.EqualTo(0)); }
+        using (Process p = SteerProcess.Start([.. args, "--out", killed, "--resume"])) { p.WaitForExit(300_000); Assert.That(p.ExitCode, Is.EqualTo(0)); }
         Assert.That(Records(killed), Is.EqualTo(Records(full)));
         Assert.That(Records(full), Has.Count.EqualTo(6 * 2 * 3 * 3));
-    }
-
-    static Process RunSteer(string[] args)
-    {
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "steer.dll"));
-        foreach (string a in args) psi.ArgumentList.Add(a);
-        var p = Process.Start(psi)!;
-        p.OutputDataReceived += (_, _) => { };
-        p.ErrorDataReceived += (_, _) => { };
-        p.BeginOutputReadLine();
-        p.BeginErrorReadLine();
-        return p;
     }
 }
