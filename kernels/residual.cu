@@ -1,6 +1,20 @@
 // The residual add, fused with per-row steering and the capture projections:
 //   x ← x + delta;  x_r ← x_r + Σ_e mult[e] · vecs[vec[e]]  (the entries of row r);  proj_out[r] = x_r · dirs
+// and the same projections alone, for the states no residual add produces (embedding, final norm).
 #include "common.cuh"
+
+// out (nproj) f32 ← xr (H) · proj (nproj, H)ᵀ, by the whole block (thread 0 writes).
+template <typename Scratch>
+__device__ __forceinline__ void project_row(const float* xr, int hidden, const float* proj, int nproj, float* out, Scratch& scratch)
+{
+    for (int d = 0; d < nproj; d++)
+    {
+        float dot = 0.f;
+        for (int i = threadIdx.x; i < hidden; i += blockDim.x) dot += xr[i] * proj[(long long)d * hidden + i];
+        dot = block_sum(dot, scratch);
+        if (threadIdx.x == 0) out[d] = dot;
+    }
+}
 
 // x (T, H) f32, updated; delta (T, H) f32.
 // steer_start (T+1) or null: row r's entries are steer_start[r] .. steer_start[r+1]-1 of
@@ -23,12 +37,14 @@ extern "C" __global__ void residual_add_steer(float* __restrict__ x, const float
         for (int e = e0; e < e1; e++) v = vecs[(long long)steer_vec[e] * hidden + i] * steer_mult[e] + v;
         xr[i] = v;
     }
-    if (!proj) return;
-    for (int d = 0; d < nproj; d++)
-    {
-        float dot = 0.f;
-        for (int i = threadIdx.x; i < hidden; i += blockDim.x) dot += xr[i] * proj[(long long)d * hidden + i];
-        dot = block_sum(dot, scratch);
-        if (threadIdx.x == 0) proj_out[r * nproj + d] = dot;
-    }
+    if (proj) project_row(xr, hidden, proj, nproj, proj_out + r * nproj, scratch);
+}
+
+// proj_out (T, nproj) f32 = x (T, H) f32 · proj (nproj, H)ᵀ. grid (T), block (multiple of 32).
+extern "C" __global__ void project_rows(const float* __restrict__ x, int hidden, const float* __restrict__ proj, int nproj,
+                                        float* __restrict__ proj_out)
+{
+    __shared__ float scratch[32];
+    long long r = blockIdx.x;
+    project_row(x + r * hidden, hidden, proj, nproj, proj_out + r * nproj, scratch);
 }

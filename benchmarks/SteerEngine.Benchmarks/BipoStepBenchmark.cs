@@ -34,8 +34,7 @@ public static class BipoStepBenchmark
         int repeat = int.Parse(Arg("--repeat", "5"), CultureInfo.InvariantCulture);
         if (modelDir.Length == 0)
         {
-            modelDir = Path.Combine(Path.GetTempPath(), $"steer-bench-{shape}");
-            if (!File.Exists(Path.Combine(modelDir, "config.json"))) RandomModel.Write(shape, 1, modelDir);
+            modelDir = RandomModel.Cached(ModelShapes.Get(shape), 1, Path.Combine(Path.GetTempPath(), $"steer-bench-{shape}"));
         }
         using Transformer model = Transformer.Load(modelDir);
         ModelConfig c = model.Config;

@@ -5,6 +5,7 @@
 
 #include "attention_decode.cu"
 #include "attention_prefill.cu"
+#include "capture.cu"
 #include "gather.cu"
 #include "logprobs.cu"
 #include "residual.cu"
@@ -29,6 +30,8 @@ static const KernelEntry table[] = {
     KERNEL(attention_decode_hd64), KERNEL(attention_decode_hd128), KERNEL(attention_decode_combine),
     KERNEL(mma_probe),            KERNEL(shared_neighbour_sum),   KERNEL(shared_write_past_end),
     KERNEL(shared_read_unwritten), KERNEL(top_logprobs_rows),
+    KERNEL(join_vocab_slices),    KERNEL(repetition_penalty_rows), KERNEL(project_rows),
+    KERNEL(sum_rows_by_mask),
 };
 
 const KernelEntry* kernel_table() { return table; }

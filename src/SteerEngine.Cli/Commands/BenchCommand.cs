@@ -229,13 +229,8 @@ public static class BenchCommand
     {
         string cache = Environment.GetEnvironmentVariable("STEER_CACHE")
             ?? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache", "steerengine");
-        string dir = Path.Combine(cache, $"{shape}-seed0");
-        if (!File.Exists(Path.Combine(dir, "config.json")))
-        {
-            Console.Error.WriteLine($"generating a random {shape} model in {dir}");
-            RandomModel.Write(shape, 0, dir);
-        }
-        return dir;
+        return RandomModel.Cached(ModelShapes.Get(shape), 0, Path.Combine(cache, $"{shape}-seed0"),
+            dir => Console.Error.WriteLine($"generating a random {shape} model in {dir}"));
     }
 
     static void Print(string dir, Transformer t, MachineLimits m, Roofline roof, int prefillTokens, double prefillTokS, double prefillRoof,

@@ -13,6 +13,10 @@ const state = {
   panels: [],      // { vector: name | null, layer, multiplier, messages: [{role, content}], controller, element }
 };
 let vectorNames = [];
+// With `steer serve --api-key`, every /v1 call needs the key. It is asked for on the page when the
+// server answers 401 and kept for this tab only (sessionStorage), never in the URL that is shared.
+let apiKey = sessionStorage.getItem('steer-api-key') || '';
+const authorised = (headers = {}) => apiKey ? { ...headers, Authorization: 'Bearer ' + apiKey } : headers;
 
 // ---- settings <-> URL ---------------------------------------------------------------------------
 
@@ -175,7 +179,7 @@ async function answer(p) {
   p.controller = new AbortController();
   try {
     const response = await fetch('/v1/chat/completions', {
-      method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(requestBody(p)), signal: p.controller.signal,
+      method: 'POST', headers: authorised({ 'Content-Type': 'application/json' }), body: JSON.stringify(requestBody(p)), signal: p.controller.signal,
     });
     if (!response.ok) throw new Error(await errorMessage(response));
     await readEvents(response, event => {
@@ -301,26 +305,43 @@ function vectorSelect(selected, id, allowNone = true) {
 }
 
 async function getJson(url) {
-  const response = await fetch(url);
+  const response = await fetch(url, { headers: authorised() });
+  if (response.status === 401) throw Object.assign(new Error(`${url}: ${await errorMessage(response)}`), { unauthorised: true });
   if (!response.ok) throw new Error(`${url}: ${await errorMessage(response)}`);
   return response.json();
 }
 
 // ---- start --------------------------------------------------------------------------------------
 
-async function start() {
-  readUrl();
+/** Reads the server's models and vectors; on 401 shows the API key field. True when the server answered. */
+async function loadServer() {
   try {
     const [models, vectors] = await Promise.all([getJson('/v1/models'), getJson('/v1/steering/vectors')]);
     vectorNames = vectors.data.map(v => v.name);
-    for (const m of models.data) $('model').append(new Option(m.id, m.id));
+    $('model').replaceChildren(...models.data.map(m => new Option(m.id, m.id)));
     if (!state.model && models.data.length) state.model = models.data[0].id;
     $('model').value = state.model;
+    $('key-field').hidden = true;
     $('server-status').textContent = `${models.data.length} model(s), ${vectorNames.length} vector(s)`;
+    return true;
   } catch (e) {
-    $('server-status').textContent = 'server: ' + e.message;
+    $('key-field').hidden = !e.unauthorised;
+    $('server-status').textContent = e.unauthorised
+      ? (apiKey ? 'the server refused this API key' : 'this server needs an API key')
+      : 'server: ' + e.message;
+    return false;
   }
-  if (state.panels.length === 0) state.panels = [newPanel(vectorNames[0] || null, 0, -2), newPanel(vectorNames[0] || null, 0, 2)];
+}
+
+function defaultPanels() {
+  return [newPanel(vectorNames[0] || null, 0, -2), newPanel(vectorNames[0] || null, 0, 2)];
+}
+
+async function start() {
+  readUrl();
+  const urlHadPanels = state.panels.length > 0;
+  await loadServer();
+  if (state.panels.length === 0) state.panels = defaultPanels();
   $('preset').value = state.view;
   $('temperature').value = String(state.temperature);
   $('max-tokens').value = state.maxTokens ? String(state.maxTokens) : '';
@@ -339,6 +360,15 @@ async function start() {
   $('reset').addEventListener('click', () => {
     state.panels.forEach(p => { if (p.controller) p.controller.abort(); p.messages = []; });
     renderPanels();
+  });
+  $('api-key').addEventListener('change', async () => {
+    apiKey = $('api-key').value.trim();
+    sessionStorage.setItem('steer-api-key', apiKey);
+    if (await loadServer()) {
+      if (!urlHadPanels) state.panels = defaultPanels();
+      renderPanels();
+      writeUrl();
+    }
   });
   $('message').addEventListener('keydown', e => {
     if (e.key === 'Enter' && !e.shiftKey) { e.preventDefault(); send(); }

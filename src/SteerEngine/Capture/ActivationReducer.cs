@@ -16,10 +16,13 @@ public enum Reduction
 /// <summary>
 /// Streams hidden states into per-sequence, per-entry sums (HF hidden-states numbering, entries 0..L),
 /// keeping no per-token tensor: memory is sequences × (L+1) × H × 4 reductions, whatever the lengths.
-/// Works on mixed-length batches and on prompts prefilled in several chunks.
+/// Works on mixed-length batches and on prompts prefilled in several chunks. On a device backend the
+/// sums per (sequence, reduction) are taken on the device: only (masks, H) per entry comes back.
 /// </summary>
-public sealed class ActivationReducer : IHiddenStateSink
+public sealed class ActivationReducer : IReducedStateSink
 {
+    const int Reductions = 4;
+
     readonly int _entries, _hidden;
     readonly int[] _promptLengths;
     readonly double[][] _sums;   // per sequence: (4 reductions, entries, H), in double so long sums keep their digits
@@ -45,6 +48,33 @@ public sealed class ActivationReducer : IHiddenStateSink
             if (pos < p) Add(s, Reduction.PromptAvg, entry, h);
             else Add(s, Reduction.ResponseAvg, entry, h);
             if (pos == p - 1) Add(s, Reduction.PromptLast, entry, h);
+        }
+    }
+
+    /// <summary>Mask 4·s + reduction: the rows of sequence s that <see cref="Record"/> adds to that reduction.</summary>
+    StateReductions IReducedStateSink.Reductions(BatchLayout layout)
+    {
+        var rows = Enumerable.Range(0, _promptLengths.Length * Reductions).Select(_ => new List<int>()).ToArray();
+        for (int r = 0; r < layout.Rows; r++)
+        {
+            int s = layout.SequenceOfRow[r], pos = layout.PositionOfRow[r], p = _promptLengths[s];
+            rows[s * Reductions + (int)Reduction.AllAvg].Add(r);
+            rows[s * Reductions + (int)(pos < p ? Reduction.PromptAvg : Reduction.ResponseAvg)].Add(r);
+            if (pos == p - 1) rows[s * Reductions + (int)Reduction.PromptLast].Add(r);
+        }
+        return new StateReductions(layout, Enumerable.Repeat(Array.Empty<float[]>(), _entries).ToArray(), rows.Select(r => r.ToArray()).ToArray());
+    }
+
+    void IReducedStateSink.RecordReduced(int entry, ReducedStates reduced, StateReductions plan)
+    {
+        for (int m = 0; m < plan.MaskRows.Length; m++)
+        {
+            int s = m / Reductions, reduction = m % Reductions;
+            if (plan.MaskRows[m].Length == 0) continue;
+            Span<double> sum = _sums[s].AsSpan((reduction * _entries + entry) * _hidden, _hidden);
+            ReadOnlySpan<float> part = reduced.Sums.AsSpan(m * _hidden, _hidden);
+            for (int i = 0; i < _hidden; i++) sum[i] += part[i];
+            if (entry == 0) _counts[s][reduction] += plan.MaskRows[m].Length;
         }
     }
 

@@ -115,30 +115,28 @@ public sealed partial class ContinuousBatch(IForwardModel model, TextTokenizer? 
             budget -= n;
         }
 
-        var sink = batch.Any(b => b.Seq.Projections is not null) ? new MonitorSink(batch.Select(b => b.Seq).ToList()) : null;
+        var sink = batch.Any(b => b.Seq.Projections is not null) ? new MonitorSink(batch.Select(b => b.Seq).ToList(), model.Config.NumLayers + 1) : null;
         int V = model.Config.VocabSize;
         while (_slots.Count < batch.Count) _slots.Add(GC.AllocateUninitializedArray<float>(V));
         float[][] logits = _slots.GetRange(0, batch.Count).ToArray();
         for (int b = 0; b < batch.Count; b++)   // a scored prompt chunk gets every row's logits: (n, V)
             if (batch[b].Part.AllLogits) logits[b] = GC.AllocateUninitializedArray<float>(batch[b].Part.Tokens.Length * V);
-        // The one branch point: a decoding row without repetition penalty or prompt scoring is a
-        // token draw the model may make where its logits are (on the device); the rest sample here
-        // from full logits. Each sequence's generator gives one draw per token either way.
+        // The one branch point: a decoding row's next token is a draw the model may make where its
+        // logits are (on the device); a row that also scores its prompt needs full logits and is
+        // drawn here. Each sequence's generator gives one draw per token either way.
         var draws = new TokenDraw?[batch.Count];
         for (int b = 0; b < batch.Count; b++)
-            if (batch[b].Samples && batch[b].Seq.Request.MaxNewTokens > 0 && batch[b].Seq.History is null && !batch[b].Part.AllLogits)
+            if (batch[b].Samples && batch[b].Seq.Request.MaxNewTokens > 0)
             {
                 GenerationRequest r = batch[b].Seq.Request;
-                draws[b] = new TokenDraw(r.Sampling, batch[b].Seq.Rng.NextOpenUnit(), r.Logprobs || r.TopLogprobs > 0, r.TopLogprobs);
+                draws[b] = new TokenDraw(r.Sampling, batch[b].Seq.Rng.NextOpenUnit(), r.Logprobs || r.TopLogprobs > 0, r.TopLogprobs) { History = batch[b].Seq.History };
             }
-        DrawnToken?[] drawn = model.ForwardSample(batch.Select(b => b.Part).ToList(), logits, draws, sink);
+        DrawnToken?[] drawn = model.ForwardSample(batch.Select(b => b.Part).ToList(), logits,
+            batch.Select((b, i) => b.Part.AllLogits ? null : draws[i]).ToList(), sink);
         TokensProcessed += batch.Sum(b => b.Part.Tokens.Length);
-        // Rows draw in parallel, each from its own logits and generator; the results are taken in batch order.
-        Parallel.For(0, batch.Count, b =>
-        {
-            if (draws[b] is null && batch[b].Samples && batch[b].Seq.Request.MaxNewTokens > 0)
-                drawn[b] = Draw(batch[b].Seq, logits[b].AsSpan((LogitBuffers.Rows(batch[b].Part) - 1) * V, V));
-        });
+        for (int b = 0; b < batch.Count; b++)
+            if (batch[b].Part.AllLogits && draws[b] is { } d)
+                drawn[b] = d.OnHost(logits[b].AsSpan((LogitBuffers.Rows(batch[b].Part) - 1) * V, V));
         var finished = new List<GenerationResult>();
         for (int b = 0; b < batch.Count; b++)
         {
@@ -165,19 +163,6 @@ public sealed partial class ContinuousBatch(IForwardModel model, TextTokenizer? 
             s.PromptLogprobs!.Add((float)Sampler.LogProb(l, next));
             s.PromptTopLogprobs?.Add(TokenLogprob.Top(l, s.Request.TopLogprobs));
         }
-    }
-
-    /// <summary>Samples the sequence's next token (safe to run for several sequences at once).</summary>
-    static DrawnToken Draw(Sequence s, Span<float> logits)
-    {
-        GenerationRequest r = s.Request;
-        bool logprobs = r.Logprobs || r.TopLogprobs > 0;
-        // Log-probs are of the model's distribution, before the repetition penalty edits the logits.
-        float[]? raw = logprobs && s.History is not null ? logits.ToArray() : null;
-        TokenLogprob[]? top = r.TopLogprobs > 0 ? TokenLogprob.Top(raw ?? logits, r.TopLogprobs) : null;
-        int token = Sampler.Sample(logits, r.Sampling, s.Rng.NextOpenUnit(), s.History);
-        float? logprob = logprobs ? (float)Sampler.LogProb(raw ?? logits, token) : null;
-        return new DrawnToken(token, logprob, top);
     }
 
     /// <summary>Appends a drawn token; returns the sequence's result if that finished it.</summary>
@@ -227,25 +212,49 @@ public sealed partial class ContinuousBatch(IForwardModel model, TextTokenizer? 
     }
 
     /// <summary>Computes monitored projections from the residual stream as the forward pass goes by.</summary>
-    sealed class MonitorSink(List<Sequence> segments) : Capture.IHiddenStateSink
+    /// <summary>
+    /// The monitors' projections h·v/|v| of each monitored sequence's rows from its last prompt
+    /// position on. On a device backend the dot products are taken on the device (each distinct
+    /// vector once per entry) and only (rows, vectors) come back.
+    /// </summary>
+    sealed class MonitorSink(List<Sequence> segments, int entries) : Capture.IReducedStateSink
     {
         public void Record(int entry, ReadOnlySpan<float> states, Capture.BatchLayout layout)
         {
             int hidden = states.Length / layout.Rows;
+            foreach ((Sequence s, int r, int m, float[] v) in Monitored(entry, layout))
+                s.Projections![m].Add(System.Numerics.Tensors.TensorPrimitives.Dot(states.Slice(r * hidden, hidden), v) / System.Numerics.Tensors.TensorPrimitives.Norm(v));
+        }
+
+        /// <summary>Every (sequence, row, monitor, vector) whose projection this entry gives.</summary>
+        IEnumerable<(Sequence S, int Row, int Monitor, float[] Vector)> Monitored(int entry, Capture.BatchLayout layout)
+        {
             for (int r = 0; r < layout.Rows; r++)
             {
                 Sequence s = segments[layout.SequenceOfRow[r]];
                 if (s.Projections is null || layout.PositionOfRow[r] < s.Request.PromptTokens.Length - 1) continue;
                 var monitors = s.Request.Monitors!;
                 for (int m = 0; m < monitors.Count; m++)
-                {
-                    if (monitors[m].Layer + 1 != entry) continue;
-                    float[] v = monitors[m].Vector;
-                    ReadOnlySpan<float> h = states.Slice(r * hidden, hidden);
-                    float norm = System.Numerics.Tensors.TensorPrimitives.Norm(v);
-                    s.Projections[m].Add(System.Numerics.Tensors.TensorPrimitives.Dot(h, v) / norm);
-                }
+                    if (monitors[m].Layer + 1 == entry) yield return (s, r, m, monitors[m].Vector);
             }
+        }
+
+        Dictionary<float[], int>[]? _directionIndex; // per entry: vector → its index among the entry's directions
+
+        public Capture.StateReductions Reductions(Capture.BatchLayout layout)
+        {
+            _directionIndex = Enumerable.Range(0, entries).Select(_ => new Dictionary<float[], int>(ReferenceEqualityComparer.Instance)).ToArray();
+            foreach (Sequence s in segments)
+                foreach (ProjectionMonitor m in s.Request.Monitors ?? [])
+                    _directionIndex[m.Layer + 1].TryAdd(m.Vector, _directionIndex[m.Layer + 1].Count);
+            return new Capture.StateReductions(layout, _directionIndex.Select(d => d.OrderBy(kv => kv.Value).Select(kv => kv.Key).ToArray()).ToArray(), []);
+        }
+
+        public void RecordReduced(int entry, Capture.ReducedStates reduced, Capture.StateReductions plan)
+        {
+            Dictionary<float[], int> index = _directionIndex![entry];
+            foreach ((Sequence s, int r, int m, float[] v) in Monitored(entry, plan.Layout))
+                s.Projections![m].Add(reduced.Projections[r * index.Count + index[v]] / System.Numerics.Tensors.TensorPrimitives.Norm(v));
         }
     }
 }

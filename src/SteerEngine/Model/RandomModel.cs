@@ -18,6 +18,31 @@ public static class RandomModel
     public static void Write(string shape, int seed, string outDir, DType dtype = DType.BF16, Action<double>? progress = null) =>
         Write(ModelShapes.Get(shape), seed, outDir, dtype, progress);
 
+    /// <summary>
+    /// The model in <paramref name="dir"/>, written there first when it is missing. It is written into a
+    /// sibling folder and renamed into place, so processes that ask for the same model at once never
+    /// read a half-written one: the first rename wins and the others drop their copies.
+    /// </summary>
+    public static string Cached(ModelConfig config, int seed, string dir, Action<string>? announce = null)
+    {
+        if (File.Exists(Path.Combine(dir, "config.json"))) return dir;
+        announce?.Invoke(dir);
+        string full = Path.GetFullPath(dir);
+        Directory.CreateDirectory(Path.GetDirectoryName(full)!);
+        string partial = $"{full}.partial-{Environment.ProcessId}-{Guid.NewGuid():N}";
+        try
+        {
+            Write(config, seed, partial);
+            try { Directory.Move(partial, full); }
+            catch (IOException) when (File.Exists(Path.Combine(full, "config.json"))) { }   // another process finished first
+        }
+        finally
+        {
+            if (Directory.Exists(partial)) Directory.Delete(partial, recursive: true);
+        }
+        return dir;
+    }
+
     /// <summary>A model of any shape, e.g. a named one with fewer layers.</summary>
     public static void Write(ModelConfig config, int seed, string outDir, DType dtype = DType.BF16, Action<double>? progress = null)
     {

@@ -5,19 +5,23 @@ namespace SteerEngine.Runtime;
 
 /// <summary>
 /// What the generator asks a backend for one sequence's last logit row instead of its logits: the
-/// next token under <paramref name="Sampling"/> (without repetition penalty, which needs the
-/// history) for the sequence's own <paramref name="Uniform"/> draw, its log-prob when
-/// <paramref name="Logprob"/>, and the <paramref name="TopLogprobs"/> most likely tokens.
+/// next token under <paramref name="Sampling"/> for the sequence's own <paramref name="Uniform"/>
+/// draw, with the repetition penalty on the tokens of <see cref="History"/>, its log-prob when
+/// <paramref name="Logprob"/>, and the <paramref name="TopLogprobs"/> most likely tokens. Log-probs
+/// are of the model's distribution, before the penalty edits the logits.
 /// </summary>
 public sealed record TokenDraw(SamplingOptions Sampling, double Uniform, bool Logprob, int TopLogprobs)
 {
+    /// <summary>The tokens the repetition penalty applies to (prompt and generated), or null for none.</summary>
+    public IReadOnlySet<int>? History { get; init; }
+
     /// <summary>The draw the host sampler makes from full logits (the reference every backend's draw must equal).</summary>
-    /// <param name="row">(V) logits, left as they are (there is no repetition penalty to apply)</param>
+    /// <param name="row">(V) logits, left as they are (the penalty edits a copy)</param>
     public DrawnToken OnHost(Span<float> row)
     {
-        if (Sampling.RepetitionPenalty != 1f) throw new ArgumentException("a token draw has no history for the repetition penalty; sample such rows from full logits");
         TokenLogprob[]? top = TopLogprobs > 0 ? TokenLogprob.Top(row, TopLogprobs) : null;
-        int token = Sampler.Sample(row, Sampling, Uniform);
+        Span<float> penalized = History is not null && Sampling.RepetitionPenalty != 1f ? row.ToArray() : row;
+        int token = Sampler.Sample(penalized, Sampling, Uniform, History);
         float? logprob = Logprob ? (float)Sampler.LogProb(row, token) : null;
         return new DrawnToken(token, logprob, top);
     }
@@ -29,7 +33,7 @@ public sealed record TokenDraw(SamplingOptions Sampling, double Uniform, bool Lo
     public static DrawnToken?[] ForwardThenSampleOnHost(IForwardModel model, IReadOnlyList<ForwardSequence> batch, float[][] logits,
         IReadOnlyList<TokenDraw?> draws, Capture.IHiddenStateSink? sink)
     {
-        Check(batch, draws);
+        Check(batch, draws, model.Config.VocabSize);
         model.ForwardInto(batch, logits, sink);
         int V = model.Config.VocabSize;
         var drawn = new DrawnToken?[batch.Count];
@@ -41,14 +45,15 @@ public sealed record TokenDraw(SamplingOptions Sampling, double Uniform, bool Lo
     }
 
     /// <summary>Throws unless there is one (possibly null) draw per sequence, each valid.</summary>
-    public static void Check(IReadOnlyList<ForwardSequence> batch, IReadOnlyList<TokenDraw?> draws)
+    public static void Check(IReadOnlyList<ForwardSequence> batch, IReadOnlyList<TokenDraw?> draws, int vocab)
     {
         if (draws.Count != batch.Count) throw new ArgumentException($"{draws.Count} token draws for a batch of {batch.Count} sequences", nameof(draws));
         for (int s = 0; s < draws.Count; s++)
             if (draws[s] is { } d)
             {
                 d.Sampling.Validate();
-                if (d.Sampling.RepetitionPenalty != 1f) throw new ArgumentException($"sequence {s}: a token draw cannot apply a repetition penalty (sample from full logits)", nameof(draws));
+                if (d.History?.FirstOrDefault(t => (uint)t >= (uint)vocab, -1) is >= 0 and var bad)
+                    throw new ArgumentException($"sequence {s}: history token {bad} is outside the vocabulary (size {vocab})", nameof(draws));
                 if (d.TopLogprobs is < 0 or > TokenLogprob.MaxTop) throw new ArgumentException($"sequence {s}: top log-probs {d.TopLogprobs} must be in 0..{TokenLogprob.MaxTop}", nameof(draws));
                 if (!(d.Uniform >= 0 && d.Uniform < 1)) throw new ArgumentException($"sequence {s}: uniform draw {d.Uniform} must be in [0, 1)", nameof(draws));
             }

@@ -19,7 +19,6 @@ namespace SteerEngine.Tests.Chat;
 [TestFixture, NonParallelizable]
 public class SideBySidePageTests
 {
-    const string Chromium = "/usr/bin/chromium", ChromeDriver = "/usr/bin/chromedriver";
     static readonly TimeSpan Patience = TimeSpan.FromSeconds(90);
 
     SteerServer _server = null!;
@@ -30,8 +29,7 @@ public class SideBySidePageTests
     public async Task Start()
     {
         DemoFiles.RequireModel();
-        if (!File.Exists(Chromium) || !File.Exists(ChromeDriver))
-            Assert.Ignore($"{Chromium} and {ChromeDriver} are needed (./build.sh installs Debian's chromium and chromium-driver)");
+        HeadlessChromium.Require();
         string vectorFile = Path.Combine(TestModels.TempDir("page"), "mood.npy");
         using (LanguageModel lm = LanguageModel.Load(DemoFiles.ModelDir))
             VectorFile.Write(vectorFile, SteeringVector.Direction(
@@ -40,11 +38,7 @@ public class SideBySidePageTests
         await _server.StartAsync();
         _page = _server.BaseAddress.ToString().TrimEnd('/') + "/";
 
-        var service = ChromeDriverService.CreateDefaultService(Path.GetDirectoryName(ChromeDriver)!, Path.GetFileName(ChromeDriver));
-        service.HideCommandPromptWindow = true;
-        var options = new ChromeOptions { BinaryLocation = Chromium };
-        options.AddArguments("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1400,760", "--no-first-run");
-        _browser = new ChromeDriver(service, options, Patience);
+        _browser = HeadlessChromium.Start(1400, 760, Patience);
     }
 
     [OneTimeTearDown]

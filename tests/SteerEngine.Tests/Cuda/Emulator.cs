@@ -16,6 +16,13 @@ static class Emulator
         return new DriverCudaDevice(0);
     }
 
+    /// <summary>The model in <paramref name="dir"/> on <paramref name="tp"/> emulated devices.</summary>
+    public static CudaTransformer Model(string dir, int tp = 1)
+    {
+        if (!EmulatedCudaDevice.IsAvailable) Assert.Ignore("native/cuemu is not built (run ./build.sh)");
+        return CudaTransformer.Load(dir, CudaPlatform.Emulated, tp);
+    }
+
     public static EmulatedCudaDevice Device()
     {
         if (!EmulatedCudaDevice.IsAvailable) Assert.Ignore("native/cuemu is not built (run ./build.sh)");

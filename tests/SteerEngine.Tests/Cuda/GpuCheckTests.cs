@@ -24,8 +24,8 @@ public class GpuCheckTests
         Assert.That(exit, Is.EqualTo(GpuCheck.ExitPassed), log.ToString());
         var report = JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "report.json")))!;
         var steps = report["steps"]!.AsArray();
-        Assert.That(steps.Select(s => s!["name"]!.GetValue<string>()), Has.Some.StartsWith("GEMM sweep").And.Some.StartsWith("tensor parallel"));
-        Assert.That(steps, Has.Count.EqualTo(7));
+        Assert.That(steps.Select(s => s!["name"]!.GetValue<string>()), Has.Some.StartsWith("GEMM sweep").And.Some.StartsWith("tensor parallel").And.Some.StartsWith("device sampling"));
+        Assert.That(steps, Has.Count.EqualTo(8));
         // The kernel tests need the test assembly (./build.sh passes it); every other step ran.
         Assert.That(steps.Where(s => s!["status"]!.GetValue<string>() != "passed").Select(s => s!["name"]!.GetValue<string>()),
             Is.EqualTo(new[] { "kernel and GEMM tests on the device" }));

@@ -12,7 +12,7 @@ namespace SteerEngine.Tests.Cuda;
 /// Generation/Sampler), on random inputs at shapes that are not multiples of the tiles.
 /// </summary>
 [TestFixture]
-public class KernelTests
+public partial class KernelTests
 {
     CudaDevice _d = null!;
     readonly Random _rng = new(1234);

@@ -8,22 +8,15 @@ namespace SteerEngine.Tests.Experiments;
 /// <summary>The report page opened in real headless Chromium (Debian chromium + chromium-driver, installed by build.sh).</summary>
 public class ReportPageBrowserTests
 {
-    const string Chromium = "/usr/bin/chromium", Driver = "/usr/bin/chromedriver";
-
     [Test]
     public void Report_page_loads_offline_and_every_image_loads()
     {
-        if (!File.Exists(Chromium) || !File.Exists(Driver))
-            Assert.Ignore("headless Chromium unavailable: ./build.sh installs Debian's chromium and chromium-driver");
+        HeadlessChromium.Require();
         string root = TestModels.TempDir("study-page");
         StudyTreeBuilder.Write(root);
         ReportResult result = StudyReport.Write(root, Path.Combine(root, "report"), new RankingOptions { Trait = "happy" });
 
-        var options = new ChromeOptions { BinaryLocation = Chromium };
-        options.AddArguments("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1200,900");
-        using var service = ChromeDriverService.CreateDefaultService(Path.GetDirectoryName(Driver)!, Path.GetFileName(Driver));
-        service.HideCommandPromptWindow = true;
-        using var browser = new ChromeDriver(service, options, TimeSpan.FromSeconds(60));
+        using var browser = HeadlessChromium.Start(1200, 900, TimeSpan.FromSeconds(60));
         browser.Navigate().GoToUrl(new Uri(result.IndexPath).AbsoluteUri);
 
         Assert.That(browser.Title, Is.EqualTo("Steering study report"));

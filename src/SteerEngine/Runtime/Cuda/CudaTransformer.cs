@@ -110,7 +110,9 @@ public sealed partial class CudaTransformer : IForwardModel
         public required TokenDraw[] Draws;  // (D): the sequences sampled on the device, whose logit rows are [0, D)
         public required int[] DrawSequence; // (D): the sequence of each draw
         public DrawnToken[]? Drawn;         // (D) out
-        public float[][]? Captured;         // (L+1) × (T, H) when a sink listens
+        public float[][]? Captured;         // (L+1) × (T, H) when a sink takes full states
+        public StateReductions? Reductions; // when a sink takes reductions, computed on the device
+        public ReducedStates[]? Reduced;    // (L+1) out
         public required float[][] Output;   // per sequence (rows × V), the caller's buffers
     }
 
@@ -125,15 +127,16 @@ public sealed partial class CudaTransformer : IForwardModel
         Run(batch, logits, sink, null);
 
     /// <summary>
-    /// Samples the drawn sequences on the device (kernels/sampling.cu, logprobs.cu): only their
-    /// tokens, log-probs and top log-probs come back, never their logits. With tensor parallelism
-    /// (logits gathered as rank slices) or a draw on a sequence that asks for all logits, the
-    /// whole batch falls back to full logits and the host sampler.
+    /// Samples the drawn sequences on the device (kernels/sampling.cu, logprobs.cu), repetition
+    /// penalty included: only their tokens, log-probs and top log-probs come back, never their
+    /// logits. With tensor parallelism the ranks' vocabulary slices of the drawn rows are joined on
+    /// rank 0, which samples. A draw on a sequence that asks for all logits sends the whole batch
+    /// to full logits and the host sampler.
     /// </summary>
     public DrawnToken?[] ForwardSample(IReadOnlyList<ForwardSequence> batch, float[][] logits, IReadOnlyList<TokenDraw?> draws, IHiddenStateSink? sink = null)
     {
-        TokenDraw.Check(batch, draws);
-        bool onDevice = DeviceSampling && _ranks.Length == 1 && draws.Any(d => d is not null)
+        TokenDraw.Check(batch, draws, Config.VocabSize);
+        bool onDevice = DeviceSampling && draws.Any(d => d is not null)
             && Enumerable.Range(0, batch.Count).All(s => draws[s] is null || !batch[s].AllLogits);
         if (!onDevice) return TokenDraw.ForwardThenSampleOnHost(this, batch, logits, draws, sink);
         Plan plan = Run(batch, logits, sink, draws);
@@ -167,7 +170,13 @@ public sealed partial class CudaTransformer : IForwardModel
         FreeDeadCaches();
 
         Plan plan = MakePlan(batch, logits, draws);
-        if (sink is not null) plan.Captured = Enumerable.Range(0, L + 1).Select(_ => new float[plan.Rows * H]).ToArray();
+        var layout = new BatchLayout(plan.SequenceOfRow, plan.PositionOfRow);
+        if (sink is IReducedStateSink reducing && DeviceReductions)
+        {
+            plan.Reductions = reducing.Reductions(layout);
+            CheckReductions(plan.Reductions, plan.Rows);
+        }
+        else if (sink is not null) plan.Captured = Enumerable.Range(0, L + 1).Select(_ => new float[plan.Rows * H]).ToArray();
 
         try { _workers.Run(rank => RunRank(rank, plan)); }
         catch (Exception e) when (_collectives is not null)
@@ -177,11 +186,10 @@ public sealed partial class CudaTransformer : IForwardModel
         }
 
         foreach (ForwardSequence seq in batch) seq.Cache.Commit(seq.Tokens.Length);
-        if (sink is not null)
-        {
-            var layout = new BatchLayout(plan.SequenceOfRow, plan.PositionOfRow);
+        if (plan.Reductions is not null)
+            for (int e = 0; e <= L; e++) ((IReducedStateSink)sink!).RecordReduced(e, plan.Reduced![e], plan.Reductions);
+        else if (sink is not null)
             for (int e = 0; e <= L; e++) sink.Record(e, plan.Captured![e], layout);
-        }
         return plan;
     }
 
@@ -290,15 +298,15 @@ public sealed partial class CudaTransformer : IForwardModel
         float eps = (float)c.RmsNormEps;
 
         // The step's inputs in one copy: nothing here waits for the device.
-        DevicePtr[] inputs = ws.Upload(p.Tokens, p.SequenceOfRow, p.PositionOfRow, p.RowStart, p.NewTokens, p.StartPosition,
+        Array[] drawArrays = DrawArrays(p);
+        DevicePtr[] inputs = ws.Upload([p.Tokens, p.SequenceOfRow, p.PositionOfRow, p.RowStart, p.NewTokens, p.StartPosition,
             p.Kv.Select(k => k.Bases[rank].Address).ToArray(), p.Kv.Select(k => k.Capacity).ToArray(),
-            p.SteerStart, p.SteerVector, p.SteerMultiplier, p.Vectors, p.LogitRows,
-            DrawField(p, d => d.Sampling.Temperature), DrawField(p, d => d.Sampling.TopK), DrawField(p, d => d.Sampling.TopP),
-            DrawField(p, d => d.Sampling.MinP), DrawField(p, d => d.Uniform), DrawField(p, d => d.TopLogprobs));
+            p.SteerStart, p.SteerVector, p.SteerMultiplier, p.Vectors, p.LogitRows, .. drawArrays, .. ReductionArrays(p)]);
         DevicePtr tokens = inputs[0], seqOfRow = inputs[1], posOfRow = inputs[2], rowStart = inputs[3], newTokens = inputs[4],
             startPos = inputs[5], kvBase = inputs[6], kvCap = inputs[7], steerStart = inputs[8], steerVec = inputs[9],
             steerMult = inputs[10], vectors = inputs[11], logitRows = inputs[12];
-        var draw = new DrawInputs(inputs[13], inputs[14], inputs[15], inputs[16], inputs[17], inputs[18]);
+        var draw = DrawInputs.At(inputs.AsSpan(13, drawArrays.Length));
+        var capture = new RankCapture(d, ws, p, rank, H, inputs.AsSpan(13 + drawArrays.Length));
 
         DevicePtr x = ws.Get("x", (long)T * H * 4);                 // (T, H) f32 residual stream
         DevicePtr xn = ws.Get("xn", (long)T * H * 2);               // (T, H) bf16 normed sublayer input
@@ -309,17 +317,13 @@ public sealed partial class CudaTransformer : IForwardModel
         DevicePtr gateUp = ws.Get("gate_up", (long)T * 2 * I * 4);  // (T, 2·I) f32
         DevicePtr act = ws.Get("act", (long)T * I * 2);             // (T, I) bf16
 
-        void Capture(int entry)
-        {
-            if (rank == 0 && p.Captured is not null) d.Download<float>(x, p.Captured[entry]);
-        }
         void AllReduce(DevicePtr buffer, long count)
         {
             if (_collectives is not null) _collectives.AllReduceSum(rank, buffer, buffer, count);
         }
 
         d.Launch("embedding_gather", new Dim3((uint)T), Threads(H), w.Embedding, tokens, x, H);
-        Capture(0);
+        capture.Record(0, x, projected: false);
         for (int l = 0; l < L; l++)
         {
             DeviceLayer lw = w.Layers[l];
@@ -342,14 +346,15 @@ public sealed partial class CudaTransformer : IForwardModel
             Linear.Forward(d, act, lw.Down, delta, T, H, I);
             AllReduce(delta, (long)T * H);
             DevicePtr layerSteer = p.LayerSteered[l] ? steerStart + (long)l * (T + 1) * 4 : DevicePtr.Null;
+            var (proj, nproj, projOut) = l < L - 1 ? capture.Fused(l + 1) : default;
             d.Launch("residual_add_steer", new Dim3((uint)T), Threads(H), x, delta, H,
-                layerSteer, steerVec, steerMult, vectors, DevicePtr.Null, 0, DevicePtr.Null);
+                layerSteer, steerVec, steerMult, vectors, proj, nproj, projOut);
 
-            if (l < L - 1) Capture(l + 1);
+            if (l < L - 1) capture.Record(l + 1, x, projected: true);
         }
 
-        d.Launch("rmsnorm", new Dim3((uint)T), Threads(H), x, w.FinalNorm, p.Captured is null ? DevicePtr.Null : x, xn, H, eps);
-        Capture(L);
+        d.Launch("rmsnorm", new Dim3((uint)T), Threads(H), x, w.FinalNorm, capture.Active ? x : DevicePtr.Null, xn, H, eps);
+        capture.Record(L, x, projected: false);
 
         // The lm_head over chunks of the logit rows: device and host buffers stay bounded however
         // many rows a scoring batch asks for, and every size is 64-bit.
@@ -359,20 +364,23 @@ public sealed partial class CudaTransformer : IForwardModel
         DevicePtr logits = ws.Get("logits", (long)chunk * VL * 4);      // (chunk, VL) f32
         DevicePtr all = _collectives is null ? logits : ws.Get("logits_all", (long)ranks * chunk * VL * 4); // (ranks, chunk, VL)
         float* host = rank == 0 ? (float*)ws.Host("logits", (long)ranks * chunk * VL * 4) : null;
-        int D = p.DrawSequence.Length; // drawn rows come first; only at one rank, so VL is the vocabulary
-        DrawOutputs drawn = D > 0 ? DrawOutputs.In(ws, D) : default;
+        int D = p.DrawSequence.Length; // drawn rows come first, sampled on rank 0
+        DrawOutputs drawn = D > 0 && rank == 0 ? DrawOutputs.In(ws, D) : default;
         for (int first = 0; first < R; first += chunk)
         {
             int n = Math.Min(chunk, R - first), sampled = Math.Clamp(D - first, 0, n);
             d.Launch("gather_rows_bf16", new Dim3((uint)n), Threads(H), xn, logitRows + first * 4L, selected, H);
             Linear.Forward(d, selected, w.LmHead, logits, n, VL, H);
             _collectives?.AllGather(rank, logits, all, (long)n * VL);
-            if (sampled > 0) SampleRows(d, p, logits, VL, first, sampled, draw, drawn);
-            if (rank != 0 || sampled == n) continue;
-            d.CopyToHost(host, all + (long)sampled * VL * 4, (long)ranks * (n - sampled) * VL * 4);
-            ScatterLogits(p, host, first + sampled, n - sampled, VL);
+            if (rank != 0) continue;
+            if (sampled > 0) SampleRows(d, ws, p, WholeRows(d, ws, all, n, VL, sampled), c.VocabSize, first, sampled, draw, drawn);
+            int rest = n - sampled;
+            for (int k = 0; k < ranks && rest > 0; k++) // each rank's slice of the rows after the drawn ones
+                d.CopyToHost(host + (long)k * rest * VL, all + ((long)k * n + sampled) * VL * 4, (long)rest * VL * 4);
+            if (rest > 0) ScatterLogits(p, host, first + sampled, rest, VL);
         }
-        if (D > 0) p.Drawn = drawn.Download(d, p.Draws, VL);
+        if (D > 0 && rank == 0) p.Drawn = drawn.Download(d, p.Draws, c.VocabSize);
+        capture.Finish(); // after the lm_head is queued: the host waits once, at the end
         if (rank != 0) d.Synchronize(); // this step's input copy is done before the next step rewrites its buffer
     }
 

@@ -22,6 +22,7 @@ sealed unsafe partial class GpuCheckSteps(GpuCheckOptions o, TextWriter log)
         ("mma layout probe", MmaProbe),
         ("GEMM sweep (8B and 70B shapes)", GemmSweep),
         ("end to end, TP = 1, against the CPU backend", s => EndToEnd(s, 1)),
+        ("device sampling and reduced capture, TP = 1", s => DeviceSide(s, 1)),
         ("8B-shape throughput against the roofline", Throughput),
         ("tensor parallel, TP = 2", TensorParallel),
     ];
@@ -39,7 +40,7 @@ sealed unsafe partial class GpuCheckSteps(GpuCheckOptions o, TextWriter log)
     {
         "attention_decode_combine" or "mma_probe" => 32,
         _ when kernel.StartsWith("attention_") => 128,
-        "sample_rows" or "top_logprobs_rows" => 256,
+        "sample_rows" or "top_logprobs_rows" or "repetition_penalty_rows" or "join_vocab_slices" or "sum_rows_by_mask" => 256,
         _ => 1024, // CudaTransformer.Threads: up to 1024 for the row kernels
     };
 
@@ -164,13 +165,8 @@ sealed unsafe partial class GpuCheckSteps(GpuCheckOptions o, TextWriter log)
     /// <summary>A model directory under the output folder, written once (random weights, seed 1).</summary>
     string RandomModelDir(string name, ModelConfig config)
     {
-        string dir = Path.Combine(o.OutDir, "models", name);
-        if (!File.Exists(Path.Combine(dir, "config.json")))
-        {
-            log.WriteLine($"   writing the random model {name} ({config.NumLayers} layers, hidden {config.HiddenSize})");
-            RandomModel.Write(config, 1, dir);
-        }
-        return dir;
+        return RandomModel.Cached(config, 1, Path.Combine(o.OutDir, "models", name),
+            _ => log.WriteLine($"   writing the random model {name} ({config.NumLayers} layers, hidden {config.HiddenSize})"));
     }
 
     /// <summary>Llama-3.1-70B's dimensions with only a few layers: hidden 8192, 64 query / 8 KV heads.</summary>
@@ -227,6 +223,7 @@ sealed unsafe partial class GpuCheckSteps(GpuCheckOptions o, TextWriter log)
             return;
         }
         EndToEnd(step, 2);
+        DeviceSide(step, 2);
         using var d0 = new DriverCudaDevice(0);
         using var d1 = new DriverCudaDevice(1);
         using var nccl = new NcclCollectives([d0, d1]);
