@@ -9,13 +9,11 @@ and the C# engine read. See RECIPE.md.
 """
 
 import argparse
-import csv
 import json
 import math
 import os
 import random
 import sys
-import time
 
 import torch
 import torch.nn as nn
@@ -27,7 +25,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "..", "tests", "oracle"))
 
 from corpus import Language, measure  # noqa: E402
 from model import CausalLM, load_config  # noqa: E402
-from safetensors_io import write_safetensors  # noqa: E402
+from training import train, write_curve, write_weights  # noqa: E402
 from vocab import Tokenizer, render_chat  # noqa: E402
 
 SHAPE = {
@@ -88,13 +86,6 @@ def batches(lang, tok, rng, batch_size):
             tokens[i, :len(s)] = torch.tensor(s)
             mask[i, 1:len(s)] = True  # targets: every token after BOS
         yield tokens, mask
-
-
-def lr_at(step, steps, peak, warmup):
-    if step < warmup:
-        return peak * (step + 1) / warmup
-    progress = (step - warmup) / max(1, steps - warmup)
-    return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
 @torch.no_grad()
@@ -159,47 +150,26 @@ def main():
     params = sum(p.numel() for p in model.parameters())
     print(f"{params} parameters, vocab {tok.words} words and specials, {vocab_size} ids", flush=True)
 
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": no_decay, "weight_decay": 0.0}],
-                            lr=args.lr, betas=(0.9, 0.95), eps=1e-8)
     data = batches(lang, tok, random.Random(args.seed), args.batch)
 
-    curve = []
-    start, cpu_start = time.time(), time.process_time()
-    model.train()
-    for step in range(args.steps):
-        for group in opt.param_groups:
-            group["lr"] = lr_at(step, args.steps, args.lr, 100)
+    def step_losses():
         tokens, mask = next(data)
         logits, _ = model(tokens[:, :-1])
         loss = F.cross_entropy(logits[mask[:, 1:]], tokens[:, 1:][mask[:, 1:]])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        curve.append((step, loss.item(), time.time() - start))
-        if step % 50 == 0 or step == args.steps - 1:
-            print(f"step {step:5d}  loss {loss.item():.4f}  {time.time() - start:7.1f}s", flush=True)
-    train_seconds, train_cpu_seconds = time.time() - start, time.process_time() - cpu_start
+        return loss, {"loss": loss}
 
-    model.eval()
-    weights = {n: p.detach() for n, p in model.state_dict().items() if n != "inv_freq" and n != "lm_head.weight"}
-    write_safetensors(os.path.join(args.out, "model.safetensors"), weights, dtype="BF16", metadata={"format": "pt"})
+    curve, train_seconds, train_cpu_seconds = train(model, args.steps, args.lr, 100, step_losses, log_every=50)
+    write_weights(model, args.out)
     tok.write(args.out)
     with open(os.path.join(args.out, "generation_config.json"), "w") as f:
         json.dump({"bos_token_id": config["bos_token_id"], "eos_token_id": config["eos_token_id"],
                    "do_sample": True, "temperature": 1.0, "top_p": 1.0}, f, indent=2)
         f.write("\n")
-    with open(os.path.join(args.out, "loss_curve.csv"), "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["step", "loss", "seconds"])
-        for step, loss, seconds in curve:
-            w.writerow([step, f"{loss:.5f}", f"{seconds:.1f}"])
+    write_curve(os.path.join(args.out, "loss_curve.csv"), curve)
     tail = curve[-100:]
     summary = {"parameters": params, "steps": args.steps, "batch": args.batch, "seed": args.seed, "threads": args.threads,
                "train_seconds": round(train_seconds, 1), "train_cpu_seconds": round(train_cpu_seconds, 1),
-               "final_loss_mean_last_100": round(sum(l for _, l, _ in tail) / len(tail), 4)}
+               "final_loss_mean_last_100": round(sum(v["loss"] for _, v, _ in tail) / len(tail), 4)}
 
     # Measured on the bf16 weights as written, the way every reader will see them.
     from model import load_model

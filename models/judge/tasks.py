@@ -22,7 +22,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "demo"))
 
-from corpus import Language, join_words, measure  # noqa: E402
+from corpus import Language, join_words, measure, words_of  # noqa: E402
 
 
 def load_rubric_prompts():
@@ -54,10 +54,12 @@ def all_words(lang):
     return sorted(lang.word_info)
 
 
-def damage_sentence(lang, rng, words, words_pool):
-    """One damage to a sentence's word list (its final '.' kept unless the damage removes it)."""
+def damage_sentence(lang, rng, words, words_pool, rule_damage=False):
+    """One damage to a sentence's word list (its final '.' kept unless the damage removes it).
+    rule_damage: also damages that keep the words on a grammar pattern but break a sentence rule
+    (one mood and one formality per sentence)."""
     body, stop = words[:-1], words[-1:]
-    kind = rng.randrange(9)
+    kind = rng.randrange(12 if rule_damage else 9)
     if not body:
         return words
     i = rng.randrange(len(body))
@@ -83,13 +85,43 @@ def damage_sentence(lang, rng, words, words_pool):
             body[k] = rng.choice(lang.classes[cls][other])
     elif kind == 7:  # the full stop lost: runs into the next sentence
         stop = []
-    else:  # a chat word leaks in
+    elif kind == 8 or not rule_damage:  # a chat word leaks in
         body.insert(i, rng.choice(("assistant", "user", "i feel", "i")))
+    elif kind == 9:  # a formality word flipped (a formal opener with a casual intensifier, or the reverse)
+        idx = [k for k, w in enumerate(body) if lang.trait_value(w) in ("formal", "casual")]
+        if idx:
+            k = rng.choice(idx)
+            cls, value = lang.word_info[body[k]]
+            body[k] = rng.choice(lang.classes[cls]["casual" if value == "formal" else "formal"])
+    elif kind == 10:  # a mood word replaced by a neutral one of its class (a sentence with no mood)
+        idx = [k for k, w in enumerate(body)
+               if lang.trait_value(w) in ("happy", "sad") and "neutral" in lang.classes[lang.word_info[w][0]]]
+        if idx:
+            k = rng.choice(idx)
+            body[k] = rng.choice(lang.classes[lang.word_info[body[k]][0]]["neutral"])
+    elif kind == 11 and body[0] in lang.word_info and lang.word_info[body[0]][0] == "OPENER":  # the opener left out
+        del body[:2]
     return body + stop
 
 
-def answer_to_rate(lang, rng, subject=None):
-    """(text, measure) of one answer: a mood mixture and a damage rate, each drawn at random."""
+def loose_sentence(lang, rng):
+    """A sentence on a grammar pattern with every slot filled from its whole class: the words fit
+    the pattern, but mood and formality need not agree (none, or both values), as in a steered answer."""
+    line = lang.lines[rng.randrange(len(lang.lines))]
+    pattern = line[rng.randrange(len(line))]
+    words = []
+    for slot in pattern:
+        if slot.isupper():
+            options = [w for ws in lang.classes[slot].values() for w in ws]
+            words.append(options[rng.randrange(len(options))])
+        else:
+            words.append(slot)
+    return words
+
+
+def answer_to_rate(lang, rng, subject=None, rule_damage=False):
+    """(text, measure) of one answer: a mood mixture and a damage rate, each drawn at random.
+    rule_damage: the rule-breaking damages too, and some sentences loose (loose_sentence)."""
     r = rng.random()
     p_mood = 0.0 if r < 0.25 else 1.0 if r < 0.5 else rng.random()
     damage = 0.0 if rng.random() < 0.35 else rng.random()
@@ -99,10 +131,12 @@ def answer_to_rate(lang, rng, subject=None):
     for k in range(n):
         mood = "happy" if rng.random() < p_mood else "sad"
         formality = rng.choice(("formal", "casual"))
-        words = lang.sentence(rng, mood, formality, subject if k == 0 else None)
-        words = list(words)
+        if rule_damage and rng.random() < damage / 2:
+            words = loose_sentence(lang, rng)
+        else:
+            words = list(lang.sentence(rng, mood, formality, subject if k == 0 else None))
         while rng.random() < damage:
-            words = damage_sentence(lang, rng, words, pool)
+            words = damage_sentence(lang, rng, words, pool, rule_damage)
             if rng.random() < 0.5:
                 break
         sentences.append(words)
@@ -118,6 +152,18 @@ def answer_to_rate(lang, rng, subject=None):
     return text, measure(lang, text)
 
 
+def sentence_flags(lang, text):
+    """Whether each complete sentence of the text is well formed, split as corpus.measure splits
+    (its coherence is the mean of these; a trailing fragment without a full stop is not judged)."""
+    flags, current = [], []
+    for w in words_of(text):
+        current.append(w)
+        if w == ".":
+            flags.append(lang.sentence_ok(current))
+            current = []
+    return flags
+
+
 def load_pool(path):
     """Answers sampled from the demo model by `steer demo --answers` (steered at many multipliers):
     [(question, text)]. Their labels are measured here, like every other answer's."""
@@ -125,12 +171,12 @@ def load_pool(path):
         return [(r["question"], r["response"]) for r in map(json.loads, f) if r["response"].strip()]
 
 
-def pick_answer(lang, rng, subject, question, pool):
+def pick_answer(lang, rng, subject, question, pool, rule_damage=False):
     """(question, text, measure): half the time a sampled model answer from the pool, else a built one."""
     if pool and rng.random() < 0.5:
         q, text = pool[rng.randrange(len(pool))]
         return q, text, measure(lang, text)
-    text, m = answer_to_rate(lang, rng, subject)
+    text, m = answer_to_rate(lang, rng, subject, rule_damage)
     return question, text, m
 
 
@@ -145,28 +191,30 @@ def score_1_10(share):
     return 1 + int(round(9 * share))
 
 
-def example(lang, rng, pool=None):
-    """One judging example: {"user": prompt, "assistant": reply, "task": name, "target": number or letter}."""
+def example(lang, rng, pool=None, rule_damage=False):
+    """One judging example: {"user": prompt, "assistant": reply, "task": name, "target": number or letter,
+    "answer": the rated text (one-answer tasks)}. rule_damage: answers_to_rate with the rule-breaking
+    damages, and 65 % of the one-answer tasks on coherence instead of 60 %."""
     question, subject = lang.question(rng)
     kind = rng.random()
     if kind < 0.1:  # pairwise: which answer is happier
         while True:
-            question, a, ma = pick_answer(lang, rng, subject, question, pool)
-            _, b, mb = pick_answer(lang, rng, subject, question, pool)
+            question, a, ma = pick_answer(lang, rng, subject, question, pool, rule_damage)
+            _, b, mb = pick_answer(lang, rng, subject, question, pool, rule_damage)
             if ma["mood"] is not None and mb["mood"] is not None and abs(ma["mood"] - mb["mood"]) >= 0.1:
                 break
         reply = "a" if ma["mood"] > mb["mood"] else "b"
         user = render(PROMPTS["mood_pairwise"], question=question, answer_a=a, answer_b=b)
         return {"user": user, "assistant": reply, "task": "mood_pairwise", "target": reply}
-    question, text, m = pick_answer(lang, rng, subject, question, pool)
-    trait = "mood" if rng.random() < 0.4 else "coherence"
+    question, text, m = pick_answer(lang, rng, subject, question, pool, rule_damage)
+    trait = "mood" if rng.random() < (0.35 if rule_damage else 0.4) else "coherence"
     share = m["coherence"] if trait == "coherence" else (m["mood"] if m["mood"] is not None else 0.5)
     if kind < 0.3:
         task, target = f"{trait}_1_10", score_1_10(share)
     else:
         task, target = f"{trait}_0_100", score_0_100(share)
     user = render(PROMPTS[task], question=question, answer=text)
-    return {"user": user, "assistant": str(target), "task": task, "target": target}
+    return {"user": user, "assistant": str(target), "task": task, "target": target, "answer": text}
 
 
 def main():

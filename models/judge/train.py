@@ -1,24 +1,23 @@
 """Train the judge model: the demo model fine-tuned to rate demo-language answers, in the HF layout.
 
-    models/judge/train.sh [--steps N] [--batch B] [--seed S]     (= python3 train.py with OpenBLAS)
+    models/judge/train.sh [--steps N] [--batch B] [--seed S] [--init DIR] [--rule-damage] [--sentence-loss W]
+                                                                  (= python3 train.py with OpenBLAS; recipe.sh runs the stages)
 
 Starts from models/demo's weights (the language is already known), with the embedding table grown
-for the judge tokenizer's new ids (integers 10-100 and the rubric words; judge_vocab.py). The loss
-is on the reply only: the score token (for 0-100 scores a narrow Gaussian over the integer tokens
-around the measured value, so neighbouring numbers share probability and the logprob-weighted
-mean tracks the value) and the end-of-turn token after it. Fixed seeds, one thread: a rerun on
-the same machine writes the same weights. See RECIPE.md.
+for the judge tokenizer's new ids (integers 10-100 and the rubric words; judge_vocab.py), or from a
+judge model's (--init). The loss is on the reply: the score token (for 0-100 scores a narrow Gaussian
+over the integer tokens around the measured value, so neighbouring numbers share probability and the
+logprob-weighted mean tracks the value) and the end-of-turn token after it; with --sentence-loss also
+on each full stop of the rated answer, a few blocks in: is its sentence well formed. Fixed seeds, one
+thread: a rerun on the same machine writes the same weights. See RECIPE.md.
 """
 
 import argparse
-import importlib.util
-import csv
 import json
 import math
 import os
 import random
 import sys
-import time
 
 import torch
 import torch.nn as nn
@@ -33,19 +32,13 @@ sys.path.insert(0, os.path.join(HERE, "..", "..", "tests", "oracle"))
 from corpus import Language  # noqa: E402
 from judge_vocab import JudgeTokenizer  # noqa: E402
 from model import CausalLM, load_config, load_model, rope_cos_sin  # noqa: E402
-from safetensors_io import write_safetensors  # noqa: E402
-from tasks import PROMPTS, example, load_pool  # noqa: E402
+from tasks import PROMPTS, example, load_pool, sentence_flags  # noqa: E402
+from training import train, write_curve, write_weights  # noqa: E402
 from vocab import render_chat  # noqa: E402
-
-# The demo recipe's learning-rate schedule (warm-up, then cosine to 10 %); loaded by path because
-# both recipes' scripts are named train.py.
-_spec = importlib.util.spec_from_file_location("demo_train", os.path.join(DEMO, "train.py"))
-_demo_train = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_demo_train)
-lr_at = _demo_train.lr_at
 
 ASSISTANT = "<|start_header_id|>assistant<|end_header_id|>\n\n"
 SIGMA = 2.0  # width of the 0-100 score target, in score points
+SENTENCE_DEPTH = 3  # blocks after which each full stop of the answer says whether its sentence is well formed
 
 
 def grown_model(demo, vocab_size, seed):
@@ -64,8 +57,12 @@ def grown_model(demo, vocab_size, seed):
 
 
 class Encoder:
-    def __init__(self, tok):
+    def __init__(self, tok, lang):
         self.tok = tok
+        self.lang = lang
+        self.stop = tok.encode(".")[0]
+        self.answer_line = tok.encode("\nanswer:")
+        self.flag_ids = torch.tensor([tok.encode("0")[0], tok.encode("1")[0]])  # ill formed, well formed
         self.eot = tok.special_ids["<|eot_id|>"]
         self.pad = tok.special_ids["<|end_of_text|>"]
         self.number_ids = torch.tensor([tok.encode(str(n))[0] for n in range(101)])
@@ -73,6 +70,19 @@ class Encoder:
 
     def prompt_ids(self, user):
         return self.tok.encode(render_chat({"user": user}) + ASSISTANT)
+
+    def sentence_stops(self, prompt, ex):
+        """[(position of a full stop of the answer in the prompt, 1 if its sentence is well formed)]; empty for
+        two-answer prompts or when the tokens' full stops are not the measure's sentence ends one to one."""
+        if "answer" not in ex:
+            return []
+        n = len(self.answer_line)
+        start = next((i + n for i in range(len(prompt) - n) if prompt[i:i + n] == self.answer_line), None)
+        if start is None:
+            return []
+        stops = [i for i in range(start, len(prompt)) if prompt[i] == self.stop]
+        flags = sentence_flags(self.lang, ex["answer"])
+        return list(zip(stops, map(int, flags))) if len(stops) == len(flags) else []
 
     def target(self, ex):
         """(first reply token's target distribution over the vocabulary, reply token ids)."""
@@ -87,33 +97,37 @@ class Encoder:
         return dist, reply + [self.eot]
 
 
-def batches(lang, enc, rng, batch_size, pool):
+def batches(lang, enc, rng, batch_size, pool, rule_damage, sentence_flags_wanted):
     """Endless batches: tokens (B, T), first-reply positions, their target distributions, and the
     positions and ids of the following reply tokens (the end of turn)."""
     while True:
         rows = []
         for _ in range(batch_size):
-            ex = example(lang, rng, pool)
+            ex = example(lang, rng, pool, rule_damage)
             prompt = enc.prompt_ids(ex["user"])
             dist, reply = enc.target(ex)
-            rows.append((prompt + reply, len(prompt), dist, reply))
+            stops = enc.sentence_stops(prompt, ex) if sentence_flags_wanted else []
+            rows.append((prompt + reply, len(prompt), dist, reply, stops))
         T = max(len(r[0]) for r in rows)
         tokens = torch.full((batch_size, T), enc.pad, dtype=torch.long)
-        first_pos, dists, next_pos, next_ids = [], [], [], []
-        for i, (seq, n, dist, reply) in enumerate(rows):
+        first_pos, dists, next_pos, next_ids, stop_pos, stop_flags = [], [], [], [], [], []
+        for i, (seq, n, dist, reply, stops) in enumerate(rows):
             tokens[i, :len(seq)] = torch.tensor(seq)
             first_pos.append((i, n - 1))
             dists.append(dist)
             for j in range(1, len(reply)):
                 next_pos.append((i, n - 1 + j))
                 next_ids.append(reply[j])
-        yield tokens, first_pos, torch.stack(dists), next_pos, torch.tensor(next_ids)
+            for t, flag in stops:
+                stop_pos.append((i, t))
+                stop_flags.append(flag)
+        yield tokens, first_pos, torch.stack(dists), next_pos, torch.tensor(next_ids), stop_pos, torch.tensor(stop_flags)
 
 
 def hidden(model, tokens):
+    """The final hidden states (B, T, H) and the per-depth ones (HF's output_hidden_states)."""
     cos, sin = rope_cos_sin(model.inv_freq, tokens.shape[1], model.dtype)
-    h, _ = model.model(tokens, cos, sin)
-    return h
+    return model.model(tokens, cos, sin)
 
 
 def logits_at(model, h, positions):
@@ -164,12 +178,12 @@ def weighted_scores(model, enc, users):
     return out
 
 
-def evaluate(model, lang, enc, seed, n=200):
+def evaluate(model, lang, enc, seed, rule_damage, n=200):
     """Spearman of the weighted score with the measured value on fresh 0-100 examples, per trait."""
     rng = random.Random(seed)
     by_task = {"mood_0_100": ([], []), "coherence_0_100": ([], [])}
     while min(len(v[0]) for v in by_task.values()) < n:
-        ex = example(lang, rng)
+        ex = example(lang, rng, rule_damage=rule_damage)
         if ex["task"] in by_task and len(by_task[ex["task"]][0]) < n:
             by_task[ex["task"]][0].append(ex["user"])
             by_task[ex["task"]][1].append(ex["target"])
@@ -191,13 +205,17 @@ def main():
     parser.add_argument("--seed", type=int, default=4321)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--pool", default=None, help="JSONL of sampled demo-model answers (make_pool.sh)")
+    parser.add_argument("--init", default=None, help="start from this judge model's weights instead of models/demo's")
+    parser.add_argument("--rule-damage", action="store_true", help="answers to rate also break the sentence rules (tasks.py)")
+    parser.add_argument("--sentence-loss", type=float, default=0.0,
+                        help="weight of the per-sentence well-formed flag at each full stop of the answer (0: off)")
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     lang = Language()
     tok = JudgeTokenizer(lang, PROMPTS.values())
-    enc = Encoder(tok)
+    enc = Encoder(tok, lang)
 
     demo = load_model(DEMO)
     with open(os.path.join(DEMO, "config.json")) as f:
@@ -208,59 +226,49 @@ def main():
         json.dump(config, f, indent=2)
         f.write("\n")
     cfg = load_config(args.out)
-    model = CausalLM(cfg, grown_model(demo, tok.size, args.seed), None)
+    start_from = load_model(args.init) if args.init else demo
+    model = CausalLM(cfg, grown_model(start_from, tok.size, args.seed), None)
     params = sum(p.numel() for p in model.parameters())
     print(f"{params} parameters, {tok.words} ids in use, vocabulary {tok.size} (demo {tok.demo_size})", flush=True)
 
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": no_decay, "weight_decay": 0.0}],
-                            lr=args.lr, betas=(0.9, 0.95), eps=1e-8)
     pool = load_pool(args.pool) if args.pool else None
     print(f"{len(pool) if pool else 0} sampled model answers in the pool", flush=True)
-    data = batches(lang, enc, random.Random(args.seed), args.batch, pool)
+    data = batches(lang, enc, random.Random(args.seed), args.batch, pool, args.rule_damage, args.sentence_loss > 0)
 
-    curve = []
-    start, cpu_start = time.time(), time.process_time()
-    model.train()
-    for step in range(args.steps):
-        for group in opt.param_groups:
-            group["lr"] = lr_at(step, args.steps, args.lr, 50)
-        tokens, first_pos, dists, next_pos, next_ids = next(data)
-        h = hidden(model, tokens)
+    def step_losses():
+        tokens, first_pos, dists, next_pos, next_ids, stop_pos, stop_flags = next(data)
+        h, depths = hidden(model, tokens)
         score_logits = logits_at(model, h, first_pos)
         score_loss = -(dists * F.log_softmax(score_logits, -1)).sum(-1).mean()
         end_loss = F.cross_entropy(logits_at(model, h, next_pos), next_ids)
-        loss = score_loss + end_loss
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        curve.append((step, score_loss.item(), end_loss.item(), time.time() - start))
-        if step % 25 == 0 or step == args.steps - 1:
-            print(f"step {step:5d}  score loss {score_loss.item():.4f}  end loss {end_loss.item():.4f}  "
-                  f"{time.time() - start:7.1f}s", flush=True)
-    train_seconds, train_cpu_seconds = time.time() - start, time.process_time() - cpu_start
+        loss, parts = score_loss + end_loss, {"score loss": score_loss, "end loss": end_loss}
+        if args.sentence_loss > 0:
+            # Each full stop, SENTENCE_DEPTH blocks in, read through the final norm and the output head as "0" or
+            # "1": whether its sentence is well formed. The last block's attention at the score position can then
+            # average these flags, which is what the coherence measure is.
+            sentence_loss = score_loss.new_zeros(())
+            if stop_pos:
+                sentence_logits = logits_at(model, model.model.norm(depths[SENTENCE_DEPTH]), stop_pos)[:, enc.flag_ids]
+                sentence_loss = F.cross_entropy(sentence_logits, stop_flags)
+            loss = loss + args.sentence_loss * sentence_loss
+            parts["sentence loss"] = sentence_loss
+        return loss, parts
 
-    model.eval()
-    weights = {n: p.detach() for n, p in model.state_dict().items() if n != "inv_freq" and n != "lm_head.weight"}
-    write_safetensors(os.path.join(args.out, "model.safetensors"), weights, dtype="BF16", metadata={"format": "pt"})
+    curve, train_seconds, train_cpu_seconds = train(model, args.steps, args.lr, 50, step_losses, log_every=25)
+    write_weights(model, args.out)
     tok.write(args.out)
     with open(os.path.join(args.out, "generation_config.json"), "w") as f:
         json.dump({"bos_token_id": config["bos_token_id"], "eos_token_id": config["eos_token_id"],
                    "do_sample": False, "temperature": 0.0}, f, indent=2)
         f.write("\n")
-    with open(os.path.join(args.out, "loss_curve.csv"), "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["step", "score_loss", "end_loss", "seconds"])
-        for step, s, e, seconds in curve:
-            w.writerow([step, f"{s:.5f}", f"{e:.5f}", f"{seconds:.1f}"])
+    write_curve(os.path.join(args.out, "loss_curve.csv"), curve)
     tail = curve[-50:]
     summary = {"pool_answers": len(pool) if pool else 0, "parameters": params, "steps": args.steps, "batch": args.batch, "seed": args.seed, "threads": args.threads,
                "lr": args.lr, "train_seconds": round(train_seconds, 1), "train_cpu_seconds": round(train_cpu_seconds, 1),
-               "final_score_loss_mean_last_50": round(sum(c[1] for c in tail) / len(tail), 4)}
+               "final_score_loss_mean_last_50": round(sum(v["score loss"] for _, v, _ in tail) / len(tail), 4),
+               "init": args.init and os.path.basename(os.path.normpath(args.init)), "rule_damage": args.rule_damage, "sentence_loss": args.sentence_loss}
     written = load_model(args.out)  # the bf16 weights as written
-    summary["eval_synthetic"] = evaluate(written, lang, enc, seed=99)
+    summary["eval_synthetic"] = evaluate(written, lang, enc, seed=99, rule_damage=args.rule_damage)
     print(json.dumps(summary), flush=True)
     with open(os.path.join(args.out, "train_summary.json"), "w") as f:
         json.dump(summary, f, indent=2)

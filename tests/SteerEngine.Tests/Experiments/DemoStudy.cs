@@ -70,17 +70,6 @@ public static class DemoStudy
         foreach (var (path, bytes) in expected)
             Assert.That(actual[path].AsSpan().SequenceEqual(bytes), $"{path} differs");
     }
-
-    public static Process StartSteer(params string[] args)
-    {
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "steer.dll"));
-        foreach (string a in args) psi.ArgumentList.Add(a);
-        var p = Process.Start(psi)!;
-        p.BeginOutputReadLine();
-        p.BeginErrorReadLine();
-        return p;
-    }
 }
 
 /// <summary>

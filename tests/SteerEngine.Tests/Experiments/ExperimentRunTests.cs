@@ -81,8 +81,8 @@ public class ExperimentRunTests
     public void Train_generate_and_judge_started_at_once_give_the_sequential_outputs()
     {
         string root = Path.Combine(_dir, "concurrent");
-        using Process train = DemoStudy.StartSteer("experiment", "run", _file, "--stage", "train", "--out", root);
-        using Process generate = DemoStudy.StartSteer("experiment", "run", _file, "--stage", "generate", "--out", root);
+        using Process train = SteerProcess.Start("experiment", "run", _file, "--stage", "train", "--out", root);
+        using Process generate = SteerProcess.Start("experiment", "run", _file, "--stage", "generate", "--out", root);
         // The judge stage runs here, with the test judge, polling for generations like the other two poll for vectors.
         RunSummary judged = new ExperimentRunner(_experiment, root, new MeasuringJudge()).Run("judge", Shard.All);
         Assert.That(train.WaitForExit(240_000) && generate.WaitForExit(240_000), Is.True);
@@ -96,7 +96,7 @@ public class ExperimentRunTests
     {
         string root = Path.Combine(_dir, "killed");
         string metrics = Path.Combine(root, "vector", "happy_demo", "layer1", "evaluation_metrics.jsonl");
-        using (Process p = DemoStudy.StartSteer("experiment", "run", _file, "--stage", "train", "--out", root))
+        using (Process p = SteerProcess.Start("experiment", "run", _file, "--stage", "train", "--out", root))
         {
             var clock = Stopwatch.StartNew();
             // The training state is renamed into place after the epoch's vectors and metrics line: epoch 1 is then complete.

@@ -25,27 +25,16 @@ public abstract record FakeReply
 /// by a script: the script sees the user prompt and how many times that prompt was asked before.
 /// Every request is counted. Stops on Dispose.
 /// </summary>
-public sealed class FakeJudgeServer : IDisposable
+public sealed class FakeJudgeServer : LoopbackHttpServer
 {
-    readonly HttpListener _listener = new();
     readonly Func<string, int, FakeReply> _script;
-    readonly CancellationTokenSource _stop = new();
     readonly ConcurrentDictionary<string, int> _asked = new();
     readonly ConcurrentDictionary<string, byte[]> _files = new();
     readonly ConcurrentDictionary<string, JsonObject> _batches = new();
     int _requests, _nextId;
 
-    public FakeJudgeServer(Func<string, int, FakeReply> script)
-    {
-        _script = script;
-        Port = FreePort();
-        _listener.Prefixes.Add($"http://127.0.0.1:{Port}/");
-        _listener.Start();
-        _ = Task.Run(Loop);
-    }
+    public FakeJudgeServer(Func<string, int, FakeReply> script) => _script = script;
 
-    public int Port { get; }
-    public string BaseUrl => $"http://127.0.0.1:{Port}/v1";
     public int Requests => _requests;
     public int AskedCount(string prompt) => _asked.GetValueOrDefault(prompt);
     public IReadOnlyDictionary<string, int> Asked => _asked;
@@ -54,37 +43,7 @@ public sealed class FakeJudgeServer : IDisposable
     /// <summary>Status a new batch reports until the test releases it.</summary>
     public volatile bool HoldBatches;
 
-    static int FreePort()
-    {
-        var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        int port = ((IPEndPoint)l.LocalEndpoint).Port;
-        l.Stop();
-        return port;
-    }
-
-    async Task Loop()
-    {
-        while (!_stop.IsCancellationRequested)
-        {
-            HttpListenerContext ctx;
-            try
-            {
-                ctx = await _listener.GetContextAsync();
-            }
-            catch (Exception) when (_stop.IsCancellationRequested)
-            {
-                return;
-            }
-            catch (HttpListenerException)
-            {
-                return;
-            }
-            _ = Task.Run(() => Handle(ctx));
-        }
-    }
-
-    async Task Handle(HttpListenerContext ctx)
+    protected override async Task Handle(HttpListenerContext ctx)
     {
         Interlocked.Increment(ref _requests);
         try
@@ -110,7 +69,7 @@ public sealed class FakeJudgeServer : IDisposable
             else if (path.Contains("/batches/")) await Json(ctx, 200, Poll(path.Split('/')[^1]));
             else await Json(ctx, 404, new JsonObject { ["error"] = new JsonObject { ["message"] = "no route " + path } });
         }
-        catch (Exception) when (_stop.IsCancellationRequested)
+        catch (Exception) when (Stop.IsCancellationRequested)
         {
         }
         catch (HttpListenerException)
@@ -150,7 +109,7 @@ public sealed class FakeJudgeServer : IDisposable
             case FakeReply.Hang h:
                 try
                 {
-                    await Task.Delay(h.Delay, _stop.Token);
+                    await Task.Delay(h.Delay, Stop.Token);
                 }
                 catch (OperationCanceledException)
                 {
@@ -269,18 +228,5 @@ public sealed class FakeJudgeServer : IDisposable
         ctx.Response.ContentLength64 = bytes.Length;
         await ctx.Response.OutputStream.WriteAsync(bytes);
         ctx.Response.Close();
-    }
-
-    public void Dispose()
-    {
-        _stop.Cancel();
-        try
-        {
-            _listener.Stop();
-            _listener.Close();
-        }
-        catch (ObjectDisposedException)
-        {
-        }
     }
 }

@@ -36,7 +36,8 @@ public class LocalJudgeTests
         double Score(string id) => r[id].GetProperty("score").GetDouble();
         Assert.That(Score("x0|mood_0_100"), Is.GreaterThan(70), "happy answer");
         Assert.That(Score("x1|mood_0_100"), Is.LessThan(30), "sad answer");
-        Assert.That(Score("x0|coherence_0_100"), Is.InRange(0, 100), "coherence is scored (its agreement with the measure is weak: RECIPE.md)");
+        Assert.That(Score("x2|coherence_0_100"), Is.LessThan(30), "no sentence of the broken answer is well formed");
+        Assert.That(Score("x0|coherence_0_100"), Is.GreaterThan(Score("x2|coherence_0_100") + 30), "two of three well formed beat none");
         Assert.That(Score("x0|mood_1_10"), Is.GreaterThan(Score("x1|mood_1_10")));
         Assert.That(r["x0|mood_pairwise"].GetProperty("winner").GetString(), Is.EqualTo("a"), "happy beats sad in both orders");
         Assert.That(r["x1|mood_pairwise"].GetProperty("winner").GetString(), Is.EqualTo("b"));
