@@ -60,6 +60,8 @@ public static class GenerateCommand
             op, lo, hi, value, samples, maxNew,
             temperature, topP, topK, minP, repetition, stop, seed, output, resume, shard, maxBatch, monitor, monitorLayers, logprobs, noSharing,
         };
+        var condition = new ConditionOptions();
+        condition.AddTo(command);
         command.SetAction(p => CliErrors.Run(() =>
         {
             if (p.GetValue(prompt) is null == p.GetValue(prompts) is null)
@@ -95,6 +97,11 @@ public static class GenerateCommand
                 Scheduler = new SchedulerOptions(MaxSequences: Math.Max(1, p.GetValue(maxBatch)), SharePrefixes: !p.GetValue(noSharing)),
             };
             using LanguageModel lm = LanguageModel.Load(p.GetValue(model)!, w => Console.Error.WriteLine($"warning: {w}"), CpuKernels.Parse(p.GetValue(kernels)!), p.GetValue(backend)!, p.GetValue(tp));
+            if (condition.Resolve(p, lm.Config) is { } c)
+            {
+                if (sweepVectors.Count == 0) throw new ArgumentException("--condition decides whether the --vector steering applies; give --vector");
+                spec = spec with { Steering = new SteeringTermShape(spec.Steering.Template with { Condition = c }) };
+            }
             if (p.GetValue(output) is string outPath) return RunJob(lm, spec, outPath, p.GetValue(resume));
             return PrintQuick(lm, spec);
         }));
@@ -147,23 +154,27 @@ public static class GenerateCommand
             // Decode the whole response each step and print what is new, so multi-byte characters split across tokens print whole.
             var tokens = new List<int>();
             string shown = "";
-            generator.Generate(requests, (_, token) =>
+            var results = generator.Generate(requests, (_, token) =>
             {
                 tokens.Add(token);
                 string text = lm.Tokenizer.Decode(tokens.ToArray(), skipSpecialTokens: true);
                 if (text.Length > shown.Length && !text.EndsWith('\uFFFD')) { Console.Write(text[shown.Length..]); shown = text; }
             });
             Console.WriteLine();
+            if (results[0].Conditions is [var outcome, ..]) Console.Error.WriteLine(ConditionLabel(outcome));
             return 0;
         }
         foreach (GenerationResult r in generator.Generate(requests))
         {
             var t = (QuickTag)r.Tag!;
             string label = t.Vector is null ? $"sample {t.Sample}" : $"{t.Vector.Name} L{t.Layer} ×{t.Multiplier:0.###} sample {t.Sample}";
+            if (r.Conditions is [var outcome, ..]) label += $", {ConditionLabel(outcome)}";
             Console.WriteLine($"[{label}] {r.Text}");
         }
         return 0;
     }
+
+    static string ConditionLabel(ConditionOutcome o) => $"condition {(o.Met ? "met" : "not met")} (score {o.Score:0.0000})";
 
     sealed record QuickTag(int Layer, float Multiplier, SweepVector? Vector, int Sample);
 
