@@ -79,4 +79,20 @@ public class ConditionalSteeringResolveTests
         Assert.That(() => Parse("""{"vector": "v", "layer": 1, "condition": {"vector": "c", "layer": 0, "threshold": 0, "extra": 1}}"""),
             Throws.TypeOf<ApiException>().With.Message.Contains("extra"));
     }
+
+    [Test]
+    public void A_preset_takes_a_steering_field_as_json_and_names_itself_in_errors()
+    {
+        var lm = LanguageModel.Load(TestModels.Get("tiny"));
+        using var catalog = new ModelCatalog();
+        catalog.Add(new ServedModel("tiny", lm, new GenerationEngine(lm.Model, lm.Tokenizer)));
+        var library = new VectorLibrary();
+        library.Add("v", SteeringVector.Direction(Compare.RandomVector(new Random(5), lm.Config.HiddenSize)));
+        catalog.AddPreset("capped={\"vector\": \"v\", \"layer\": 1, \"op\": \"cap\", \"hi\": 0.5, \"positions\": \"first_k\", \"k\": 3}", library);
+        SteeringAdd t = catalog.Resolve("capped").Preset!.Single();
+        Assert.That((t.Op, t.Hi, t.Positions, t.FirstK), Is.EqualTo((SteeringOp.Cap, 0.5f, SteeringPositions.FirstK, 3)));
+        Assert.That(() => catalog.AddPreset("bad={\"vector\": \"v\", \"layer\": 1, \"op\": \"set\"}", library),
+            Throws.ArgumentException.With.Message.EqualTo("--preset 'bad': op set needs 'steering[0].value'"));
+        Assert.That(() => catalog.AddPreset("broken={\"vector\":", library), Throws.ArgumentException.With.Message.StartsWith("--preset 'broken': not valid JSON"));
+    }
 }
