@@ -29,7 +29,11 @@ public sealed record ExtractionRecipe(string Positive, string Negative, string T
 
 /// <summary>The generation grid: questions × multipliers × samples, with its sampling settings.</summary>
 public sealed record GenerationGrid(string Questions, string QuestionField, string IdField, float[] Multipliers, int Samples, int MaxNewTokens,
-    SamplingOptions Sampling, ulong Seed, SteeringPositions Positions, string? System, bool Logprobs = false);
+    SamplingOptions Sampling, ulong Seed, SteeringPositions Positions, string? System, bool Logprobs = false)
+{
+    /// <summary>The positions mask and operation of every steered sample (with first_k's k, tokens' list, cap's lo/hi, set's value).</summary>
+    public SteeringTermShape Steering { get; init; } = new(new SteeringAdd(0, [], 0f, Positions));
+}
 
 /// <summary>One judge task: its name (the {task} of {task}_scores_ep{N}.jsonl), rubric file and scorer (null: the rubric's own kind).</summary>
 public sealed record JudgeTask(string Name, string Rubric, string? Scorer);
@@ -178,7 +182,7 @@ public sealed record Experiment(string File, string Name, string Output, string 
         GenerationGrid Generate(YamlMappingNode node)
         {
             const string k = "generate";
-            CheckKeys(node, k, ["questions", "question_field", "id_field", "system", "multipliers", "samples", "max_new_tokens", "temperature", "top_p", "top_k", "min_p", "repetition_penalty", "seed", "positions", "logprobs"]);
+            CheckKeys(node, k, ["questions", "question_field", "id_field", "system", "multipliers", "samples", "max_new_tokens", "temperature", "top_p", "top_k", "min_p", "repetition_penalty", "seed", "positions", "logprobs", "k", "tokens", "op", "lo", "hi", "value"]);
             YamlNode multipliersNode = node.Children.TryGetValue("multipliers", out var mn) ? mn : throw Error(node, $"{k}.multipliers", "is required (a list, or a range \"start:stop:step\")");
             float[] multipliers;
             try
@@ -200,11 +204,41 @@ public sealed record Experiment(string File, string Name, string Output, string 
             SteeringPositions parsed;
             try { parsed = SteeringPositionsExtensions.Parse(positions); }
             catch (ArgumentException e) { throw Error(node.Children["positions"], $"{k}.positions", e.Message); }
-            if (parsed is SteeringPositions.FirstK or SteeringPositions.Tokens)
-                throw Error(node.Children["positions"], $"{k}.positions", $"'{positions}' needs parameters an experiment file does not take; use all, prompt, response or last_prompt");
             return new GenerationGrid(ExistingPath(node, "questions", k), OptionalString(node, "question_field", k) ?? "question", OptionalString(node, "id_field", k) ?? "id",
                 multipliers, IntOr(node, "samples", k, 1, 1), IntOr(node, "max_new_tokens", k, 64, 1), sampling, (ulong)IntOr(node, "seed", k, 0, 0), parsed,
-                OptionalString(node, "system", k), Bool(node, "logprobs", k));
+                OptionalString(node, "system", k), Bool(node, "logprobs", k)) { Steering = TermShape(node, k, parsed) };
+        }
+
+        /// <summary>generate's op, lo, hi, value, k and tokens: each only with the op or positions that use it.</summary>
+        SteeringTermShape TermShape(YamlMappingNode node, string k, SteeringPositions positions)
+        {
+            string opName = OptionalString(node, "op", k) ?? "add";
+            SteeringOp op;
+            try { op = SteeringOpNames.Parse(opName); }
+            catch (ArgumentException e) { throw Error(node.Children["op"], $"{k}.op", e.Message); }
+            double? Number(string key) => node.Children.ContainsKey(key) ? DoubleOr(node, key, k, 0) : null;
+            double? lo = Number("lo"), hi = Number("hi"), value = Number("value");
+            if (op != SteeringOp.Cap && (lo ?? hi) is not null) throw Error(node, $"{k}.{(lo is null ? "hi" : "lo")}", $"applies to op cap only, not {opName}");
+            if (op != SteeringOp.Set && value is not null) throw Error(node.Children["value"], $"{k}.value", $"applies to op set only, not {opName}");
+            if (op == SteeringOp.Set && value is null) throw Error(node, $"{k}.value", "is required with op set");
+            bool hasK = node.Children.ContainsKey("k"), hasTokens = node.Children.ContainsKey("tokens");
+            if (hasK != (positions == SteeringPositions.FirstK)) throw Error(node, $"{k}.k", hasK ? "applies to positions first_k only" : "is required with positions first_k");
+            if (hasTokens != (positions == SteeringPositions.Tokens)) throw Error(node, $"{k}.tokens", hasTokens ? "applies to positions tokens only" : "is required with positions tokens");
+            int[]? tokens = hasTokens
+                ? Sequence(node, "tokens").Select((n, i) => (int)Double(n, $"{k}.tokens[{i}]")).Distinct().Order().ToArray()
+                : null;
+            var shape = new SteeringTermShape(new SteeringAdd(0, [], 0f, positions)
+            {
+                Op = op,
+                Lo = lo is { } l ? (float)l : float.NegativeInfinity,
+                Hi = hi is { } h ? (float)h : float.PositiveInfinity,
+                Value = (float)(value ?? 0),
+                FirstK = hasK ? IntOr(node, "k", k, 0, 1) : 0,
+                TokenPositions = tokens,
+            });
+            try { shape.Validate(); }
+            catch (ArgumentException e) { throw Error(node, k, e.Message); }
+            return shape;
         }
 
         JudgeSettings? Judge(YamlMappingNode? node)

@@ -5,8 +5,11 @@ using SteerEngine.Tokenization;
 
 namespace SteerEngine.Cli.Chat;
 
-/// <summary>How every answer of a chat is sampled.</summary>
-public sealed record ChatSettings(int MaxNewTokens, SamplingOptions Sampling, ulong Seed, SteeringPositions Positions);
+/// <summary>How every answer of a chat is sampled, and the positions, operation and condition of its steering.</summary>
+public sealed record ChatSettings(int MaxNewTokens, SamplingOptions Sampling, ulong Seed, SteeringTermShape Shape)
+{
+    public SteeringPositions Positions => Shape.Positions;
+}
 
 /// <summary>The steering an answer was made with (no vector: unsteered).</summary>
 public sealed record ChatSteering(string? Vector, int Layer, float Multiplier, SteeringPositions Positions);
@@ -126,7 +129,7 @@ public sealed class ChatSession(LanguageModel lm, ChatSettings settings)
         ulong seed = SplitMix64.Hash(settings.Seed ^ SplitMix64.Hash((ulong)userTurns));
         ProjectionMonitor? monitor = Monitor is null ? null : new ProjectionMonitor($"{Monitor.Name}@{Layer}", Layer, Monitor.ForBlock(Layer));
         var requests = multipliers.Select(m => new GenerationRequest(prompt, maxNew, settings.Sampling,
-            Vector is null ? null : [new SteeringAdd(Layer, Vector.ForBlock(Layer), m, settings.Positions)], seed, lm.Tokenizer.EosTokenIds)
+            Vector is null ? null : [settings.Shape.Term(Layer, Vector.ForBlock(Layer), m)], seed, lm.Tokenizer.EosTokenIds)
         {
             Monitors = monitor is null ? null : [monitor],
         }).ToList();

@@ -4,6 +4,7 @@ using System.Text;
 using Spectre.Console;
 using SteerEngine.Generation.Jobs;
 using SteerEngine.Model;
+using SteerEngine.Steering;
 using SteerEngine.Tokenization;
 
 namespace SteerEngine.Cli.Chat;
@@ -75,7 +76,8 @@ public sealed class ChatTerminal(ChatSession session, IAnsiConsole console, Text
     {
         string steering = session.Vector is null
             ? "unsteered"
-            : $"{session.Vector.Name} · block {session.Layer} · ×{Number(session.Multiplier)} · positions {session.Settings.Positions.ToString().ToLowerInvariant()}";
+            : $"{session.Vector.Name} · block {session.Layer} · ×{Number(session.Multiplier)} · positions {session.Settings.Positions.Name()} · op {session.Settings.Shape.Template.Op.Name()}" +
+              (session.Settings.Shape.Template.Condition is { } c ? $" · if cos(prompt, {c.Name}) at block {c.Layer} {(c.Comparator == ConditionComparator.Greater ? ">" : "<")} {c.Threshold:0.#####}" : "");
         string monitor = session.Monitor is null ? "" : $" · monitoring {session.Monitor.Name}@{session.Layer}";
         return $"[grey]steering: {Markup.Escape(steering + monitor)}[/]";
     }

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using SteerEngine.Steering;
 
 namespace SteerEngine.Cli.Chat;
 
@@ -24,7 +25,8 @@ public static class ChatTranscript
                 record["vector"] = s.Vector;
                 record["layer"] = s.Vector is null ? null : s.Layer;
                 record["multiplier"] = s.Vector is null ? null : s.Multiplier;
-                record["positions"] = s.Positions.ToString().ToLowerInvariant();
+                record["positions"] = s.Positions.Name();
+                record["op"] = session.Settings.Shape.Template.Op.Name();
                 record["finish_reason"] = t.FinishReason;
                 if (t.Alternative) record["alternative"] = true;
             }

@@ -21,7 +21,7 @@ public static class ChatCommand
         var kernels = new Option<string>("--kernels") { Description = "auto | native | managed | exact (the f32 reference path)", DefaultValueFactory = _ => "auto" };
         var backend = new Option<string>("--backend") { Description = "cpu | cuda | cuda-emu (the CUDA backend on the CPU emulator)", DefaultValueFactory = _ => "cpu" };
         var steering = new SteeringOptions();
-        steering.Vector.Description = "steering vector: a file (.pt, .safetensors, .gguf, .npy) or, on the demo model, a trait name (mood)";
+        steering.Vector.Description = "steering vector: a file (.pt, .safetensors, .gguf, .npy), an SAE feature (sae.safetensors#W_dec[ROW][*SCALE]) or, on the demo model, a trait name (mood)";
         steering.Layer.Description = "decoder block (0-based) to steer and monitor (default: the middle one)";
         var system = new Option<string?>("--system") { Description = "system prompt" };
         var maxNew = new Option<int>("--max-new-tokens") { DefaultValueFactory = _ => 256 };
@@ -38,8 +38,8 @@ public static class ChatCommand
             var sampling = new SamplingOptions(p.GetValue(temperature), p.GetValue(topP));
             sampling.Validate();
             if (p.GetValue(maxNew) < 1) throw new ArgumentException($"--max-new-tokens {p.GetValue(maxNew)} must be ≥ 1");
-            var settings = new ChatSettings(p.GetValue(maxNew), sampling, p.GetValue(seed), SteeringPositionsExtensions.Parse(p.GetValue(steering.Positions)!));
             using LanguageModel lm = LanguageModel.Load(p.GetValue(model)!, w => Console.Error.WriteLine($"warning: {w}"), CpuKernels.Parse(p.GetValue(kernels)!), p.GetValue(backend)!);
+            var settings = new ChatSettings(p.GetValue(maxNew), sampling, p.GetValue(seed), steering.Shape(p, lm.Config));
             var session = new ChatSession(lm, settings) { System = p.GetValue(system), Multiplier = p.GetValue(steering.Multiplier) };
             if (p.GetValue(steering.Layer) is int layer) session.Layer = layer;
             if (p.GetValue(steering.Vector) is string vector)

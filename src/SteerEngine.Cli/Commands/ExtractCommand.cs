@@ -38,10 +38,23 @@ public static class ExtractCommand
         var output = new Option<string>("--out") { Required = true, Description = "output directory" };
         var report = new Option<bool>("--report") { Description = "print per-layer separation to help pick a layer" };
         var batch = new Option<int>("--batch-size") { Description = "sequences per forward pass", DefaultValueFactory = _ => 8 };
-        var command = new Command("extract", "extract per-layer steering vectors (mean difference or PCA)")
-            { model, kernels, backend, tp, mode, pos, neg, trait, threshold, a, b, name, system, method, output, report, batch };
+        var condition = new Option<bool>("--condition") { Description = "a CAST condition vector from two prompt sets (--a: prompts that meet it, --b: prompts that do not) and the best layer and threshold" };
+        var promptField = new Option<string>("--prompt-field") { Description = "--condition: the prompts' text field (.jsonl or .csv)", DefaultValueFactory = _ => "question" };
+        var layers = new Option<string?>("--layers") { Description = "--condition: blocks to search, 1,2 or 0:3 (default: all)" };
+        var raw = new Option<bool>("--raw") { Description = "--condition: prompts as plain text, without the chat template" };
+        var command = new Command("extract", "extract per-layer steering vectors (mean difference or PCA), or a CAST condition (--condition)")
+            { model, kernels, backend, tp, mode, pos, neg, trait, threshold, a, b, name, system, method, output, report, batch, condition, promptField, layers, raw };
         command.SetAction(p => CliErrors.Run(() =>
         {
+            if (p.GetValue(condition))
+            {
+                string setA = p.GetValue(a) ?? throw new ArgumentException("--condition needs --a (prompts that meet the condition)");
+                string setB = p.GetValue(b) ?? throw new ArgumentException("--condition needs --b (prompts that do not)");
+                int[]? searched = p.GetValue(layers) is string text ? Generation.Jobs.SweepValues.Layers(text) : null;
+                using LanguageModel clm = LanguageModel.Load(p.GetValue(model)!, w => Console.Error.WriteLine($"warning: {w}"), CpuKernels.Parse(p.GetValue(kernels)!), p.GetValue(backend)!, p.GetValue(tp));
+                return ExtractCondition.Run(clm, setA, setB, p.GetValue(promptField)!, p.GetValue(system), p.GetValue(raw),
+                    p.GetValue(name) ?? "condition", p.GetValue(output)!, searched);
+            }
             ExtractionMethod m = p.GetValue(method) switch
             {
                 "mean-diff" or "diff" => ExtractionMethod.MeanDiff,

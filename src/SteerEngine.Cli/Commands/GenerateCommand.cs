@@ -26,18 +26,9 @@ public static class GenerateCommand
         var idField = new Option<string>("--id-field") { Description = "field holding the prompt id, written back as prompt_id with its JSON type (rows without it: the row number)", DefaultValueFactory = _ => "id" };
         var system = new Option<string?>("--system") { Description = "system prompt" };
         var raw = new Option<bool>("--raw") { Description = "feed prompts as plain text, without the chat template" };
-        var vectors = new Option<string[]>("--vector") { Description = "steering vector file (repeat for several): .pt/.pth (torch.save), .safetensors, .gguf (control vector), .npy; [hidden] or [layers+1, hidden]", AllowMultipleArgumentsPerToken = false };
+        var vectors = new Option<string[]>("--vector") { Description = "steering vector file (repeat for several): .pt/.pth (torch.save), .safetensors, .gguf (control vector), .npy; [hidden] or [layers+1, hidden]; or an SAE feature, sae.safetensors#W_dec[ROW][*SCALE]", AllowMultipleArgumentsPerToken = false };
         var layers = new Option<string?>("--layers", "--layer") { Description = "decoder blocks to steer (0-based): 12,14 or 10:20:2" };
         var multipliers = new Option<string>("--multipliers", "--multiplier") { Description = "list or inclusive range: -2,0,2 or -20:20:1", DefaultValueFactory = _ => "1" };
-        var positions = new Option<string>("--positions") { Description = "all | prompt | response | last_prompt | first_k (with --first-k) | tokens (with --tokens)", DefaultValueFactory = _ => "all" };
-        var firstK = new Option<int?>("--first-k") { Description = "positions first_k: how many positions from the last prompt token on" };
-        var tokenPositions = new Option<string?>("--tokens") { Description = "positions tokens: absolute token positions, e.g. 0,5,12" };
-        var op = new Option<string>("--op") { Description = "add | add_normalized | ablate | cap (with --lo/--hi) | set (with --value)", DefaultValueFactory = _ => "add" };
-        var lo = new Option<float?>("--lo") { Description = "op cap: lower bound of the projection on the vector's direction" };
-        var hi = new Option<float?>("--hi") { Description = "op cap: upper bound of the projection on the vector's direction" };
-        var value = new Option<float?>("--value") { Description = "op set: the projection on the vector's direction" };
-        var hook = new Option<string>("--hook") { Description = "resid_post (the block output) | resid_mid | attn_z, or a TransformerLens name: blocks.L.hook_resid_mid (L may stand for --layers)", DefaultValueFactory = _ => "resid_post" };
-        var head = new Option<int?>("--head") { Description = "hook attn_z: steer this head's head_dim slice only (the vector holds head_dim values)" };
         var samples = new Option<int>("--samples-per-prompt", "--samples") { Description = "samples per prompt and steering setting", DefaultValueFactory = _ => 1 };
         var maxNew = new Option<int>("--max-new-tokens") { Description = "tokens generated at most per sample", DefaultValueFactory = _ => 64 };
         var temperature = new Option<float>("--temperature") { Description = "0 = greedy", DefaultValueFactory = _ => 0f };
@@ -58,10 +49,11 @@ public static class GenerateCommand
 
         var command = new Command("generate", "generate text, optionally steered; with --prompts/--out, a resumable sweep job")
         {
-            model, kernels, backend, tp, prompt, prompts, promptField, idField, system, raw, vectors, layers, multipliers, positions, firstK, tokenPositions,
-            op, lo, hi, value, hook, head, samples, maxNew,
+            model, kernels, backend, tp, prompt, prompts, promptField, idField, system, raw, vectors, layers, multipliers, samples, maxNew,
             temperature, topP, topK, minP, repetition, stop, seed, output, resume, shard, maxBatch, monitor, monitorLayers, logprobs, noSharing,
         };
+        var steering = new SteeringOptions();
+        steering.AddShapeTo(command);
         command.SetAction(p => CliErrors.Run(() =>
         {
             if (p.GetValue(prompt) is null == p.GetValue(prompts) is null)
@@ -69,10 +61,10 @@ public static class GenerateCommand
             var sampling = new SamplingOptions(p.GetValue(temperature), p.GetValue(topP), p.GetValue(topK), p.GetValue(minP), p.GetValue(repetition));
             sampling.Validate();
             var sweepVectors = (p.GetValue(vectors) ?? []).Select(SweepVector.FromFile).ToList();
-            (SteeringHook steerHook, int? hookLayer) = SteeringHooks.ParseWithLayer(p.GetValue(hook)!, null);
+            int? hookLayer = steering.HookLayer(p);
             int[] steerLayers = p.GetValue(layers) is string l ? SweepValues.Layers(l) : hookLayer is { } hl ? [hl] : [];
             if (hookLayer is { } named && steerLayers.Any(x => x != named))
-                throw new ArgumentException($"--hook {p.GetValue(hook)} names block {named}; --layers asks for {string.Join(",", steerLayers)}");
+                throw new ArgumentException($"--hook {p.GetValue(steering.Hook)} names block {named}; --layers asks for {string.Join(",", steerLayers)}");
             int[] watchLayers = p.GetValue(monitorLayers) is string ml ? SweepValues.Layers(ml) : steerLayers;
             var monitors = (from monitorFile in p.GetValue(monitor) ?? []
                             let v = SweepVector.FromFile(monitorFile)
@@ -88,7 +80,6 @@ public static class GenerateCommand
                 Monitors = monitors,
                 Logprobs = p.GetValue(logprobs),
                 Multipliers = SweepValues.Multipliers(p.GetValue(multipliers)!),
-                Steering = TermShape(p.GetValue(positions)!, p.GetValue(firstK), p.GetValue(tokenPositions), p.GetValue(op)!, p.GetValue(lo), p.GetValue(hi), p.GetValue(value), steerHook, p.GetValue(head)),
                 SystemPrompt = p.GetValue(system),
                 ChatTemplate = !p.GetValue(raw),
                 SamplesPerPrompt = p.GetValue(samples),
@@ -100,40 +91,14 @@ public static class GenerateCommand
                 Scheduler = new SchedulerOptions(MaxSequences: Math.Max(1, p.GetValue(maxBatch)), SharePrefixes: !p.GetValue(noSharing)),
             };
             using LanguageModel lm = LanguageModel.Load(p.GetValue(model)!, w => Console.Error.WriteLine($"warning: {w}"), CpuKernels.Parse(p.GetValue(kernels)!), p.GetValue(backend)!, p.GetValue(tp));
+            spec = spec with { Steering = steering.Shape(p, lm.Config) };
+            if (spec.Steering.Template.Condition is not null && sweepVectors.Count == 0)
+                throw new ArgumentException("--condition decides whether the --vector steering applies; give --vector");
             if (p.GetValue(output) is string outPath) return RunJob(lm, spec, outPath, p.GetValue(resume));
             return PrintQuick(lm, spec);
         }));
         return command;
     }
-
-    /// <summary>--positions, --first-k, --tokens, --op, --lo, --hi, --value, --hook, --head as one checked term shape; a flag the op, mode or hook does not use is an error.</summary>
-    static SteeringTermShape TermShape(string positions, int? firstK, string? tokens, string op, float? lo, float? hi, float? value, SteeringHook hook, int? head)
-    {
-        if (head is not null && hook != SteeringHook.AttnZ) throw new ArgumentException($"--head goes with --hook attn_z, not {hook.Name()}");
-        var term = new SteeringAdd(0, [], 0f, SteeringPositionsExtensions.Parse(positions))
-        {
-            Op = SteeringOpNames.Parse(op),
-            Lo = lo ?? float.NegativeInfinity,
-            Hi = hi ?? float.PositiveInfinity,
-            Value = value ?? 0f,
-            FirstK = firstK ?? 0,
-            TokenPositions = tokens is null ? null : TokenList(tokens),
-            Hook = hook,
-            Head = head,
-        };
-        var shape = new SteeringTermShape(term);
-        if (firstK is not null && term.Positions != SteeringPositions.FirstK) throw new ArgumentException("--first-k goes with --positions first_k");
-        if (tokens is not null && term.Positions != SteeringPositions.Tokens) throw new ArgumentException("--tokens goes with --positions tokens");
-        if ((lo ?? hi) is not null && term.Op != SteeringOp.Cap) throw new ArgumentException($"--lo and --hi go with --op cap, not {op}");
-        if (value is not null && term.Op != SteeringOp.Set) throw new ArgumentException($"--value goes with --op set, not {op}");
-        if (value is null && term.Op == SteeringOp.Set) throw new ArgumentException("--op set needs --value");
-        shape.Validate();
-        return shape;
-    }
-
-    static int[] TokenList(string text) => text.Split(',', StringSplitOptions.TrimEntries).Select(t =>
-        int.TryParse(t, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int p) ? p
-            : throw new ArgumentException($"--tokens '{text}': '{t}' is not a token position (a whole number ≥ 0)")).Distinct().Order().ToArray();
 
     /// <summary>Without --out: stream one sample to the terminal, or list several.</summary>
     static int PrintQuick(LanguageModel lm, GenerateJobSpec spec)
@@ -155,23 +120,27 @@ public static class GenerateCommand
             // Decode the whole response each step and print what is new, so multi-byte characters split across tokens print whole.
             var tokens = new List<int>();
             string shown = "";
-            generator.Generate(requests, (_, token) =>
+            var results = generator.Generate(requests, (_, token) =>
             {
                 tokens.Add(token);
                 string text = lm.Tokenizer.Decode(tokens.ToArray(), skipSpecialTokens: true);
                 if (text.Length > shown.Length && !text.EndsWith('\uFFFD')) { Console.Write(text[shown.Length..]); shown = text; }
             });
             Console.WriteLine();
+            if (results[0].Conditions is [var outcome, ..]) Console.Error.WriteLine(ConditionLabel(outcome));
             return 0;
         }
         foreach (GenerationResult r in generator.Generate(requests))
         {
             var t = (QuickTag)r.Tag!;
             string label = t.Vector is null ? $"sample {t.Sample}" : $"{t.Vector.Name} L{t.Layer} ×{t.Multiplier:0.###} sample {t.Sample}";
+            if (r.Conditions is [var outcome, ..]) label += $", {ConditionLabel(outcome)}";
             Console.WriteLine($"[{label}] {r.Text}");
         }
         return 0;
     }
+
+    static string ConditionLabel(ConditionOutcome o) => $"condition {(o.Met ? "met" : "not met")} (score {o.Score:0.0000})";
 
     sealed record QuickTag(int Layer, float Multiplier, SweepVector? Vector, int Sample);
 

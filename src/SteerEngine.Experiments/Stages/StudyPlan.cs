@@ -140,7 +140,7 @@ public sealed class StudyPlan(Experiment experiment, ExperimentLayout layout, IJ
             Vectors = [SweepVector.FromFile(layout.Vector(m.Name, layer, epoch))],
             Layers = [layer],
             Multipliers = g.Multipliers,
-            Steering = new SteeringTermShape(new SteeringAdd(0, [], 0f, g.Positions)),
+            Steering = g.Steering,
             SystemPrompt = g.System,
             SamplesPerPrompt = g.Samples,
             MaxNewTokens = g.MaxNewTokens,

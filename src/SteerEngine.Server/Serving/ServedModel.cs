@@ -41,7 +41,8 @@ public sealed class ModelCatalog : IDisposable
 
     /// <summary>
     /// <c>ALIAS=VECTOR@LAYERxMULT[+VECTOR@LAYERxMULT...]</c>, steering the first model (e.g.
-    /// <c>happy=mood@2x4</c>); the vector is a name from the library.
+    /// <c>happy=mood@2x4</c>); the vector is a name from the library. Or <c>ALIAS=JSON</c>: a request's
+    /// <c>steering</c> field (an object or a list), with every operation, position mode and condition it takes.
     /// </summary>
     public void AddPreset(string option, VectorLibrary vectors)
     {
@@ -50,8 +51,14 @@ public sealed class ModelCatalog : IDisposable
         string alias = option[..eq];
         if (_models.Any(m => m.Name == alias) || _presets.ContainsKey(alias)) throw new ArgumentException($"--preset '{option}': the name '{alias}' is taken");
         ServedModel model = _models[0];
+        string spec = option[(eq + 1)..].Trim();
+        if (spec.StartsWith('{') || spec.StartsWith('['))
+        {
+            _presets[alias] = new SteeringPreset(alias, model, JsonPreset(alias, spec, vectors, model));
+            return;
+        }
         var adds = new List<SteeringAdd>();
-        foreach (string term in option[(eq + 1)..].Split('+'))
+        foreach (string term in spec.Split('+'))
         {
             string[] parts = term.Split('@', 'x');
             if (parts.Length != 3 || !int.TryParse(parts[1], out int layer) || !float.TryParse(parts[2], System.Globalization.CultureInfo.InvariantCulture, out float mult))
@@ -61,6 +68,18 @@ public sealed class ModelCatalog : IDisposable
         }
         new SequenceSteering(adds, 1).Validate(model.Lm.Config.NumLayers, model.Lm.Config.HiddenSize);
         _presets[alias] = new SteeringPreset(alias, model, adds);
+    }
+
+    static IReadOnlyList<SteeringAdd> JsonPreset(string alias, string spec, VectorLibrary vectors, ServedModel model)
+    {
+        try
+        {
+            using var doc = System.Text.Json.JsonDocument.Parse(spec);
+            return SteeringSpec.Parse(doc.RootElement, vectors, model.Lm.Config) is { Count: > 0 } adds ? adds
+                : throw new ArgumentException($"--preset '{alias}': the steering is empty");
+        }
+        catch (System.Text.Json.JsonException e) { throw new ArgumentException($"--preset '{alias}': not valid JSON ({e.Message})"); }
+        catch (Http.ApiException e) { throw new ArgumentException($"--preset '{alias}': {e.Message}"); }
     }
 
     /// <summary>The model a request's <c>model</c> field names, and the alias's steering if it names a preset.</summary>

@@ -12,7 +12,9 @@ namespace SteerEngine.Server.Serving;
 /// "positions": "all|prompt|response|last_prompt|first_k|tokens", "k": first_k's count, "tokens": [positions],
 /// "op": "add|add_normalized|ablate|cap|set", "lo"/"hi": cap's bounds, "value": set's projection,
 /// "hook": "resid_post|resid_mid|attn_z" or a TransformerLens name (blocks.L.hook_resid_mid, which may stand
-/// for "layer"), "head": attn_z's one head}</c>.
+/// for "layer"), "head": attn_z's one head,
+/// "condition": {"vector": NAME | [floats], "vector_base64", "layer": L, "threshold": T, "comparator": "greater|less"}}</c>;
+/// a term with a condition applies only to a sequence whose prompt meets it (CAST, <see cref="SteeringCondition"/>).
 /// Unknown fields are refused; sizes, layers and finiteness are checked against the model.
 /// </summary>
 public static class SteeringSpec
@@ -37,25 +39,53 @@ public static class SteeringSpec
         float multiplier = (float)(f.Number("multiplier", -1e6, 1e6) ?? 1.0);
         SteeringPositions positions = Choice(f, "positions", "all", SteeringPositionsExtensions.Names, SteeringPositionsExtensions.Parse);
         SteeringOp op = Choice(f, "op", "add", SteeringOpNames.All, SteeringOpNames.Parse);
+        SteeringAdd term = WithPositionFields(f, WithOpFields(f, new SteeringAdd(layer, [], 0f, positions) { Op = op, Hook = hook, Head = head }));
+        float[] values = Vector(f, layer, vectors, width => SteeringHookFields.CheckWidth(f, term, width, config));
+        JsonElement? condition = f.Get("condition");
+        f.RejectUnread();
+        if (op.IsProjection() && values.All(x => x == 0))
+            throw ApiException.BadRequest($"'{f.Name("vector")}' is zero, so op {op.Name()} has no direction", f.Name("vector"));
+        return term with
+        {
+            Vector = values, Multiplier = multiplier,
+            Condition = condition is { } c ? Condition(RequestFields.Of(c, "a steering condition", f.Name("condition.")), vectors, config) : null,
+        };
+    }
+
+    /// <summary>A term's condition: its vector (read at a block's output), block, threshold and comparator.</summary>
+    static SteeringCondition Condition(RequestFields f, VectorLibrary vectors, Model.ModelConfig config)
+    {
+        int layer = (int)(f.Integer("layer", 0, config.NumLayers - 1) ?? throw ApiException.BadRequest($"'{f.Name("layer")}' is required", f.Name("layer")));
+        double threshold = f.Number("threshold", -1, 1) ?? throw ApiException.BadRequest($"'{f.Name("threshold")}' (a cosine similarity in [-1, 1]) is required", f.Name("threshold"));
+        var comparator = Choice(f, "comparator", "greater", SteeringCondition.ComparatorNames, SteeringCondition.ParseComparator);
+        float[] values = Vector(f, layer, vectors, width =>
+        {
+            if (width != config.HiddenSize)
+                throw ApiException.BadRequest($"'{f.Name("vector")}' has {width} elements; the model's hidden size is {config.HiddenSize}", f.Name("vector"));
+        });
+        f.RejectUnread();
+        if (values.All(x => x == 0))
+            throw ApiException.BadRequest($"'{f.Name("vector")}' is zero, so the condition has no direction", f.Name("vector"));
+        return new SteeringCondition(layer, values, (float)threshold, comparator) { Name = f.Get("vector") is { ValueKind: JsonValueKind.String } n ? n.GetString()! : "" };
+    }
+
+    /// <summary>The entry's "vector" (a name or numbers) or "vector_base64", for its block; its width checked by <paramref name="checkWidth"/>, its values finite.</summary>
+    static float[] Vector(RequestFields f, int layer, VectorLibrary vectors, Action<int> checkWidth)
+    {
         JsonElement? vector = f.Get("vector");
         string? base64 = f.String("vector_base64");
-        SteeringAdd term = WithPositionFields(f, WithOpFields(f, new SteeringAdd(layer, [], 0f, positions) { Op = op, Hook = hook, Head = head }));
-        f.RejectUnread();
         if (vector is null == base64 is null)
             throw ApiException.BadRequest($"give exactly one of '{f.Name("vector")}' and '{f.Name("vector_base64")}'", f.Name("vector"));
-
         float[] values = base64 is not null ? FromBase64(base64, f.Name("vector_base64")) : vector!.Value.ValueKind switch
         {
             JsonValueKind.String => Named(vector.Value.GetString()!, layer, vectors, f.Name("vector")),
             JsonValueKind.Array => FromList(vector.Value, f.Name("vector")),
             _ => throw f.Wrong("vector", vector.Value, "a vector name or a list of numbers"),
         };
-        SteeringHookFields.CheckWidth(f, term, values.Length, config);
+        checkWidth(values.Length);
         for (int i = 0; i < values.Length; i++)
             if (!float.IsFinite(values[i])) throw ApiException.BadRequest($"'{f.Name("vector")}' element {i} is {values[i]}; vectors must be finite", f.Name("vector"));
-        if (op.IsProjection() && values.All(x => x == 0))
-            throw ApiException.BadRequest($"'{f.Name("vector")}' is zero, so op {op.Name()} has no direction", f.Name("vector"));
-        return term with { Vector = values, Multiplier = multiplier };
+        return values;
     }
 
     static T Choice<T>(RequestFields f, string field, string fallback, string[] names, Func<string, T> parse)

@@ -20,7 +20,7 @@ public sealed partial class ContinuousBatch
     /// <summary>On admission: find an active sequence to copy the prefix from.</summary>
     void JoinPrefix(Sequence s, bool share)
     {
-        if (!share || !s.Cache.HoldsRows || (s.Prefix = PrefixKey.For(s.Request)) is null) return;
+        if (!share || !s.Cache.HoldsRows || (s.Prefix = PrefixKey.For(s.Request, s.Steering?.Adds ?? [])) is null) return;
         foreach (Sequence other in _active)
             if (other.PrefixDonor is null && s.Prefix.Equals(other.Prefix)) { s.PrefixDonor = other; return; }
     }

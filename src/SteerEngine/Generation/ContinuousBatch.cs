@@ -33,6 +33,8 @@ public sealed partial class ContinuousBatch(IForwardModel model, TextTokenizer? 
         public GenerationRequest Request { get; } = request;
         public KvCache Cache { get; } = cache;
         public SequenceSteering? Steering { get; } = steering;
+        /// <summary>What the request's steering conditions decided (empty without conditions).</summary>
+        public IReadOnlyList<ConditionOutcome> Conditions { get; init; } = [];
         public SplitMix64 Rng = new(request.Seed);
         public int Prefilled;
         public readonly List<int> Output = [];
@@ -77,8 +79,9 @@ public sealed partial class ContinuousBatch(IForwardModel model, TextTokenizer? 
         catch (ArgumentException e) { throw new ArgumentException($"request {index}: {e.Message}", e); }
         if (r.MaxNewTokens <= 0 && !r.PromptLogprobs)
             return new GenerationResult([], "length") { Index = index, PromptTokens = r.PromptTokens.Length, Text = "", Tag = r.Tag };
-        var steering = r.Steering is { Count: > 0 } adds ? new SequenceSteering(adds, r.PromptTokens.Length) : null;
-        var s = new Sequence(index, r, model.NewCache(r.PromptTokens.Length + Math.Max(0, r.MaxNewTokens)), steering);
+        var (terms, outcomes) = r.Steering is { Count: > 0 } adds ? ConditionalSteering.Resolve(model, r.PromptTokens, adds) : ([], []);
+        var steering = terms.Count > 0 ? new SequenceSteering(terms, r.PromptTokens.Length) : null;
+        var s = new Sequence(index, r, model.NewCache(r.PromptTokens.Length + Math.Max(0, r.MaxNewTokens)), steering) { Conditions = outcomes };
         if (r.Sampling.RepetitionPenalty != 1f) s.History = [.. r.PromptTokens];
         if (r.Monitors is { Count: > 0 } monitors) s.Projections = monitors.Select(_ => new List<float>()).ToArray();
         JoinPrefix(s, options.SharePrefixes);
@@ -211,6 +214,7 @@ public sealed partial class ContinuousBatch(IForwardModel model, TextTokenizer? 
             PromptLogprobs = s.PromptLogprobs?.ToArray(),
             PromptTopLogprobs = s.PromptTopLogprobs?.ToArray(),
             Projections = s.Projections?.Select(p => p.Take(s.Output.Count).ToArray()).ToArray(),
+            Conditions = s.Conditions.Count > 0 ? s.Conditions : null,
             Text = text ?? tokenizer?.Decode(s.Output.ToArray(), skipSpecialTokens: true),
             Tag = r.Tag,
         };

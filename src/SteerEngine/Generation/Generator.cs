@@ -47,6 +47,8 @@ public sealed record GenerationResult(int[] Tokens, string FinishReason)
     public TokenLogprob[][]? PromptTopLogprobs { get; init; }
     /// <summary>Per monitor (request order), one projection per generated token.</summary>
     public float[][]? Projections { get; init; }
+    /// <summary>With conditional steering: per distinct condition (in order of first appearance), its score and whether it held.</summary>
+    public IReadOnlyList<ConditionOutcome>? Conditions { get; init; }
     /// <summary>The decoded response (special tokens skipped, cut at a stop string) when the generator has a tokenizer.</summary>
     public string? Text { get; init; }
     public object? Tag { get; init; }

@@ -5,8 +5,8 @@ namespace SteerEngine.Generation;
 /// <summary>
 /// What a prompt's shareable prefix depends on: its tokens except the last, and the steering terms
 /// that reach those positions (all / prompt terms and tokens terms listing one of them, in the row's
-/// order, compared in full: op, hook, head, parameters, vector bits; response, last_prompt and first_k
-/// terms start at the last prompt token, which every row computes itself). Two rows with equal keys have the same keys
+/// order, compared in full: op, hook, head, parameters, condition, vector bits; response, last_prompt and
+/// first_k terms start at the last prompt token, which every row computes itself). Two rows with equal keys have the same keys
 /// and values at those positions bit for bit, so one computes them and the others copy them.
 /// </summary>
 public sealed class PrefixKey : IEquatable<PrefixKey>
@@ -31,11 +31,12 @@ public sealed class PrefixKey : IEquatable<PrefixKey>
     public int Length { get; }
 
     /// <summary>The request's key, or null when it has nothing to share (a one-token prompt) or scores its prompt (it needs every prompt row's logits).</summary>
-    public static PrefixKey? For(GenerationRequest r)
+    /// <param name="terms">the row's steering as it runs (conditional terms resolved); the request's own when null</param>
+    public static PrefixKey? For(GenerationRequest r, IReadOnlyList<SteeringAdd>? terms = null)
     {
         int length = r.PromptTokens.Length - 1;
         if (length < 1 || r.PromptLogprobs) return null;
-        var adds = (r.Steering ?? []).Where(a => a.Positions == SteeringPositions.Tokens
+        var adds = (terms ?? r.Steering ?? []).Where(a => a.Positions == SteeringPositions.Tokens
             ? a.TokenPositions?.Any(p => p < length) == true
             : a.AppliesAt(length - 1, r.PromptTokens.Length)).ToArray();
         return new PrefixKey(r.PromptTokens, length, adds);

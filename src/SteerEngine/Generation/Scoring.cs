@@ -13,7 +13,8 @@ public sealed record CompletionScore(double SumLogprob, double MeanLogprob, int 
 /// <summary>
 /// Scores completions under the (optionally steered) model — for "perplexity by multiplier" and A/B
 /// propensity. Each completion is run as prompt + completion; token i of the completion is scored by
-/// the logits at the position before it. Steering positions are relative to the prompt's length.
+/// the logits at the position before it. Steering positions are relative to the prompt's length, and
+/// conditional terms are decided on the prompt alone.
 /// </summary>
 public static class Scoring
 {
@@ -22,6 +23,7 @@ public static class Scoring
     {
         if (prompt.Length == 0) throw new ArgumentException("scoring needs a non-empty prompt (at least BOS)");
         var scores = new CompletionScore[completions.Count];
+        if (steering is { Count: > 0 }) steering = ConditionalSteering.Resolve(model, prompt, steering).Terms;
         int V = model.Config.VocabSize;
         for (int first = 0; first < completions.Count; first += batchSize)
         {

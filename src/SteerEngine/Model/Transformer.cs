@@ -11,7 +11,9 @@ public sealed class ForwardSequence(KvCache cache, int[] tokens, SequenceSteerin
 {
     public KvCache Cache { get; } = cache;
     public int[] Tokens { get; } = tokens;
-    public SequenceSteering? Steering { get; } = steering;
+    public SequenceSteering? Steering { get; } = steering is { HasConditions: true }
+        ? throw new ArgumentException("conditional steering terms must be resolved for the prompt first (ConditionalSteering.Resolve)")
+        : steering;
     /// <summary>Logits for every new token (scoring, tests) instead of only the last (generation).</summary>
     public bool AllLogits { get; } = allLogits;
 }

@@ -30,6 +30,12 @@ public sealed record SteeringAdd(int Layer, float[] Vector, float Multiplier, St
     /// <summary>Tokens' absolute positions, sorted ascending without repeats.</summary>
     public int[]? TokenPositions { get; init; }
 
+    /// <summary>
+    /// CAST: when set, the term applies to a sequence only if the condition holds for its prompt
+    /// (<see cref="SteeringCondition"/>); decided once per sequence before its prefill. Null: always applies.
+    /// </summary>
+    public SteeringCondition? Condition { get; init; }
+
     /// <summary>Whether this term's row mask selects <paramref name="position"/> of a sequence with this prompt length.</summary>
     public bool AppliesAt(int position, int promptLength) => Positions.Selects(position, promptLength, FirstK, TokenPositions);
 
@@ -66,6 +72,9 @@ public sealed class SequenceSteering
     /// <summary>Number of prompt tokens, which the Prompt, Response, LastPrompt and FirstK modes are relative to.</summary>
     public int PromptLength { get; }
 
+    /// <summary>True when some term still carries a condition: such a set must be resolved per prompt before a forward pass.</summary>
+    public bool HasConditions => Adds.Any(a => a.Condition is not null);
+
     /// <summary>Checks every term against the model and itself: layer, hook and head, vector length, finite values, op parameters, positions.</summary>
     public void Validate(Model.ModelConfig config) => Validate(config.NumLayers, config.HiddenSize, config.NumHeads, config.HeadDim);
 
@@ -93,6 +102,7 @@ public sealed class SequenceSteering
             }
             ValidateOp(a, norm);
             ValidatePositions(a);
+            a.Condition?.Validate(numLayers, hidden);
         }
     }
 

@@ -10,6 +10,7 @@ namespace SteerEngine.Steering;
 /// <item><c>.safetensors</c>: one tensor [H] or [layers+1, H], or per-layer tensors named <c>direction.N</c>.</item>
 /// <item><c>.gguf</c>: a repeng / llama.cpp control vector, tensors <c>direction.N</c>; always read as a per-layer set.</item>
 /// <item><c>.npy</c>: one array [H] or [layers+1, H] (f4, f2, f8).</item>
+/// <item><c>FILE.safetensors#TENSOR[ROW]</c>, optionally <c>*SCALE</c>: one row of an SAE decoder (<see cref="SaeFeatureVector"/>).</item>
 /// </list>
 /// Per-layer sets use the HF hidden-states numbering (DESIGN.md §3): row L + 1 steers block L.
 /// Writing stores f32. Errors: a file that is malformed, truncated or holds something other than a finite
@@ -23,6 +24,12 @@ public static class VectorFile
 
     public static SteeringVector Read(string path)
     {
+        if (SaeFeatureVector.IsSpec(path))
+        {
+            SteeringVector feature = SaeFeatureVector.Read(path);
+            CheckFinite(path, feature);
+            return feature;
+        }
         Format format = FormatOf(path);
         if (!File.Exists(path)) throw new FileNotFoundException($"{path}: vector file not found", path);
         SteeringVector vector = format switch

@@ -20,7 +20,7 @@ namespace SteerEngine.Tests.Chat;
 public class ChatSessionTests
 {
     LanguageModel _lm = null!;
-    static readonly ChatSettings Greedy = new(64, new SamplingOptions(0f), 0, SteeringPositions.All);
+    static readonly ChatSettings Greedy = new(64, new SamplingOptions(0f), 0, SteeringTermShape.Default);
 
     [OneTimeSetUp]
     public void Load()

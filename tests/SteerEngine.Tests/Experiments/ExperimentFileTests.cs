@@ -1,3 +1,4 @@
+using SteerEngine.Steering;
 using SteerEngine.Experiments;
 using SteerEngine.Tests.Support;
 
@@ -42,6 +43,27 @@ public class ExperimentFileTests
         Assert.That(LoadError(y => y.Replace("[-4, -2, 0, 2, 4]", "\"2:-2:1\"")), Does.Match(@":13: generate\.multipliers: .*stop is below start"));
         Assert.That(LoadError(y => y.Replace("scorer: logprob}", "scorer: vibes}")), Does.Contain("judge.tasks[0].scorer: 'vibes' is not rating, pairwise or logprob"));
         Assert.That(LoadError(y => y.Replace("  tasks:", "  batch: true\n  tasks:")), Does.Contain("judge.batch: true needs provider: openai"));
+    }
+
+    [Test]
+    public void Generate_takes_an_op_and_a_position_mode_with_their_parameters()
+    {
+        string dir = TestModels.TempDir("experiment-ops");
+        string file = DemoStudy.Write(dir);
+        File.WriteAllText(file, File.ReadAllText(file).Replace("  samples: 2", "  samples: 2\n  op: cap\n  hi: 0.5\n  positions: first_k\n  k: 4"));
+        SteeringAdd t = Experiment.Load(file).Generate.Steering.Template;
+        Assert.That((t.Op, t.Hi, t.Lo, t.Positions, t.FirstK),
+            Is.EqualTo((SteeringOp.Cap, 0.5f, float.NegativeInfinity, SteeringPositions.FirstK, 4)));
+    }
+
+    [Test]
+    public void Op_and_position_parameters_out_of_place_are_errors_naming_the_key()
+    {
+        Assert.That(LoadError(y => y.Replace("  samples: 2", "  samples: 2\n  op: scale")), Does.Contain("generate.op: steering op 'scale' is not one of"));
+        Assert.That(LoadError(y => y.Replace("  samples: 2", "  samples: 2\n  value: 1")), Does.Contain("generate.value: applies to op set only, not add"));
+        Assert.That(LoadError(y => y.Replace("  samples: 2", "  samples: 2\n  op: set")), Does.Contain("generate.value: is required with op set"));
+        Assert.That(LoadError(y => y.Replace("  samples: 2", "  samples: 2\n  positions: tokens")), Does.Contain("generate.tokens: is required with positions tokens"));
+        Assert.That(LoadError(y => y.Replace("  samples: 2", "  samples: 2\n  k: 3")), Does.Contain("generate.k: applies to positions first_k only"));
     }
 
     [Test]

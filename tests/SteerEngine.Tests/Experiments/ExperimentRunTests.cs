@@ -243,7 +243,7 @@ public class ExperimentRunTests
         var (root, batched) = Unjudged("judge-batch", "openai", judge + "\n  batch: true\n  poll_seconds: 0.1");
         string output = Path.Combine(root, "vector_evals", "demo", "layer1", "happy_scores_ep1.jsonl");
         string state = Path.Combine(SteerEngine.Experiments.Stages.BatchApiJudge.RecordsPath(output) + ".batch", "state.json");
-        using (Process p = DemoStudy.StartSteer("experiment", "run", batched.File, "--out", root, "--stage", "judge", "--shard", "0/8"))
+        using (Process p = SteerProcess.Start("experiment", "run", batched.File, "--out", root, "--stage", "judge", "--shard", "0/8"))
         {
             var clock = Stopwatch.StartNew();
             while (!p.HasExited && !(File.Exists(state) && File.ReadAllText(state).Contains("\"batch_id\": \"")) && clock.Elapsed < TimeSpan.FromSeconds(90))

@@ -108,6 +108,13 @@ public class PrefixSharingTests
         Assert.That(Key([1, 2, 3], listed), Is.Not.EqualTo(Key([1, 2, 3])), "a listed prompt position is steered in the prefix");
         Assert.That(Key([1, 2, 3], listed), Is.EqualTo(Key([1, 2, 3], listed with { TokenPositions = [0] })), "equal lists in other arrays");
         Assert.That(Key([1, 2, 3], listed with { TokenPositions = [2] }), Is.EqualTo(Key([1, 2, 3])), "a position past the prefix is the row's own");
+        Assert.That(Key([1, 2, 3], new SteeringAdd(0, v, 2f)), Is.Not.EqualTo(Key([1, 2, 3], new SteeringAdd(0, v, 2f) { Op = SteeringOp.AddNormalized })), "the operation");
+        Assert.That(Key([1, 2, 3], new SteeringAdd(0, v, 2f) { Op = SteeringOp.Set, Value = 1f }),
+            Is.Not.EqualTo(Key([1, 2, 3], new SteeringAdd(0, v, 2f) { Op = SteeringOp.Set, Value = 2f })), "the operation's parameters");
+        Assert.That(Key([1, 2, 3, 4], new SteeringAdd(0, v, 2f, SteeringPositions.Tokens) { TokenPositions = [1] }), Is.Not.EqualTo(Key([1, 2, 3, 4])),
+            "a token list reaching into the prefix, though not its last position");
+        Assert.That(Key([1, 2, 3, 4], new SteeringAdd(0, v, 2f, SteeringPositions.Tokens) { TokenPositions = [3] }), Is.EqualTo(Key([1, 2, 3, 4])),
+            "a token list at the last prompt position only");
         Assert.That(PrefixKey.For(new GenerationRequest([5], 4, new SamplingOptions())), Is.Null, "a one-token prompt has nothing to share");
         Assert.That(PrefixKey.For(new GenerationRequest([5, 6], 4, new SamplingOptions()) { PromptLogprobs = true }), Is.Null, "a scored prompt needs all its rows");
     }

@@ -113,6 +113,7 @@ public static class GenerateJob
         foreach (SweepVector v in spec.Vectors)
             foreach (int layer in spec.Layers)
                 new SequenceSteering([spec.Steering.Term(layer, v.Vector.ForBlock(layer), 1f)], 1).Validate(lm.Config);
+        spec.Steering.Template.Condition?.Validate(lm.Config.NumLayers, lm.Config.HiddenSize);
     }
 
     static List<(SweepVector? Vector, int? Layer, float Multiplier)> SteeringCombos(GenerateJobSpec spec)
@@ -160,7 +161,7 @@ public static class GenerateJob
         w.WriteNumber("steering_strength", item.Multiplier);
         if (item.Vector is null) w.WriteNull("vector"); else w.WriteString("vector", item.Vector.Name);
         if (item.Vector?.Epoch is int e) w.WriteNumber("epoch", e); else w.WriteNull("epoch");
-        spec.Steering.Write(w);
+        spec.Steering.Write(w, r.Conditions?.FirstOrDefault());
         w.WriteNumber("sample_index", item.Sample);
         w.WriteNumber("answer_idx", item.Sample);
         // 64-bit seeds pass 2^53, past which JavaScript's numbers lose digits: the *_string fields carry them exactly.

@@ -41,22 +41,28 @@ internal static class SafetensorsVectorFile
         }
     }
 
-    static unsafe VectorTensor Widen(string path, SafetensorsFile file, TensorInfo t)
+    static VectorTensor Widen(string path, SafetensorsFile file, TensorInfo t)
     {
         if (t.ElementCount > Array.MaxLength)
             throw new InvalidDataException($"{path}: tensor '{t.Name}' has {t.ElementCount} elements, too many for a steering vector");
-        var data = new float[t.ElementCount];
-        byte* p = file.DataPointer(t);
+        return new VectorTensor(t.Shape, ReadF32(file, t, 0, (int)t.ElementCount));
+    }
+
+    /// <summary><paramref name="count"/> elements of <paramref name="t"/> from element <paramref name="first"/>, widened to f32.</summary>
+    internal static unsafe float[] ReadF32(SafetensorsFile file, TensorInfo t, long first, int count)
+    {
+        var data = new float[count];
+        byte* p = file.DataPointer(t) + first * DTypes.Size(t.DType);
         switch (t.DType)
         {
-            case DType.F32: new ReadOnlySpan<float>(p, data.Length).CopyTo(data); break;
-            case DType.BF16: BFloat16Convert.ToF32(new ReadOnlySpan<ushort>(p, data.Length), data); break;
+            case DType.F32: new ReadOnlySpan<float>(p, count).CopyTo(data); break;
+            case DType.BF16: BFloat16Convert.ToF32(new ReadOnlySpan<ushort>(p, count), data); break;
             case DType.F16:
-                var h = new ReadOnlySpan<Half>(p, data.Length);
-                for (int i = 0; i < data.Length; i++) data[i] = (float)h[i];
+                var h = new ReadOnlySpan<Half>(p, count);
+                for (int i = 0; i < count; i++) data[i] = (float)h[i];
                 break;
         }
-        return new VectorTensor(t.Shape, data);
+        return data;
     }
 
     public static void Write(string path, VectorTensor tensor)
