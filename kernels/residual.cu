@@ -1,5 +1,8 @@
 // The residual add, fused with per-row steering and the capture projections:
-//   x ← x + delta;  x_r ← x_r + Σ_e mult[e] · vecs[vec[e]]  (the entries of row r);  proj_out[r] = x_r · dirs
+//   x ← x + delta;  then each entry e of row r in order: by default x_r ← x_r + mult[e] · vecs[vec[e]];
+//   proj_out[r] = x_r · dirs
+// The steering operations are the CPU path's (src/SteerEngine/Runtime/Cpu/SteeringOps.cs), with the
+// sums in f32 block reductions instead of f64 in index order.
 // and the same projections alone, for the states no residual add produces (embedding, final norm).
 #include "common.cuh"
 
@@ -16,14 +19,66 @@ __device__ __forceinline__ void project_row(const float* xr, int hidden, const f
     }
 }
 
+// The values of steer_op, in SteeringOp's order.
+#define STEER_OP_ADD 0
+#define STEER_OP_ADD_NORMALIZED 1
+
+// One steering entry on the row xr (H), by the whole block (every thread with the same arguments).
+// add: xr += m·v. add_normalized: the add, then xr scaled back to its norm before.
+// ablate, cap, set: p = xr·v/|v| clamped to [lo, hi], xr += ((clamp(p) − p)/|v|)·v.
+// Each thread updates only its own elements, so only the reductions synchronize.
+template <typename Scratch>
+__device__ __forceinline__ void steer_entry(float* xr, const float* v, int hidden, int op, float mult, float lo, float hi,
+                                            Scratch& scratch)
+{
+    if (op == STEER_OP_ADD)
+    {
+        for (int i = threadIdx.x; i < hidden; i += blockDim.x) xr[i] = v[i] * mult + xr[i];
+    }
+    else if (op == STEER_OP_ADD_NORMALIZED)
+    {
+        float before = 0.f, after = 0.f;
+        for (int i = threadIdx.x; i < hidden; i += blockDim.x)
+        {
+            float y = v[i] * mult + xr[i];
+            before += xr[i] * xr[i];
+            after += y * y;
+            xr[i] = y;
+        }
+        before = block_sum(before, scratch);
+        after = block_sum(after, scratch);
+        if (after > 0.f)
+        {
+            float scale = sqrtf(before / after);
+            for (int i = threadIdx.x; i < hidden; i += blockDim.x) xr[i] = xr[i] * scale;
+        }
+    }
+    else
+    {
+        float vv = 0.f, xv = 0.f;
+        for (int i = threadIdx.x; i < hidden; i += blockDim.x)
+        {
+            vv += v[i] * v[i];
+            xv += xr[i] * v[i];
+        }
+        vv = block_sum(vv, scratch);
+        xv = block_sum(xv, scratch);
+        float norm = sqrtf(vv), p = xv / norm, step = (fminf(fmaxf(p, lo), hi) - p) / norm;
+        for (int i = threadIdx.x; i < hidden; i += blockDim.x) xr[i] = v[i] * step + xr[i];
+    }
+}
+
 // x (T, H) f32, updated; delta (T, H) f32.
 // steer_start (T+1) or null: row r's entries are steer_start[r] .. steer_start[r+1]-1 of
-// steer_vec (E) (index into vecs (nv, H) f32) and steer_mult (E).
+// steer_vec (E) (index into vecs (nv, H) f32), steer_mult (E), and steer_op (E) with
+// steer_bounds (E, 2) = the projection's clamp [lo, hi] (ablate 0, 0; set value, value), or
+// steer_op null: every entry an add. Rows of adds only take the one fused pass of the plain add.
 // proj (nproj, H) f32 and proj_out (T, nproj) f32, or null: the updated row projected on each direction.
 // grid (T), block (multiple of 32).
 extern "C" __global__ void residual_add_steer(float* __restrict__ x, const float* __restrict__ delta, int hidden,
                                               const int* __restrict__ steer_start, const int* __restrict__ steer_vec,
-                                              const float* __restrict__ steer_mult, const float* __restrict__ vecs,
+                                              const float* __restrict__ steer_mult, const int* __restrict__ steer_op,
+                                              const float* __restrict__ steer_bounds, const float* __restrict__ vecs,
                                               const float* __restrict__ proj, int nproj, float* __restrict__ proj_out)
 {
     __shared__ float scratch[32];
@@ -31,11 +86,23 @@ extern "C" __global__ void residual_add_steer(float* __restrict__ x, const float
     float* xr = x + r * hidden;
     const float* dr = delta + r * hidden;
     int e0 = steer_start ? steer_start[r] : 0, e1 = steer_start ? steer_start[r + 1] : 0;
-    for (int i = threadIdx.x; i < hidden; i += blockDim.x)
+    bool adds_only = true;
+    for (int e = e0; e < e1 && steer_op; e++) adds_only = adds_only && steer_op[e] == STEER_OP_ADD;
+    if (adds_only)
     {
-        float v = xr[i] + dr[i];
-        for (int e = e0; e < e1; e++) v = vecs[(long long)steer_vec[e] * hidden + i] * steer_mult[e] + v;
-        xr[i] = v;
+        for (int i = threadIdx.x; i < hidden; i += blockDim.x)
+        {
+            float v = xr[i] + dr[i];
+            for (int e = e0; e < e1; e++) v = vecs[(long long)steer_vec[e] * hidden + i] * steer_mult[e] + v;
+            xr[i] = v;
+        }
+    }
+    else
+    {
+        for (int i = threadIdx.x; i < hidden; i += blockDim.x) xr[i] = xr[i] + dr[i];
+        for (int e = e0; e < e1; e++)
+            steer_entry(xr, vecs + (long long)steer_vec[e] * hidden, hidden, steer_op[e], steer_mult[e], steer_bounds[2 * e],
+                        steer_bounds[2 * e + 1], scratch);
     }
     if (proj) project_row(xr, hidden, proj, nproj, proj_out + r * nproj, scratch);
 }

@@ -180,7 +180,7 @@ public partial class KernelTests
         float[] mult = [4f, 4f, 4f, -2f, 0.5f, -2f, 0.5f, -2f, 0.5f];
         var vectors = v0.Concat(v1).ToArray();
         DevicePtr dx = Up(x), proj = Zeros(T * 2 * 4);
-        _d.Launch("residual_add_steer", new Dim3(T), new Dim3(64), dx, Up(delta), H, Up(start), Up(vec), Up(mult), Up(vectors), Up(dirs), 2, proj);
+        _d.Launch("residual_add_steer", new Dim3(T), new Dim3(64), dx, Up(delta), H, Up(start), Up(vec), Up(mult), DevicePtr.Null, DevicePtr.Null, Up(vectors), Up(dirs), 2, proj);
 
         float[] want = (float[])x.Clone();
         ResidualAdd.ForwardSteered(want, delta, H, 0, SteeringHook.ResidPost, rows, Enumerable.Range(0, T).ToArray());
@@ -194,6 +194,55 @@ public partial class KernelTests
                 for (int i = 0; i < H; i++) dot += (double)want[r * H + i] * dirs[d * H + i];
                 Assert.That(projections[r * 2 + d], Is.EqualTo(dot).Within(1e-4 * Math.Max(1, Math.Abs(dot))));
             }
+    }
+
+    [Test]
+    public void Residual_add_applies_each_steering_operation_as_the_cpu_reference()
+    {
+        const int T = 7, H = 200;
+        float[] x = Random(T * H), delta = Random(T * H), v0 = Random(H), v1 = Random(H, 0.3f);
+        SequenceSteering Row(params SteeringAdd[] adds) => new(adds, 1);
+        // One row per operation, one composing three in order, a plain add, and an unsteered row.
+        SequenceSteering?[] rows =
+        [
+            Row(new SteeringAdd(0, v0, 3f) { Op = SteeringOp.AddNormalized }),
+            Row(new SteeringAdd(0, v1, 0f) { Op = SteeringOp.Ablate }),
+            Row(new SteeringAdd(0, v0, 0f) { Op = SteeringOp.Cap, Lo = -0.5f, Hi = 0.5f }),
+            Row(new SteeringAdd(0, v1, 0f) { Op = SteeringOp.Set, Value = 3f }),
+            Row(new SteeringAdd(0, v0, 0f) { Op = SteeringOp.Ablate }, new SteeringAdd(0, v1, 2f),
+                new SteeringAdd(0, v1, 0f) { Op = SteeringOp.Cap, Lo = float.NegativeInfinity, Hi = 1f }),
+            Row(new SteeringAdd(0, v0, -2f)),
+            null,
+        ];
+        var start = new List<int> { 0 };
+        var vec = new List<int>();
+        var mult = new List<float>();
+        var op = new List<int>();
+        var bounds = new List<float>();
+        foreach (SequenceSteering? row in rows)
+        {
+            foreach (SteeringAdd a in row?.Adds ?? [])
+            {
+                vec.Add(a.Vector == v0 ? 0 : 1);
+                mult.Add(a.Multiplier);
+                op.Add((int)a.Op);
+                bounds.AddRange([a.ProjectionBounds.Lo, a.ProjectionBounds.Hi]);
+            }
+            start.Add(vec.Count);
+        }
+        DevicePtr dx = Up(x);
+        _d.Launch("residual_add_steer", new Dim3(T), new Dim3(64), dx, Up(delta), H, Up(start.ToArray()), Up(vec.ToArray()),
+            Up(mult.ToArray()), Up(op.ToArray()), Up(bounds.ToArray()), Up(v0.Concat(v1).ToArray()), DevicePtr.Null, 0, DevicePtr.Null);
+
+        float[] want = (float[])x.Clone();
+        ResidualAdd.ForwardSteered(want, delta, H, 0, SteeringHook.ResidPost, rows, Enumerable.Range(0, T).ToArray());
+        float[] got = Down<float>(dx, T * H);
+        for (int r = 0; r < T; r++)
+            Assert.That(Compare.RelativeMaxError(got.AsSpan(r * H, H), want.AsSpan(r * H, H)), Is.LessThan(1e-5), $"row {r}");
+        // The projection ops took effect: row 1 has no component along v1, row 3 projects to 3 on it.
+        double Along(int r, float[] v) => Enumerable.Range(0, H).Sum(i => (double)got[r * H + i] * v[i]) / Math.Sqrt(v.Sum(e => (double)e * e));
+        Assert.That(Along(1, v1), Is.EqualTo(0).Within(1e-4));
+        Assert.That(Along(3, v1), Is.EqualTo(3).Within(1e-4));
     }
 
     [Test]

@@ -6,7 +6,8 @@ namespace SteerEngine.Tests.Serving;
 
 /// <summary>
 /// A server on the CUDA backend (on the emulator) answers 400 naming the field for a steering term its
-/// kernels cannot apply, before anything runs, and still serves the add it can.
+/// kernels cannot apply (a hook other than the block output), before anything runs, and serves every
+/// operation at the block output.
 /// </summary>
 [TestFixture]
 public class CudaSteeringRefusalTests
@@ -37,12 +38,12 @@ public class CudaSteeringRefusalTests
 
     [TestCase(false)]
     [TestCase(true)]
-    public async Task Ops_and_hooks_the_kernels_lack_are_400_naming_the_field(bool stream)
+    public async Task Hooks_the_kernels_lack_are_400_naming_the_field(bool stream)
     {
         foreach (var (steering, param, message) in new (object, string, string)[]
         {
-            (new { vector = "mood", layer = 1, op = "ablate" }, "steering[1].op", "op ablate runs on the CPU backend only"),
             (new { vector = "mood", hook = "blocks.1.hook_resid_mid" }, "steering[1].hook", "hook resid_mid runs on the CPU backend only"),
+            (new { vector = "mood", hook = "blocks.2.hook_resid_mid", op = "ablate" }, "steering[1].hook", "hook resid_mid runs on the CPU backend only"),
         })
         {
             HttpResponseMessage r = await _server.Post("/v1/chat/completions", Chat(steering, stream));
@@ -54,7 +55,16 @@ public class CudaSteeringRefusalTests
         }
     }
 
-    [Test]
-    public async Task An_add_at_the_block_output_is_served() =>
-        await _server.PostOk("/v1/chat/completions", Chat(new { vector = "mood", layer = 2, multiplier = -2f }));
+    [TestCase("add")]
+    [TestCase("add_normalized")]
+    [TestCase("ablate")]
+    [TestCase("cap")]
+    [TestCase("set")]
+    public async Task Every_operation_at_the_block_output_is_served(string op) =>
+        await _server.PostOk("/v1/chat/completions", Chat(op switch
+        {
+            "cap" => new { vector = "mood", layer = 2, op, lo = -1f, hi = 1f },
+            "set" => (object)new { vector = "mood", layer = 2, op, value = 0.5f },
+            _ => new { vector = "mood", layer = 2, op, multiplier = -2f },
+        }));
 }

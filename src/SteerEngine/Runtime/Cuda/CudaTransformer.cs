@@ -98,9 +98,11 @@ public sealed partial class CudaTransformer : IForwardModel
         public required int Rows, Sequences, MaxNew, MaxVisible;
         public required int[] Tokens, SequenceOfRow, PositionOfRow, RowStart, NewTokens, StartPosition, LogitRows;
         public required SequenceKv[] Kv;
-        public required int[] SteerStart;   // (L, T+1) row ranges into SteerVector / SteerMultiplier, per layer
+        public required int[] SteerStart;   // (L, T+1) row ranges into the entries SteerVector .. SteerBounds, per layer
         public required int[] SteerVector;  // (E) index into Vectors
         public required float[] SteerMultiplier; // (E)
+        public required int[] SteerOp;      // (E) SteeringOp
+        public required float[] SteerBounds; // (E, 2) the projection ops' clamp [lo, hi]
         public required bool[] LayerSteered; // (L)
         public required float[] Vectors;    // (nv, H)
         public required int[] LogitSequence, LogitRowInSequence; // (R): where each logit row goes in Output
@@ -246,11 +248,13 @@ public sealed partial class CudaTransformer : IForwardModel
             }
         }
 
-        // Steering as per-layer row ranges of (vector, multiplier) entries, each distinct vector uploaded once.
+        // Steering as per-layer row ranges of (vector, multiplier, op, bounds) entries, each distinct vector uploaded once.
         var vectorIndex = new Dictionary<float[], int>(ReferenceEqualityComparer.Instance);
         var steerStart = new int[L * (T + 1)];
         var steerVector = new List<int>();
         var steerMultiplier = new List<float>();
+        var steerOp = new List<int>();
+        var steerBounds = new List<float>();
         var layerSteered = new bool[L];
         for (int l = 0; l < L; l++)
             for (int r = 0; r < T; r++)
@@ -264,6 +268,10 @@ public sealed partial class CudaTransformer : IForwardModel
                             if (!vectorIndex.TryGetValue(a.Vector, out int v)) vectorIndex[a.Vector] = v = vectorIndex.Count;
                             steerVector.Add(v);
                             steerMultiplier.Add(a.Multiplier);
+                            steerOp.Add((int)a.Op);
+                            (float lo, float hi) = a.ProjectionBounds;
+                            steerBounds.Add(lo);
+                            steerBounds.Add(hi);
                             layerSteered[l] = true;
                         }
                 steerStart[l * (T + 1) + r + 1] = steerVector.Count;
@@ -278,6 +286,7 @@ public sealed partial class CudaTransformer : IForwardModel
             NewTokens = newTokens, StartPosition = startPosition, LogitRows = logitRows.ToArray(), Kv = kv,
             SteerStart = steerStart, SteerVector = steerVector.Count > 0 ? steerVector.ToArray() : [0],
             SteerMultiplier = steerMultiplier.Count > 0 ? steerMultiplier.ToArray() : [0f],
+            SteerOp = steerOp.Count > 0 ? steerOp.ToArray() : [0], SteerBounds = steerBounds.Count > 0 ? steerBounds.ToArray() : [0f, 0f],
             LayerSteered = layerSteered, Vectors = vectors,
             LogitSequence = logitSequence.ToArray(), LogitRowInSequence = logitRowInSequence.ToArray(), Output = output,
             DrawSequence = drawSequence.ToArray(), Draws = drawSequence.Select(s => draws![s]!).ToArray(),
@@ -300,12 +309,12 @@ public sealed partial class CudaTransformer : IForwardModel
         Array[] drawArrays = DrawArrays(p);
         DevicePtr[] inputs = ws.Upload(p.Graphed, [p.Tokens, p.SequenceOfRow, p.PositionOfRow, p.RowStart, p.NewTokens, p.StartPosition,
             KvPageTable(p, rank), KvLayout(p),
-            p.SteerStart, p.SteerVector, p.SteerMultiplier, p.Vectors, p.LogitRows, .. drawArrays, .. ReductionArrays(p)]);
+            p.SteerStart, p.SteerVector, p.SteerMultiplier, p.SteerOp, p.SteerBounds, p.Vectors, p.LogitRows, .. drawArrays, .. ReductionArrays(p)]);
         DevicePtr tokens = inputs[0], seqOfRow = inputs[1], posOfRow = inputs[2], rowStart = inputs[3], newTokens = inputs[4],
             startPos = inputs[5], kvPages = inputs[6], kvLayout = inputs[7], steerStart = inputs[8], steerVec = inputs[9],
-            steerMult = inputs[10], vectors = inputs[11], logitRows = inputs[12];
-        var draw = DrawInputs.At(inputs.AsSpan(13, drawArrays.Length));
-        var capture = new RankCapture(d, ws, p, rank, H, inputs.AsSpan(13 + drawArrays.Length));
+            steerMult = inputs[10], steerOp = inputs[11], steerBounds = inputs[12], vectors = inputs[13], logitRows = inputs[14];
+        var draw = DrawInputs.At(inputs.AsSpan(15, drawArrays.Length));
+        var capture = new RankCapture(d, ws, p, rank, H, inputs.AsSpan(15 + drawArrays.Length));
 
         DevicePtr x = ws.Get("x", (long)T * H * 4);                 // (T, H) f32 residual stream
         DevicePtr xn = ws.Get("xn", (long)T * H * 2);               // (T, H) bf16 normed sublayer input
@@ -337,7 +346,7 @@ public sealed partial class CudaTransformer : IForwardModel
             Linear.Forward(d, att, lw.O, delta, T, H, s.QDim);
             AllReduce(delta, (long)T * H);
             d.Launch("residual_add_steer", new Dim3((uint)T), Threads(H), x, delta, H,
-                DevicePtr.Null, DevicePtr.Null, DevicePtr.Null, DevicePtr.Null, DevicePtr.Null, 0, DevicePtr.Null);
+                DevicePtr.Null, DevicePtr.Null, DevicePtr.Null, DevicePtr.Null, DevicePtr.Null, DevicePtr.Null, DevicePtr.Null, 0, DevicePtr.Null);
 
             // out = h + feed_forward(ffn_norm(h)), then the steering add at this block's output
             d.Launch("rmsnorm", new Dim3((uint)T), Threads(H), x, lw.PostNorm, DevicePtr.Null, xn, H, eps);
@@ -348,7 +357,7 @@ public sealed partial class CudaTransformer : IForwardModel
             DevicePtr layerSteer = p.LayerSteered[l] ? steerStart + (long)l * (T + 1) * 4 : DevicePtr.Null;
             var (proj, nproj, projOut) = l < L - 1 ? capture.Fused(l + 1) : default;
             d.Launch("residual_add_steer", new Dim3((uint)T), Threads(H), x, delta, H,
-                layerSteer, steerVec, steerMult, vectors, proj, nproj, projOut);
+                layerSteer, steerVec, steerMult, steerOp, steerBounds, vectors, proj, nproj, projOut);
 
             if (l < L - 1) capture.Record(l + 1, x, projected: true);
         }

@@ -194,7 +194,7 @@ sealed class CudaBipoRank : IDisposable
 
     void ResidualAdd(DevicePtr x, DevicePtr delta) =>
         Device.Launch("residual_add_steer", new Dim3((uint)T), Threads(H), x, delta, H,
-            DevicePtr.Null, DevicePtr.Null, DevicePtr.Null, DevicePtr.Null, DevicePtr.Null, 0, DevicePtr.Null);
+            DevicePtr.Null, DevicePtr.Null, DevicePtr.Null, DevicePtr.Null, DevicePtr.Null, DevicePtr.Null, DevicePtr.Null, 0, DevicePtr.Null);
 
     /// <summary>dx = ∂(dOut · block l(x))/∂x from the activations the last <see cref="BlockForward"/> of x left. (T, H) each.</summary>
     void BlockBackward(int l, DevicePtr x, DevicePtr dOut, DevicePtr dx)
