@@ -245,8 +245,9 @@ CU_API int cuLaunchKernel(const KernelEntry* function, unsigned gx, unsigned gy,
 }
 
 // Stream capture: the launches, GEMMs and collectives queued on a capturing stream become the
-// nodes of a graph instead of running; cuGraphLaunch runs them in order. Copies and memsets on a
-// capturing stream are refused (the backend captures only kernels, GEMMs and collectives).
+// nodes of a graph instead of running; cuGraphLaunch runs them in order. So do device-to-device
+// copies; copies from or to the host and memsets on a capturing stream are refused (the backend
+// captures only kernels, GEMMs, collectives and device copies).
 CU_API int cuStreamBeginCapture_v2(Stream* stream, int)
 {
     if (int e = ready()) return e;
@@ -375,11 +376,12 @@ CU_API int cuMemcpyDtoHAsync_v2(void* destination, unsigned long long source, si
     return Success;
 }
 
+// A device-to-device copy may be captured (a memcpy node of the graph), as on a GPU.
 CU_API int cuMemcpyDtoDAsync_v2(unsigned long long destination, unsigned long long source, size_t bytes, Stream* stream)
 {
-    if (int e = on_stream(stream)) return e;
-    memmove((void*)destination, (const void*)source, bytes);
-    return Success;
+    if (int e = ready()) return e;
+    if (!stream || stream->context != current) return InvalidHandle;
+    return enqueue(stream, [=] { memmove((void*)destination, (const void*)source, bytes); return (int)Success; });
 }
 
 CU_API int cuMemsetD8Async(unsigned long long destination, unsigned char value, size_t count, Stream* stream)

@@ -122,7 +122,7 @@ public class CliTests
         string dir = TestModels.TempDir("score-cuda");
         string input = Path.Combine(dir, "in.jsonl"), output = Path.Combine(dir, "out.jsonl");
         File.WriteAllLines(input, ["{\"id\": \"a\", \"prompt\": \"Hello\", \"completion\": \" world\"}"]);
-        var (code, _, err) = Steer("score", "--model", TestModels.Get("tiny"), "--input", input, "--out", output, "--backend", "cuda");
+        var (code, _, err) = SteerCli.RunWithThisMachinesDriver("score", "--model", TestModels.Get("tiny"), "--input", input, "--out", output, "--backend", "cuda");
         Assert.That(code, Is.EqualTo(1));
         Assert.That(err.Trim(), Is.EqualTo("error: --backend cuda: no NVIDIA driver here (libcuda.so.1 cannot be loaded); --backend cuda-emu runs the same path on the CPU emulator"));
         Assert.That(File.Exists(output), Is.False);

@@ -20,10 +20,10 @@ unsafe class FaultyDevice(int ordinal) : EmulatedCudaDevice(ordinal)
 
     public void ResetCounts() => SyncUploads = AsyncUploads = DeviceCopies = 0;
 
-    public override void CopyOnDevice(DevicePtr destination, DevicePtr source, long bytes)
+    protected override void CopyOnDeviceNow(DevicePtr destination, DevicePtr source, long bytes)
     {
         DeviceCopies++;
-        base.CopyOnDevice(destination, source, bytes);
+        base.CopyOnDeviceNow(destination, source, bytes);
     }
 
     public override void CopyToDevice(DevicePtr destination, void* source, long bytes)

@@ -20,4 +20,16 @@ public static class SteerCli
             Console.SetError(oldErr);
         }
     }
+
+    /// <summary>
+    /// As <see cref="Run"/>, with STEER_CUDA_DRIVER unset meanwhile, so <c>--backend cuda</c> sees this
+    /// machine's own driver (the emulator tests point the test process at native/cuemu's).
+    /// </summary>
+    public static (int Code, string Out, string Err) RunWithThisMachinesDriver(params string[] args)
+    {
+        string? emulated = Environment.GetEnvironmentVariable("STEER_CUDA_DRIVER");
+        Environment.SetEnvironmentVariable("STEER_CUDA_DRIVER", null);
+        try { return Run(args); }
+        finally { Environment.SetEnvironmentVariable("STEER_CUDA_DRIVER", emulated); }
+    }
 }

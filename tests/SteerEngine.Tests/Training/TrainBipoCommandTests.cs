@@ -74,7 +74,7 @@ public class TrainBipoCommandTests
     {
         if (backend == "cuda" && File.Exists("/usr/lib/x86_64-linux-gnu/libcuda.so.1")) Assert.Ignore("this machine has an NVIDIA driver");
         string dir = TestModels.TempDir("cli-bipo");
-        var (code, _, err) = Steer("train-bipo", "--model", TestModels.Get("tiny"), "--data", Csv(dir, "train.csv", 2), "--layer", "1",
+        var (code, _, err) = SteerCli.RunWithThisMachinesDriver("train-bipo", "--model", TestModels.Get("tiny"), "--data", Csv(dir, "train.csv", 2), "--layer", "1",
             "--out", Path.Combine(dir, "out"), "--backend", backend, "--tp", tp, "--dp", dp);
         Assert.That(code, Is.EqualTo(1));
         Assert.That(err.Trim(), Is.EqualTo(message));

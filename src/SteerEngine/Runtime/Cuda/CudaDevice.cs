@@ -50,7 +50,10 @@ public abstract unsafe class CudaDevice : IDisposable
     public abstract void CopyToHost(void* destination, DevicePtr source, long bytes);
     /// <summary>In stream order; source must stay unchanged until the stream has passed the copy.</summary>
     public abstract void CopyToDeviceAsync(DevicePtr destination, void* source, long bytes);
-    public abstract void CopyOnDevice(DevicePtr destination, DevicePtr source, long bytes);
+    /// <summary>In stream order; while recording, part of the step's graph (a memcpy node on a GPU), so it copies what the recorded kernels before it wrote.</summary>
+    public void CopyOnDevice(DevicePtr destination, DevicePtr source, long bytes) =>
+        Record("cuMemcpyDtoDAsync", [destination.Address, source.Address, (ulong)bytes], () => CopyOnDeviceNow(destination, source, bytes));
+    protected abstract void CopyOnDeviceNow(DevicePtr destination, DevicePtr source, long bytes);
     public abstract void Zero(DevicePtr destination, long bytes);
     public abstract void Synchronize();
 
@@ -113,8 +116,9 @@ public abstract unsafe class CudaDevice : IDisposable
 
     /// <summary>
     /// From here until <see cref="EndRecording"/>, kernel launches, GEMMs and <see cref="Record"/>ed
-    /// operations are kept, not run: the launch list of a graph. Copies still run at once, so a
-    /// recorded step uploads its inputs before and downloads its results after the graph. A
+    /// operations are kept, not run: the launch list of a graph. Device-to-device copies are recorded
+    /// too; copies from and to the host still run at once, so a recorded step uploads its inputs
+    /// before and downloads its results after the graph. A
     /// recording left unfinished (its step threw) is dropped.
     /// </summary>
     public void BeginRecording() => _recording = [];

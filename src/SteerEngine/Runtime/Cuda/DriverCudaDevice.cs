@@ -144,7 +144,7 @@ public sealed unsafe class DriverCudaDevice : CudaDevice
         Synchronize();
     }
 
-    public override void CopyOnDevice(DevicePtr destination, DevicePtr source, long bytes)
+    protected override void CopyOnDeviceNow(DevicePtr destination, DevicePtr source, long bytes)
     {
         Current();
         CudaDriverApi.Check(CudaDriverApi.cuMemcpyDtoDAsync(destination.Address, source.Address, (nuint)bytes, _stream), "cuMemcpyDtoDAsync");

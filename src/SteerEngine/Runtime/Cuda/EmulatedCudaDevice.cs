@@ -41,7 +41,7 @@ public unsafe class EmulatedCudaDevice(int ordinal) : CudaDevice
     public override void* AllocHost(long bytes) => System.Runtime.InteropServices.NativeMemory.AlignedAlloc((nuint)Math.Max(1, bytes), 64);
     public override void FreeHost(void* p) => System.Runtime.InteropServices.NativeMemory.AlignedFree(p);
     public override void CopyToHost(void* destination, DevicePtr source, long bytes) => Buffer.MemoryCopy((void*)source.Address, destination, bytes, bytes);
-    public override void CopyOnDevice(DevicePtr destination, DevicePtr source, long bytes) => Buffer.MemoryCopy((void*)source.Address, (void*)destination.Address, bytes, bytes);
+    protected override void CopyOnDeviceNow(DevicePtr destination, DevicePtr source, long bytes) => Buffer.MemoryCopy((void*)source.Address, (void*)destination.Address, bytes, bytes);
     public override void Zero(DevicePtr destination, long bytes) => System.Runtime.InteropServices.NativeMemory.Clear((void*)destination.Address, (nuint)bytes);
     public override void Synchronize() { }
 
