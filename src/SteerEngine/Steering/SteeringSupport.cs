@@ -11,12 +11,3 @@ public sealed class SteeringNotSupportedException(int term, string field, string
     /// <summary>The request field, e.g. <c>steering[1].op</c>.</summary>
     public string Field { get; } = $"steering[{term}].{field}";
 }
-
-/// <summary>What the CUDA kernels apply today: every operation at the block output (every position mode; positions are resolved on the host).</summary>
-public static class BlockOutputOnly
-{
-    /// <returns>the refused field and why, or null when the term is at resid_post</returns>
-    public static (string Field, string Message)? Refuse(SteeringAdd term, string backend) =>
-        term.Hook != SteeringHook.ResidPost ? ("hook", $"hook {term.Hook.Name()} runs on the CPU backend only; the {backend} backend steers resid_post (the block output)")
-        : null;
-}

@@ -9,8 +9,9 @@ using SteerEngine.Tests.Support;
 namespace SteerEngine.Tests.Cuda;
 
 /// <summary>
-/// Every steering operation at the block output on the CUDA backend (native/cuemu) against the CPU
-/// backend, in one batch with a plain add and an unsteered row, through prefill and decode.
+/// Every steering operation at the block output, and operations at the attention residual add
+/// (resid_mid), on the CUDA backend (native/cuemu) against the CPU backend, in one batch with a plain
+/// add and an unsteered row, through prefill and decode.
 /// </summary>
 [TestFixture]
 public class CudaSteeringOpsTests
@@ -26,7 +27,7 @@ public class CudaSteeringOpsTests
         using IForwardModel gpu = Backends.Create("cuda-emu", dir, 1);
         ModelConfig c = cpu.Config;
         var rng = new Random(31);
-        int[][] prompts = [.. new[] { 9, 15, 5, 12, 7, 20, 3 }.Select(n => Compare.RandomTokens(rng, n, 128000))];
+        int[][] prompts = [.. new[] { 9, 15, 5, 12, 7, 20, 3, 11 }.Select(n => Compare.RandomTokens(rng, n, 128000))];
 
         // The projection ops act along the first prompt's own state after block 1, where they bite.
         var sink = new HiddenStateRecorder(c.NumLayers + 1, c.HiddenSize);
@@ -46,6 +47,8 @@ public class CudaSteeringOpsTests
                 new SteeringAdd(2, vector, -3f) { Op = SteeringOp.AddNormalized }),
             Row(new SteeringAdd(1, vector, 4f)),
             null,
+            Row(new SteeringAdd(1, vector, 4f) { Hook = SteeringHook.ResidMid }, new SteeringAdd(1, vector, -2f),
+                new SteeringAdd(2, direction, 0f) { Op = SteeringOp.Set, Value = along, Hook = SteeringHook.ResidMid }),
         ];
 
         KvCache[] cpuCaches = prompts.Select(_ => cpu.NewCache()).ToArray(), gpuCaches = prompts.Select(_ => gpu.NewCache()).ToArray();

@@ -42,8 +42,8 @@ public class CudaSteeringRefusalTests
     {
         foreach (var (steering, param, message) in new (object, string, string)[]
         {
-            (new { vector = "mood", hook = "blocks.1.hook_resid_mid" }, "steering[1].hook", "hook resid_mid runs on the CPU backend only"),
-            (new { vector = "mood", hook = "blocks.2.hook_resid_mid", op = "ablate" }, "steering[1].hook", "hook resid_mid runs on the CPU backend only"),
+            (new { vector = "mood", hook = "blocks.1.attn.hook_z" }, "steering[1].hook", "hook attn_z runs on the CPU backend only"),
+            (new { vector = "mood", hook = "blocks.2.attn.hook_z" }, "steering[1].hook", "hook attn_z runs on the CPU backend only"),
         })
         {
             HttpResponseMessage r = await _server.Post("/v1/chat/completions", Chat(steering, stream));
@@ -60,7 +60,18 @@ public class CudaSteeringRefusalTests
     [TestCase("ablate")]
     [TestCase("cap")]
     [TestCase("set")]
-    public async Task Every_operation_at_the_block_output_is_served(string op) =>
+    public async Task Every_operation_at_the_block_output_and_at_resid_mid_is_served(string op)
+    {
+        await _server.PostOk("/v1/chat/completions", Chat(op switch
+        {
+            "cap" => new { vector = "mood", hook = "blocks.2.hook_resid_mid", op, lo = -1f, hi = 1f },
+            "set" => (object)new { vector = "mood", hook = "blocks.2.hook_resid_mid", op, value = 0.5f },
+            _ => new { vector = "mood", hook = "blocks.2.hook_resid_mid", op, multiplier = -2f },
+        }));
+        await BlockOutput(op);
+    }
+
+    async Task BlockOutput(string op) =>
         await _server.PostOk("/v1/chat/completions", Chat(op switch
         {
             "cap" => new { vector = "mood", layer = 2, op, lo = -1f, hi = 1f },

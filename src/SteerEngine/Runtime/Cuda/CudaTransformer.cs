@@ -98,12 +98,12 @@ public sealed partial class CudaTransformer : IForwardModel
         public required int Rows, Sequences, MaxNew, MaxVisible;
         public required int[] Tokens, SequenceOfRow, PositionOfRow, RowStart, NewTokens, StartPosition, LogitRows;
         public required SequenceKv[] Kv;
-        public required int[] SteerStart;   // (L, T+1) row ranges into the entries SteerVector .. SteerBounds, per layer
+        public required int[] SteerStart;   // (2, L, T+1) row ranges into the entries SteerVector .. SteerBounds, per hook (resid_post, resid_mid) and layer
         public required int[] SteerVector;  // (E) index into Vectors
         public required float[] SteerMultiplier; // (E)
         public required int[] SteerOp;      // (E) SteeringOp
         public required float[] SteerBounds; // (E, 2) the projection ops' clamp [lo, hi]
-        public required bool[] LayerSteered; // (L)
+        public required bool[] LayerSteered; // (2, L): per hook (resid_post, resid_mid) and layer
         public required float[] Vectors;    // (nv, H)
         public required int[] LogitSequence, LogitRowInSequence; // (R): where each logit row goes in Output
         public required TokenDraw[] Draws;  // (D): the sequences sampled on the device, whose logit rows are [0, D)
@@ -248,21 +248,27 @@ public sealed partial class CudaTransformer : IForwardModel
             }
         }
 
-        // Steering as per-layer row ranges of (vector, multiplier, op, bounds) entries, each distinct vector uploaded once.
+        // Steering as per-hook, per-layer row ranges of (vector, multiplier, op, bounds) entries, each
+        // distinct vector uploaded once: table 0 is applied at the block output (resid_post), table 1 at
+        // the attention residual add (resid_mid).
         var vectorIndex = new Dictionary<float[], int>(ReferenceEqualityComparer.Instance);
-        var steerStart = new int[L * (T + 1)];
+        var steerStart = new int[2 * L * (T + 1)];
         var steerVector = new List<int>();
         var steerMultiplier = new List<float>();
         var steerOp = new List<int>();
         var steerBounds = new List<float>();
-        var layerSteered = new bool[L];
+        var layerSteered = new bool[2 * L];
+        for (int table = 0; table < 2; table++)
         for (int l = 0; l < L; l++)
+        {
+            SteeringHook hook = table == 0 ? SteeringHook.ResidPost : SteeringHook.ResidMid;
+            int at = table * L + l;
             for (int r = 0; r < T; r++)
             {
-                steerStart[l * (T + 1) + r] = steerVector.Count;
+                steerStart[at * (T + 1) + r] = steerVector.Count;
                 if (steeringOfRow[r] is { } steering)
                     foreach (SteeringAdd a in steering.Adds)
-                        if (a.Layer == l && a.AppliesAt(positionOfRow[r], steering.PromptLength))
+                        if (a.Layer == l && a.Hook == hook && a.AppliesAt(positionOfRow[r], steering.PromptLength))
                         {
                             if (RefuseSteering(a) is { } refusal) throw new NotSupportedException($"steering {refusal.Field}: {refusal.Message}");
                             if (!vectorIndex.TryGetValue(a.Vector, out int v)) vectorIndex[a.Vector] = v = vectorIndex.Count;
@@ -272,10 +278,11 @@ public sealed partial class CudaTransformer : IForwardModel
                             (float lo, float hi) = a.ProjectionBounds;
                             steerBounds.Add(lo);
                             steerBounds.Add(hi);
-                            layerSteered[l] = true;
+                            layerSteered[at] = true;
                         }
-                steerStart[l * (T + 1) + r + 1] = steerVector.Count;
+                steerStart[at * (T + 1) + r + 1] = steerVector.Count;
             }
+        }
         var vectors = new float[Math.Max(1, vectorIndex.Count) * H];
         foreach ((float[] vec, int i) in vectorIndex) vec.CopyTo(vectors, i * H);
 
@@ -345,8 +352,9 @@ public sealed partial class CudaTransformer : IForwardModel
             Attend(rk, p, l, q, att, seqOfRow, posOfRow, rowStart, newTokens, startPos, kvPages, kvLayout);
             Linear.Forward(d, att, lw.O, delta, T, H, s.QDim);
             AllReduce(delta, (long)T * H);
+            DevicePtr midSteer = p.LayerSteered[L + l] ? steerStart + (long)(L + l) * (T + 1) * 4 : DevicePtr.Null;
             d.Launch("residual_add_steer", new Dim3((uint)T), Threads(H), x, delta, H,
-                DevicePtr.Null, DevicePtr.Null, DevicePtr.Null, DevicePtr.Null, DevicePtr.Null, DevicePtr.Null, DevicePtr.Null, 0, DevicePtr.Null);
+                midSteer, steerVec, steerMult, steerOp, steerBounds, vectors, DevicePtr.Null, 0, DevicePtr.Null);
 
             // out = h + feed_forward(ffn_norm(h)), then the steering add at this block's output
             d.Launch("rmsnorm", new Dim3((uint)T), Threads(H), x, lw.PostNorm, DevicePtr.Null, xn, H, eps);
