@@ -58,11 +58,7 @@ public static class SteeringSpec
         int layer = (int)(f.Integer("layer", 0, config.NumLayers - 1) ?? throw ApiException.BadRequest($"'{f.Name("layer")}' is required", f.Name("layer")));
         double threshold = f.Number("threshold", -1, 1) ?? throw ApiException.BadRequest($"'{f.Name("threshold")}' (a cosine similarity in [-1, 1]) is required", f.Name("threshold"));
         var comparator = Choice(f, "comparator", "greater", SteeringCondition.ComparatorNames, SteeringCondition.ParseComparator);
-        float[] values = Vector(f, layer, vectors, width =>
-        {
-            if (width != config.HiddenSize)
-                throw ApiException.BadRequest($"'{f.Name("vector")}' has {width} elements; the model's hidden size is {config.HiddenSize}", f.Name("vector"));
-        });
+        float[] values = Vector(f, layer, vectors, width => SteeringHookFields.CheckWidth(f, new SteeringAdd(layer, [], 0f), width, config)); // read at the block output
         f.RejectUnread();
         if (values.All(x => x == 0))
             throw ApiException.BadRequest($"'{f.Name("vector")}' is zero, so the condition has no direction", f.Name("vector"));
