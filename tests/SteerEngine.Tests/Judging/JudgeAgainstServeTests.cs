@@ -159,7 +159,11 @@ public class JudgeAgainstServeTests
         while (!condition())
         {
             if (judge.HasExited) Assert.Fail($"steer judge exited (code {judge.ExitCode}) before {what}");
-            if (clock.Elapsed > Bound) Assert.Fail($"no {what} within {Bound.TotalSeconds:0} s");
+            if (clock.Elapsed > Bound)
+            {
+                judge.Kill(entireProcessTree: true); // a failed wait leaves no judge running
+                Assert.Fail($"no {what} within {Bound.TotalSeconds:0} s");
+            }
             Thread.Sleep(20);
         }
     }
