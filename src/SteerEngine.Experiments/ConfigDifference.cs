@@ -23,7 +23,7 @@ public static class ConfigDifference
             return "its config.json is not valid JSON";
         }
         return First(now, then, "") is var (key, a, b)
-            ? $"{key}: {a ?? "absent"} in {fileName}, {(b is null ? "absent from" : b + " in")} the folder's config.json"
+            ? $"{key}: {(a is null ? "absent from" : a + " in")} {fileName}, {(b is null ? "absent from" : b + " in")} the folder's config.json"
             : "the same keys and values, written differently";
     }
 
