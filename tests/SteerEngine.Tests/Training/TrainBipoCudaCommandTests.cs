@@ -24,22 +24,21 @@ public class TrainBipoCudaCommandTests
             "--batch-size", "2", "--warmup", "0", "--lr", "0.05", "--backend", "cuda-emu"];
         string full = Path.Combine(dir, "full"), killed = Path.Combine(dir, "killed");
 
-        using (Process p = SteerProcess.Start([.. args, "--out", full]))
+        using (SteerChild p = SteerProcess.Start([.. args, "--out", full]))
         {
             Assert.That(p.WaitForExit(300_000), Is.True, "the uninterrupted run still runs");
             Assert.That(p.ExitCode, Is.EqualTo(0));
         }
-        using (Process p = SteerProcess.Start([.. args, "--out", killed]))
+        using (SteerChild p = SteerProcess.Start([.. args, "--out", killed]))
         {
             var clock = Stopwatch.StartNew();
             while (!p.HasExited && !File.Exists(BipoTrainer.VectorPath(killed, 1, 2)) && clock.Elapsed < TimeSpan.FromMinutes(3))
                 Thread.Sleep(20);
             Assert.That(p.HasExited, Is.False, "the run finished before it could be killed");
-            p.Kill(entireProcessTree: true); // SIGKILL: no flush, no cleanup
-            p.WaitForExit();
+            p.Kill(); // SIGKILL: no flush, no cleanup
         }
         Assert.That(File.Exists(BipoTrainer.VectorPath(killed, 2, 2)), Is.False, "killed before the second epoch ended");
-        using (Process p = SteerProcess.Start([.. args, "--out", killed, "--resume"]))
+        using (SteerChild p = SteerProcess.Start([.. args, "--out", killed, "--resume"]))
         {
             Assert.That(p.WaitForExit(300_000), Is.True, "the resumed run still runs");
             Assert.That(p.ExitCode, Is.EqualTo(0));
