@@ -52,7 +52,11 @@ public sealed class CudaBipoBackend : IBipoBackend
     public int KeptBlocks => _ranks.Max(r => r.KeptBlocks);
 
     /// <summary>Device bytes one kept block's activations take on each device for <paramref name="rows"/> rows of a replica's share.</summary>
-    public long KeptBlockBytes(long rows) => _ranks[0].KeptBlockBytes(rows);
+    public long KeptBlockBytes(long rows) => KeptBlockBytes(Config, TensorParallel, rows);
+
+    /// <summary>The same for model <paramref name="c"/> at tensor parallelism <paramref name="tensorParallel"/>, without devices.</summary>
+    public static long KeptBlockBytes(ModelConfig c, int tensorParallel, long rows) =>
+        CudaBipoRank.KeptBlockBytes(RankShape.For(c, 0, tensorParallel), c.HiddenSize, rows);
 
     /// <summary>The LM head's (rows, vocab slice) f32 logits chunk on each device, in bytes.</summary>
     public long LogitChunkBytes
@@ -107,7 +111,7 @@ public sealed class CudaBipoBackend : IBipoBackend
     /// device memory each device may spend keeping upper blocks' activations for the backward instead of recomputing
     /// them: the budget is per device, counted in that device's own bytes (under tensor parallelism a rank keeps its
     /// slice of the heads and the MLP, so a block costs about 1/TP of the TP 1 figure beside the replicated (T, H)
-    /// residual h; <see cref="KeptBlockBytes"/>). The lowest upper blocks that fit are kept, and with any budget
+    /// residual h; <see cref="KeptBlockBytes(long)"/>). The lowest upper blocks that fit are kept, and with any budget
     /// above 0 the top block is not recomputed either (its activations are still in the shared buffers). 0 recomputes
     /// every upper block. The gradient is the same bits either way.
     /// </param>

@@ -77,7 +77,7 @@ sealed class CudaBipoRank : IDisposable
     /// <summary>
     /// Uploads <paramref name="batch"/> (null: this replica has no share) and runs the unsteered blocks 0..layer
     /// into the prefix (T, H). The passes of this batch keep the activations of the lowest upper blocks whose
-    /// <see cref="KeptBlockBytes"/> fit <paramref name="keepBytes"/> on this device (the top block's stay in the
+    /// <see cref="KeptBlockBytes(RankShape, int, long)"/> fit <paramref name="keepBytes"/> on this device (the top block's stay in the
     /// shared buffers at no cost when keepBytes is not 0); 0 recomputes every upper block in the backward.
     /// </summary>
     public void Prepare(SequenceBatch? batch, int layer, long keepBytes = 0)
@@ -90,7 +90,7 @@ sealed class CudaBipoRank : IDisposable
         int T = batch.Rows, S = batch.Count;
         // Each sequence's keys and values in one (2, n, kvd) bf16 region of "kv" (rope.cu's cache layout at layer 0),
         // and of each kept block's slice of "kept": S addresses for "kv", then S for each kept block.
-        long blockBytes = KeptBlockBytes(T);
+        long blockBytes = KeptSlices(T).Bytes;
         KeptBlocks = (int)Math.Clamp(keepBytes / blockBytes, 0, Math.Max(0, Blocks - 1));
         DevicePtr kv = Workspace.Get("kv", 2L * T * Shape.KvDim * 2);
         DevicePtr kept = KeptBlocks > 0 ? Workspace.Get("kept", KeptBlocks * blockBytes) : DevicePtr.Null;
@@ -128,19 +128,22 @@ sealed class CudaBipoRank : IDisposable
     }
 
     /// <summary>Byte offsets of the parts of one kept block's slice of "kept", each 256-byte aligned, and the slice's size.</summary>
-    (long Qkv, long Q, long Kv, long H, long GateUp, long Bytes) KeptSlices(long rows)
+    static (long Qkv, long Q, long Kv, long H, long GateUp, long Bytes) KeptSlices(RankShape s, int hidden, long rows)
     {
         static long Align(long n) => (n + 255) & ~255L;
-        long qkv = 0, h = qkv + Align(4 * rows * Shape.QkvDim), gateUp = h + Align(4 * rows * H);
-        long q = gateUp + Align(8 * rows * Shape.Intermediate), kv = q + Align(2 * rows * Shape.QDim);
-        return (qkv, q, kv, h, gateUp, kv + Align(4 * rows * Shape.KvDim));
+        long qkv = 0, h = qkv + Align(4 * rows * s.QkvDim), gateUp = h + Align(4 * rows * hidden);
+        long q = gateUp + Align(8 * rows * s.Intermediate), kv = q + Align(2 * rows * s.QDim);
+        return (qkv, q, kv, h, gateUp, kv + Align(4 * rows * s.KvDim));
     }
 
+    (long Qkv, long Q, long Kv, long H, long GateUp, long Bytes) KeptSlices(long rows) => KeptSlices(Shape, H, rows);
+
     /// <summary>
-    /// Device bytes one kept block's activations take on this rank for <paramref name="rows"/> rows (its slice of
-    /// the heads and the MLP under tensor parallelism): what the keep budget is counted in.
+    /// Device bytes one kept block's activations take on a rank of shape <paramref name="s"/> for <paramref name="rows"/>
+    /// rows (its slice of the heads and the MLP under tensor parallelism, the whole (rows, H) h): what the keep budget is
+    /// counted in. f32 QKV, h and gate|up, bf16 q, keys and values.
     /// </summary>
-    public long KeptBlockBytes(long rows) => KeptSlices(rows).Bytes;
+    public static long KeptBlockBytes(RankShape s, int hidden, long rows) => KeptSlices(s, hidden, rows).Bytes;
 
     /// <summary>The buffers the blocks that keep nothing share: a block's backward finds there what its last forward left.</summary>
     Activations Shared()
