@@ -73,10 +73,11 @@ sealed partial class GpuCheckSteps
         long T = batch.Sum(s => s.Tokens.Length), R = batch.Sum(s => s.ResponseLength);
         long blockFlops = 2L * T * ((long)c.HiddenSize * (c.QDim + 2 * c.KvDim) + (long)c.QDim * c.HiddenSize + 3L * c.HiddenSize * c.IntermediateSize);
         // The step: the prefix (blocks 0..L), the steered forward, the backward's recomputes (every upper block without a
-        // keep budget) and its two-product backward per upper block, and the LM head three times (forward, recomputed,
-        // backward product). Attention's own FLOPs are left out.
+        // keep budget) and the input-gradient products per upper block (one product per weight matrix, as many FLOPs as
+        // its forward; docs/bipo-at-scale.md), and the LM head three times (forward, recomputed, backward product).
+        // Attention's own FLOPs are left out.
         long upper = c.NumLayers - 1 - layer;
-        double Flops(long recomputes) => (layer + 1 + 3.0 * upper + recomputes) * blockFlops + 3 * 2.0 * R * c.VocabSize * c.HiddenSize;
+        double Flops(long recomputes) => (layer + 1 + 2.0 * upper + recomputes) * blockFlops + 3 * 2.0 * R * c.VocabSize * c.HiddenSize;
         double flops = Flops(recomputed), flopsRecomputing = Flops(upper);
         step.Details["bipo_step"] = new JsonObject
         {
