@@ -31,8 +31,14 @@ public sealed record ExtractionRecipe(string Positive, string Negative, string T
 public sealed record GenerationGrid(string Questions, string QuestionField, string IdField, float[] Multipliers, int Samples, int MaxNewTokens,
     SamplingOptions Sampling, ulong Seed, SteeringPositions Positions, string? System, bool Logprobs = false)
 {
-    /// <summary>The positions mask and operation of every steered sample (with first_k's k, tokens' list, cap's lo/hi, set's value).</summary>
+    /// <summary>
+    /// The positions mask, operation, hook point and condition of every steered sample (with first_k's k, tokens' list,
+    /// cap's lo/hi, set's value, attn_z's head).
+    /// </summary>
     public SteeringTermShape Steering { get; init; } = new(new SteeringAdd(0, [], 0f, Positions));
+
+    /// <summary>The condition vector's file (absolute) when <see cref="Steering"/> has a condition.</summary>
+    public string? ConditionVector { get; init; }
 }
 
 /// <summary>One judge task: its name (the {task} of {task}_scores_ep{N}.jsonl), rubric file and scorer (null: the rubric's own kind).</summary>
@@ -58,7 +64,7 @@ public sealed record LockTiming(TimeSpan Heartbeat, TimeSpan StaleAfter, TimeSpa
 /// folder), every value checked. <see cref="Load"/> reports the first problem as "FILE:LINE: key: what is wrong".
 /// The vectors come from BiPO training on <see cref="TrainData"/>, or, when <see cref="Extract"/> is set, from its recipe.
 /// </summary>
-public sealed record Experiment(string File, string Name, string Output, string Behavior, IReadOnlyList<ExperimentModel> Models,
+public sealed partial record Experiment(string File, string Name, string Output, string Behavior, IReadOnlyList<ExperimentModel> Models,
     string? TrainData, string? TestData, string? TrainSystem, int[] Layers, BipoOptions Bipo, GenerationGrid Generate,
     JudgeSettings? Judge, LockTiming Locks, Report.RankingOptions Report, ExtractionRecipe? Extract = null)
 {
@@ -93,7 +99,7 @@ public sealed record Experiment(string File, string Name, string Output, string 
     static int LastLine(string path) => System.IO.File.ReadAllLines(path).Length;
 
     /// <summary>Reads the YAML tree key by key; every error names the file, the line and the key's full path.</summary>
-    sealed class Parser(string path)
+    sealed partial class Parser(string path)
     {
         readonly string _dir = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!;
 
@@ -131,7 +137,7 @@ public sealed record Experiment(string File, string Name, string Output, string 
             return new Experiment(System.IO.Path.GetFullPath(path), OptionalString(root, "name", "") ?? System.IO.Path.GetFileNameWithoutExtension(path),
                 ResolvePath(RequiredString(root, "output", "")), behavior, models,
                 data is null ? null : ExistingPath(data, "train", "data"), data is not null && data.Children.ContainsKey("test") ? ExistingPath(data, "test", "data") : null,
-                data is null ? null : OptionalString(data, "system", "data"), layers, Bipo(Mapping(root, "bipo", required: false)), Generate(Mapping(root, "generate", required: true)!),
+                data is null ? null : OptionalString(data, "system", "data"), layers, Bipo(Mapping(root, "bipo", required: false)), Generate(Mapping(root, "generate", required: true)!, layers, models),
                 Judge(Mapping(root, "judge", required: false)), Locks(Mapping(root, "locks", required: false)), ReportOptions(Mapping(root, "report", required: false)),
                 extract is null ? null : Extract(extract, behavior));
         }
@@ -179,10 +185,10 @@ public sealed record Experiment(string File, string Name, string Output, string 
             return o;
         }
 
-        GenerationGrid Generate(YamlMappingNode node)
+        GenerationGrid Generate(YamlMappingNode node, int[] layers, IReadOnlyList<ExperimentModel> models)
         {
             const string k = "generate";
-            CheckKeys(node, k, ["questions", "question_field", "id_field", "system", "multipliers", "samples", "max_new_tokens", "temperature", "top_p", "top_k", "min_p", "repetition_penalty", "seed", "positions", "logprobs", "k", "tokens", "op", "lo", "hi", "value"]);
+            CheckKeys(node, k, ["questions", "question_field", "id_field", "system", "multipliers", "samples", "max_new_tokens", "temperature", "top_p", "top_k", "min_p", "repetition_penalty", "seed", "positions", "logprobs", "k", "tokens", "op", "lo", "hi", "value", "hook", "head", "condition"]);
             YamlNode multipliersNode = node.Children.TryGetValue("multipliers", out var mn) ? mn : throw Error(node, $"{k}.multipliers", "is required (a list, or a range \"start:stop:step\")");
             float[] multipliers;
             try
@@ -204,41 +210,10 @@ public sealed record Experiment(string File, string Name, string Output, string 
             SteeringPositions parsed;
             try { parsed = SteeringPositionsExtensions.Parse(positions); }
             catch (ArgumentException e) { throw Error(node.Children["positions"], $"{k}.positions", e.Message); }
+            var (shape, conditionVector) = TermShape(node, k, parsed, layers, models);
             return new GenerationGrid(ExistingPath(node, "questions", k), OptionalString(node, "question_field", k) ?? "question", OptionalString(node, "id_field", k) ?? "id",
                 multipliers, IntOr(node, "samples", k, 1, 1), IntOr(node, "max_new_tokens", k, 64, 1), sampling, (ulong)IntOr(node, "seed", k, 0, 0), parsed,
-                OptionalString(node, "system", k), Bool(node, "logprobs", k)) { Steering = TermShape(node, k, parsed) };
-        }
-
-        /// <summary>generate's op, lo, hi, value, k and tokens: each only with the op or positions that use it.</summary>
-        SteeringTermShape TermShape(YamlMappingNode node, string k, SteeringPositions positions)
-        {
-            string opName = OptionalString(node, "op", k) ?? "add";
-            SteeringOp op;
-            try { op = SteeringOpNames.Parse(opName); }
-            catch (ArgumentException e) { throw Error(node.Children["op"], $"{k}.op", e.Message); }
-            double? Number(string key) => node.Children.ContainsKey(key) ? DoubleOr(node, key, k, 0) : null;
-            double? lo = Number("lo"), hi = Number("hi"), value = Number("value");
-            if (op != SteeringOp.Cap && (lo ?? hi) is not null) throw Error(node, $"{k}.{(lo is null ? "hi" : "lo")}", $"applies to op cap only, not {opName}");
-            if (op != SteeringOp.Set && value is not null) throw Error(node.Children["value"], $"{k}.value", $"applies to op set only, not {opName}");
-            if (op == SteeringOp.Set && value is null) throw Error(node, $"{k}.value", "is required with op set");
-            bool hasK = node.Children.ContainsKey("k"), hasTokens = node.Children.ContainsKey("tokens");
-            if (hasK != (positions == SteeringPositions.FirstK)) throw Error(node, $"{k}.k", hasK ? "applies to positions first_k only" : "is required with positions first_k");
-            if (hasTokens != (positions == SteeringPositions.Tokens)) throw Error(node, $"{k}.tokens", hasTokens ? "applies to positions tokens only" : "is required with positions tokens");
-            int[]? tokens = hasTokens
-                ? Sequence(node, "tokens").Select((n, i) => (int)Double(n, $"{k}.tokens[{i}]")).Distinct().Order().ToArray()
-                : null;
-            var shape = new SteeringTermShape(new SteeringAdd(0, [], 0f, positions)
-            {
-                Op = op,
-                Lo = lo is { } l ? (float)l : float.NegativeInfinity,
-                Hi = hi is { } h ? (float)h : float.PositiveInfinity,
-                Value = (float)(value ?? 0),
-                FirstK = hasK ? IntOr(node, "k", k, 0, 1) : 0,
-                TokenPositions = tokens,
-            });
-            try { shape.Validate(); }
-            catch (ArgumentException e) { throw Error(node, k, e.Message); }
-            return shape;
+                OptionalString(node, "system", k), Bool(node, "logprobs", k)) { Steering = shape, ConditionVector = conditionVector };
         }
 
         JudgeSettings? Judge(YamlMappingNode? node)

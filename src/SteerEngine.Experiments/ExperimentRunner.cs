@@ -1,3 +1,5 @@
+using System.Runtime.InteropServices;
+using System.Security.Cryptography;
 using System.Text.Json;
 using SteerEngine.Experiments.Stages;
 using SteerEngine.Generation.Jobs;
@@ -112,14 +114,20 @@ public sealed class ExperimentRunner(Experiment experiment, string? outputRoot =
         }
     }
 
-    /// <summary>config.json: the resolved experiment (lock timing and the output folder aside). An output folder holds one experiment.</summary>
+    /// <summary>
+    /// config.json: the resolved experiment (lock timing and the output folder aside). An output folder holds one experiment:
+    /// a file that resolves differently (another multiplier, op, hook, condition vector, ...) is refused, naming the first
+    /// key that differs.
+    /// </summary>
     void WriteConfig()
     {
         string json = ResolvedJson(experiment);
         if (File.Exists(_layout.Config))
         {
-            if (File.ReadAllText(_layout.Config) != json)
-                throw new InvalidDataException($"{_layout.Config}: the output folder holds a different experiment; choose another output, or move it aside");
+            string held = File.ReadAllText(_layout.Config);
+            if (held != json)
+                throw new InvalidDataException($"{_layout.Config}: the output folder holds a different experiment " +
+                                               $"({ConfigDifference.Describe(json, held, Path.GetFileName(experiment.File))}); choose another output, or move it aside");
             return;
         }
         AtomicFile.WriteAllText(_layout.Config, json);
@@ -129,13 +137,15 @@ public sealed class ExperimentRunner(Experiment experiment, string? outputRoot =
     public static string ResolvedJson(Experiment e)
     {
         var models = e.Models.Select(m => new { name = m.Name, path = m.Path });
-        var generate = new
+        GenerationGrid g = e.Generate;
+        var generate = new Dictionary<string, object?>
         {
-            questions = e.Generate.Questions, question_field = e.Generate.QuestionField, id_field = e.Generate.IdField, system = e.Generate.System,
-            multipliers = e.Generate.Multipliers, samples = e.Generate.Samples, max_new_tokens = e.Generate.MaxNewTokens,
-            temperature = e.Generate.Sampling.Temperature, top_p = e.Generate.Sampling.TopP, top_k = e.Generate.Sampling.TopK, min_p = e.Generate.Sampling.MinP,
-            repetition_penalty = e.Generate.Sampling.RepetitionPenalty, seed = e.Generate.Seed, positions = e.Generate.Positions.Name(), logprobs = e.Generate.Logprobs,
+            ["questions"] = g.Questions, ["question_field"] = g.QuestionField, ["id_field"] = g.IdField, ["system"] = g.System,
+            ["multipliers"] = g.Multipliers, ["samples"] = g.Samples, ["max_new_tokens"] = g.MaxNewTokens,
+            ["temperature"] = g.Sampling.Temperature, ["top_p"] = g.Sampling.TopP, ["top_k"] = g.Sampling.TopK, ["min_p"] = g.Sampling.MinP,
+            ["repetition_penalty"] = g.Sampling.RepetitionPenalty, ["seed"] = g.Seed, ["positions"] = g.Positions.Name(), ["logprobs"] = g.Logprobs,
         };
+        AddTerm(generate, g);
         var judge = e.Judge is null ? null : new
         {
             provider = e.Judge.Provider, model = e.Judge.Model, base_url = e.Judge.BaseUrl, api_key_env = e.Judge.ApiKeyEnv, batch = e.Judge.Batch, max_attempts = e.Judge.MaxAttempts,
@@ -162,5 +172,32 @@ public sealed class ExperimentRunner(Experiment experiment, string? outputRoot =
                 generate, judge,
             };
         return JsonSerializer.Serialize(resolved, new JsonSerializerOptions { WriteIndented = true });
+    }
+
+    /// <summary>
+    /// The steering term beyond positions, each key only where it differs from the plain add at the block output, so a
+    /// plain-add study resolves to the bytes older versions wrote and their output folders stay valid. The condition
+    /// carries a SHA-256 of the vector row it uses, so a condition file rewritten in place counts as a change.
+    /// </summary>
+    static void AddTerm(Dictionary<string, object?> generate, GenerationGrid g)
+    {
+        SteeringAdd t = g.Steering.Template;
+        if (t.Positions == SteeringPositions.FirstK) generate["k"] = t.FirstK;
+        if (t.Positions == SteeringPositions.Tokens) generate["tokens"] = t.TokenPositions;
+        if (t.Op != SteeringOp.Add) generate["op"] = t.Op.Name();
+        if (t.Op == SteeringOp.Cap)
+        {
+            generate["lo"] = float.IsFinite(t.Lo) ? t.Lo : null;
+            generate["hi"] = float.IsFinite(t.Hi) ? t.Hi : null;
+        }
+        if (t.Op == SteeringOp.Set) generate["value"] = t.Value;
+        if (t.Hook != SteeringHook.ResidPost) generate["hook"] = t.Hook.Name();
+        if (t.Head is { } head) generate["head"] = head;
+        if (t.Condition is { } c)
+            generate["condition"] = new
+            {
+                vector = g.ConditionVector, vector_sha256 = Convert.ToHexStringLower(SHA256.HashData(MemoryMarshal.AsBytes(c.Vector.AsSpan()))),
+                layer = c.Layer, threshold = c.Threshold, comparator = c.ComparatorName,
+            };
     }
 }

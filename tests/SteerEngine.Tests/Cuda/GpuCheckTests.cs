@@ -31,7 +31,11 @@ public class GpuCheckTests
             Is.EqualTo(new[] { "kernel and GEMM tests on the device" }));
         Assert.That(report["steps"]![0]!["details"]!["kernels"]!["attention_decode_hd128"]!["launch_threads"]!.GetValue<int>(), Is.EqualTo(128));
         Assert.That(File.ReadAllText(Path.Combine(dir, "summary.txt")), Does.Contain("decode batch 4 steered"));
-        Assert.That(steps.Single(s => s!["name"]!.GetValue<string>().StartsWith("one BiPO step"))!["details"]!["bipo_step"]!["peak_workspace_gib"], Is.Not.Null);
+        JsonNode bipo = steps.Single(s => s!["name"]!.GetValue<string>().StartsWith("one BiPO step"))!["details"]!;
+        Assert.That(bipo["bipo_step"]!["peak_workspace_gib"], Is.Not.Null);
+        Assert.That(bipo["tiny_keep"]!["differing_elements"]!.GetValue<int>(), Is.Zero);
+        Assert.That(bipo["bipo_step"]!["kept_blocks"]!.GetValue<int>(), Is.Positive);
+        Assert.That(bipo["bipo_step"]!["recomputed_blocks"]!.GetValue<long>(), Is.Zero, "the default budget keeps all of tiny's upper blocks above layer 1");
         JsonNode decode = steps.Single(s => s!["name"]!.GetValue<string>().StartsWith("decode graphs"))!["details"]!;
         Assert.That(decode["graphs_pages_256"]!["differing_logits"]!.GetValue<long>(), Is.Zero);
         Assert.That(decode["graphs_pages_256"]!["replays"]!.GetValue<int>(), Is.Positive, "graphs captured on the emulated driver are replayed");

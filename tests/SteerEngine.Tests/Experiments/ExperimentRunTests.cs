@@ -81,8 +81,8 @@ public class ExperimentRunTests
     public void Train_generate_and_judge_started_at_once_give_the_sequential_outputs()
     {
         string root = Path.Combine(_dir, "concurrent");
-        using Process train = SteerProcess.Start("experiment", "run", _file, "--stage", "train", "--out", root);
-        using Process generate = SteerProcess.Start("experiment", "run", _file, "--stage", "generate", "--out", root);
+        using SteerChild train = SteerProcess.Start("experiment", "run", _file, "--stage", "train", "--out", root);
+        using SteerChild generate = SteerProcess.Start("experiment", "run", _file, "--stage", "generate", "--out", root);
         // The judge stage runs here, with the test judge, polling for generations like the other two poll for vectors.
         RunSummary judged = new ExperimentRunner(_experiment, root, new MeasuringJudge()).Run("judge", Shard.All);
         Assert.That(train.WaitForExit(240_000) && generate.WaitForExit(240_000), Is.True);
@@ -96,7 +96,7 @@ public class ExperimentRunTests
     {
         string root = Path.Combine(_dir, "killed");
         string metrics = Path.Combine(root, "vector", "happy_demo", "layer1", "evaluation_metrics.jsonl");
-        using (Process p = SteerProcess.Start("experiment", "run", _file, "--stage", "train", "--out", root))
+        using (SteerChild p = SteerProcess.Start("experiment", "run", _file, "--stage", "train", "--out", root))
         {
             var clock = Stopwatch.StartNew();
             // The training state is renamed into place after the epoch's vectors and metrics line: epoch 1 is then complete.
@@ -104,8 +104,7 @@ public class ExperimentRunTests
             while (!p.HasExited && !File.Exists(state) && clock.Elapsed < TimeSpan.FromMinutes(3))
                 Thread.Sleep(10);
             Assert.That(p.HasExited, Is.False, "training finished before it could be killed");
-            p.Kill(entireProcessTree: true); // SIGKILL: the lock file stays behind
-            p.WaitForExit();
+            p.Kill(); // SIGKILL: the lock file stays behind
         }
         Assert.That(LockHolder.Read(metrics + ".lock"), Is.Not.Null, "the killed process's lock is left");
         int trainedBefore = File.ReadAllLines(metrics).Length;
@@ -243,14 +242,13 @@ public class ExperimentRunTests
         var (root, batched) = Unjudged("judge-batch", "openai", judge + "\n  batch: true\n  poll_seconds: 0.1");
         string output = Path.Combine(root, "vector_evals", "demo", "layer1", "happy_scores_ep1.jsonl");
         string state = Path.Combine(SteerEngine.Experiments.Stages.BatchApiJudge.RecordsPath(output) + ".batch", "state.json");
-        using (Process p = SteerProcess.Start("experiment", "run", batched.File, "--out", root, "--stage", "judge", "--shard", "0/8"))
+        using (SteerChild p = SteerProcess.Start("experiment", "run", batched.File, "--out", root, "--stage", "judge", "--shard", "0/8"))
         {
             var clock = Stopwatch.StartNew();
             while (!p.HasExited && !(File.Exists(state) && File.ReadAllText(state).Contains("\"batch_id\": \"")) && clock.Elapsed < TimeSpan.FromSeconds(90))
                 Thread.Sleep(5);
             Assert.That(p.HasExited, Is.False, "the judge stage ended before its batch could be killed");
-            p.Kill(entireProcessTree: true); // SIGKILL right after the batch id is saved
-            p.WaitForExit();
+            p.Kill(); // SIGKILL right after the batch id is saved
         }
         Assert.That(File.Exists(output), Is.False, "killed before the scores were written");
 

@@ -90,14 +90,13 @@ public class JudgeAgainstServeTests
         string outPath = Path.Combine(_dir, "live-killed.jsonl");
         string[] args = [.. Judge(proxy.BaseUrl, outPath), "--max-concurrent", "1"];
         int linesAtKill;
-        using (Process judge = SteerProcess.Start(args))
+        using (SteerChild judge = SteerProcess.Start(args))
         {
             WaitFor(() => proxy.Waiting > 0, judge, "the first judge call");
             Thread.Sleep(1_200);
             proxy.Allow(3);
             WaitFor(() => Lines(outPath) > 0 && proxy.Waiting > 0, judge, "a flushed record and the run blocked on a held call");
             judge.Kill(); // SIGKILL: no flush, no clean-up
-            judge.WaitForExit();
             linesAtKill = Lines(outPath);
         }
         Assert.That(linesAtKill, Is.InRange(1, 3), "killed partway");
@@ -119,11 +118,10 @@ public class JudgeAgainstServeTests
         string outPath = Path.Combine(_dir, "batch-killed.jsonl");
         string[] args = [.. Judge(proxy.BaseUrl, outPath), "--batch", "--poll-seconds", "0.2", "--batch-max-requests", "7"];
         int linesAtKill, created;
-        using (Process judge = SteerProcess.Start(args))
+        using (SteerChild judge = SteerProcess.Start(args))
         {
             WaitFor(() => Lines(outPath) > 0 && proxy.Waiting > 0, judge, "one part converted and the run blocked on the next download");
             judge.Kill();
-            judge.WaitForExit();
             linesAtKill = Lines(outPath);
             created = proxy.Seen("POST", "/v1/batches");
         }
@@ -153,17 +151,13 @@ public class JudgeAgainstServeTests
 
     static int Lines(string path) => File.Exists(path) ? File.ReadAllLines(path).Length : 0;
 
-    static void WaitFor(Func<bool> condition, Process judge, string what)
+    static void WaitFor(Func<bool> condition, SteerChild judge, string what)
     {
         var clock = Stopwatch.StartNew();
         while (!condition())
         {
             if (judge.HasExited) Assert.Fail($"steer judge exited (code {judge.ExitCode}) before {what}");
-            if (clock.Elapsed > Bound)
-            {
-                judge.Kill(entireProcessTree: true); // a failed wait leaves no judge running
-                Assert.Fail($"no {what} within {Bound.TotalSeconds:0} s");
-            }
+            if (clock.Elapsed > Bound) Assert.Fail($"no {what} within {Bound.TotalSeconds:0} s");
             Thread.Sleep(20);
         }
     }

@@ -6,8 +6,8 @@ namespace SteerEngine.Tests.Support;
 /// <summary>The `steer` command as its own process (from the test binaries), for tests that kill it or run several at once.</summary>
 public static class SteerProcess
 {
-    /// <summary>Starts `steer ARGS`; what it prints is read and dropped.</summary>
-    public static Process Start(params string[] args) => Launch(args, _ => { });
+    /// <summary>Starts `steer ARGS`, killed when disposed; what it prints is read and dropped.</summary>
+    public static SteerChild Start(params string[] args) => new(Launch(args, _ => { }));
 
     /// <summary>Runs `steer ARGS` to its end (at most <paramref name="timeout"/>): exit code and what it printed.</summary>
     public static (int Code, string Out) Run(TimeSpan timeout, params string[] args)

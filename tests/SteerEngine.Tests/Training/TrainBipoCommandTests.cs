@@ -66,6 +66,17 @@ public class TrainBipoCommandTests
         Assert.That(Directory.Exists(Path.Combine(dir, "out")), Is.False);
     }
 
+    [Test]
+    public void Train_bipo_with_a_negative_keep_budget_fails_with_one_line_naming_it()
+    {
+        string dir = TestModels.TempDir("cli-bipo");
+        var (code, _, err) = Steer("train-bipo", "--model", TestModels.Get("tiny"), "--data", Csv(dir, "train.csv", 2), "--layer", "1",
+            "--out", Path.Combine(dir, "out"), "--backend", "cuda-emu", "--keep-mib", "-1");
+        Assert.That(code, Is.EqualTo(1));
+        Assert.That(err.Trim(), Is.EqualTo($"error: --keep-mib -1: must be between 0 and {long.MaxValue >> 20}"));
+        Assert.That(Directory.Exists(Path.Combine(dir, "out")), Is.False);
+    }
+
     [TestCase("cpu", "2", "1", "error: the cpu backend runs on one process's threads (use --tp 1 --dp 1)")]
     [TestCase("cuda-emu", "1", "0", "error: --dp 0: data parallelism must be at least 1")]
     [TestCase("gpu", "1", "1", "error: backend 'gpu' is not one of cpu, cuda, cuda-emu")]

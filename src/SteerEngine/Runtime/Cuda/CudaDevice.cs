@@ -86,6 +86,7 @@ public abstract unsafe class CudaDevice : IDisposable
             return;
         }
         GemmExRaw(transa, transb, m, n, k, alpha, a, aType, lda, b, bType, ldb, beta, c, cType, ldc);
+        Launches++;
         if (SyncAfterEachLaunch) CheckAfter($"cublasGemmEx(m={m}, n={n}, k={k})");
     }
 
@@ -106,10 +107,14 @@ public abstract unsafe class CudaDevice : IDisposable
             pointers[i] = &values[i];
         }
         LaunchRaw(kernel, grid, block, pointers);
+        Launches++;
         if (SyncAfterEachLaunch) CheckAfter($"kernel {kernel} (grid {grid.X}×{grid.Y}×{grid.Z}, block {block.X}×{block.Y}×{block.Z})");
     }
 
     List<RecordedOp>? _recording;
+
+    /// <summary>Kernels and GEMMs run (not recorded) on this device since it was opened: one stream, one host thread at a time.</summary>
+    public long Launches { get; private set; }
 
     /// <summary>Whether launches and GEMMs are being recorded (see <see cref="BeginRecording"/>).</summary>
     public bool Recording => _recording is not null;

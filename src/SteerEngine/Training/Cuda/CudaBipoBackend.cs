@@ -42,6 +42,22 @@ public sealed class CudaBipoBackend : IBipoBackend
     public (long Workspace, long Weights) PeakDeviceBytes() =>
         (_ranks.Max(r => r.PeakWorkspaceBytes), WeightBytes(Config, _ranks[0].Shape));
 
+    /// <summary>Block forwards the backward ran to recompute activations it had not kept, summed over the devices, since the load.</summary>
+    public long RecomputedBlocks => _ranks.Sum(r => r.RecomputedBlocks);
+
+    /// <summary>Kernel launches and GEMMs issued on all the devices since the load.</summary>
+    public long Launches => _ranks.Sum(r => r.Device.Launches);
+
+    /// <summary>The most upper blocks any device keeps the activations of for the last prepared batch (the lowest ones).</summary>
+    public int KeptBlocks => _ranks.Max(r => r.KeptBlocks);
+
+    /// <summary>Device bytes one kept block's activations take on each device for <paramref name="rows"/> rows of a replica's share.</summary>
+    public long KeptBlockBytes(long rows) => KeptBlockBytes(Config, TensorParallel, rows);
+
+    /// <summary>The same for model <paramref name="c"/> at tensor parallelism <paramref name="tensorParallel"/>, without devices.</summary>
+    public static long KeptBlockBytes(ModelConfig c, int tensorParallel, long rows) =>
+        CudaBipoRank.KeptBlockBytes(RankShape.For(c, 0, tensorParallel), c.HiddenSize, rows);
+
     /// <summary>The LM head's (rows, vocab slice) f32 logits chunk on each device, in bytes.</summary>
     public long LogitChunkBytes
     {
@@ -91,11 +107,20 @@ public sealed class CudaBipoBackend : IBipoBackend
         return c.NumLayers * layer + 2L * c.VocabSize * H + 2L * s.VocabSlice * H + 4 * H + 2L * c.HeadDim;
     }
 
+    /// <param name="keepBytes">
+    /// device memory each device may spend keeping upper blocks' activations for the backward instead of recomputing
+    /// them: the budget is per device, counted in that device's own bytes (under tensor parallelism a rank keeps its
+    /// slice of the heads and the MLP, so a block costs about 1/TP of the TP 1 figure beside the replicated (T, H)
+    /// residual h; <see cref="KeptBlockBytes(long)"/>). The lowest upper blocks that fit are kept, and with any budget
+    /// above 0 the top block is not recomputed either (its activations are still in the shared buffers). 0 recomputes
+    /// every upper block. The gradient is the same bits either way.
+    /// </param>
     public ISteeredModel At(int layer, long keepBytes = 0)
     {
         if (layer < 0 || layer >= Config.NumLayers)
             throw new ArgumentException($"layer {layer} is out of range: the model has blocks 0..{Config.NumLayers - 1}");
-        return new SteeredModel(this, layer);
+        if (keepBytes < 0) throw new ArgumentException($"the memory kept for the backward must be non-negative (got {keepBytes})");
+        return new SteeredModel(this, layer, keepBytes);
     }
 
     void Run(Action<int> work)
@@ -116,7 +141,7 @@ public sealed class CudaBipoBackend : IBipoBackend
             throw new InvalidOperationException($"the devices no longer hold this {what}: another one ran since");
     }
 
-    sealed class SteeredModel(CudaBipoBackend backend, int layer) : ISteeredModel
+    sealed class SteeredModel(CudaBipoBackend backend, int layer, long keepBytes) : ISteeredModel
     {
         public int Layer => layer;
 
@@ -131,7 +156,7 @@ public sealed class CudaBipoBackend : IBipoBackend
             var prepared = new PreparedBatch(backend, batch, shares, bounds);
             backend._batch = prepared;
             backend._pass = null;
-            backend.Run(rank => backend._ranks[rank].Prepare(shares[rank / backend.TensorParallel], layer));
+            backend.Run(rank => backend._ranks[rank].Prepare(shares[rank / backend.TensorParallel], layer, keepBytes));
             return prepared;
         }
     }

@@ -6,9 +6,10 @@ namespace SteerEngine.Training.Cuda;
 /// <summary>
 /// One device's share of BiPO's steered pass, the CUDA mirror of <see cref="SteeredLogProb"/> and
 /// <see cref="DecoderBlock"/>: the prefix (blocks 0..L), the steered forward keeping each upper block's input,
-/// the LM head's log-softmax over this rank's vocabulary slice, and the backward, which recomputes each block's
-/// activations from its saved input (so one block's activations are alive at a time) and then runs the block's
-/// input-gradient kernels and GEMMs on the transposed weights. bf16 into every GEMM (f32 accumulation), f32
+/// the LM head's log-softmax over this rank's vocabulary slice, and the backward, which runs each block's
+/// input-gradient kernels and GEMMs on the transposed weights from the block's activations: kept from the forward
+/// for the lowest upper blocks that fit the keep budget (and the top block, whose activations the forward leaves in
+/// the shared buffers, when the budget is not zero), recomputed from the block's saved input for the others. bf16 into every GEMM (f32 accumulation), f32
 /// residual stream and gradients, as in the inference forward (Runtime.Cuda.CudaTransformer).
 /// Tensor parallel mirrors the forward: the forward all-reduces after O and down, the backward after the
 /// products with the column-parallel QKV and gate|up weights and the vocab-parallel LM head; the data-parallel
@@ -21,6 +22,7 @@ sealed class CudaBipoRank : IDisposable
     readonly int _tensorRank, _dataRank;
     Batch? _batch;  // this replica's share of the batch, whose inputs are on the device
     int _layer;     // the steering layer of the prefix in "prefix"
+    bool _keep;     // a keep budget was given: the top block's activations outlive the forward
 
     public CudaBipoRank(ModelConfig config, CudaDevice device, RankShape shape, DeviceWeights weights,
         CudaCollectives? tensor, int tensorRank, CudaCollectives? data, int dataRank)
@@ -47,6 +49,12 @@ sealed class CudaBipoRank : IDisposable
     /// <summary>The LM head runs over chunks of response rows whose (rows, vocab slice) f32 logits fit this many bytes.</summary>
     public long LogitChunkBytes { get; set; } = 256L << 20;
 
+    /// <summary>How many of the lowest upper blocks keep their activations for the current batch (set by <see cref="Prepare"/>).</summary>
+    public int KeptBlocks { get; private set; }
+
+    /// <summary>Block forwards the backward has run to recompute activations it did not keep, since this rank was made.</summary>
+    public long RecomputedBlocks { get; private set; }
+
     /// <summary>The device addresses of one batch's inputs (one upload) and its shape.</summary>
     sealed class Batch
     {
@@ -55,24 +63,44 @@ sealed class CudaBipoRank : IDisposable
         public required DevicePtr SeqOfRow, PosOfRow, RowStart, Lengths, StartPos, KvBase, KvCap, ResponseRows, Targets, KvLayout;
     }
 
+    /// <summary>
+    /// What a block's backward reads of its forward: the raw QKV projection (T, qd + 2·kvd) f32, the rotated q (T, qd)
+    /// bf16, the per-sequence addresses (S) of its keys and values ((2, n, kvd) bf16 each), h after the attention
+    /// residual (T, H) f32 and gate|up (T, 2·I) f32.
+    /// </summary>
+    readonly record struct Activations(DevicePtr Qkv, DevicePtr Q, DevicePtr KvBase, DevicePtr H, DevicePtr GateUp);
+
     int T => _batch!.Rows;
     int H => _c.HiddenSize;
     float Eps => (float)_c.RmsNormEps;
 
     /// <summary>
     /// Uploads <paramref name="batch"/> (null: this replica has no share) and runs the unsteered blocks 0..layer
-    /// into the prefix (T, H).
+    /// into the prefix (T, H). The passes of this batch keep the activations of the lowest upper blocks whose
+    /// <see cref="KeptBlockBytes(RankShape, int, long)"/> fit <paramref name="keepBytes"/> on this device (the top block's stay in the
+    /// shared buffers at no cost when keepBytes is not 0); 0 recomputes every upper block in the backward.
     /// </summary>
-    public void Prepare(SequenceBatch? batch, int layer)
+    public void Prepare(SequenceBatch? batch, int layer, long keepBytes = 0)
     {
         _batch = null;
         _layer = layer;
+        _keep = keepBytes > 0;
+        KeptBlocks = 0;
         if (batch is null) return;
         int T = batch.Rows, S = batch.Count;
-        // Each sequence's keys and values in one (2, n, kvd) bf16 region of "kv" (rope.cu's cache layout at layer 0).
+        // Each sequence's keys and values in one (2, n, kvd) bf16 region of "kv" (rope.cu's cache layout at layer 0),
+        // and of each kept block's slice of "kept": S addresses for "kv", then S for each kept block.
+        long blockBytes = KeptSlices(T).Bytes;
+        KeptBlocks = (int)Math.Clamp(keepBytes / blockBytes, 0, Math.Max(0, Blocks - 1));
         DevicePtr kv = Workspace.Get("kv", 2L * T * Shape.KvDim * 2);
-        var kvBase = new ulong[S];
-        for (int s = 0; s < S; s++) kvBase[s] = (kv + 2L * batch.Offsets[s] * Shape.KvDim * 2).Address;
+        DevicePtr kept = KeptBlocks > 0 ? Workspace.Get("kept", KeptBlocks * blockBytes) : DevicePtr.Null;
+        var kvBase = new ulong[S * (1 + KeptBlocks)];
+        for (int s = 0; s < S; s++)
+        {
+            long offset = 2L * batch.Offsets[s] * Shape.KvDim * 2;
+            kvBase[s] = (kv + offset).Address;
+            for (int k = 0; k < KeptBlocks; k++) kvBase[(1 + k) * S + s] = (kept + k * blockBytes + KeptSlices(T).Kv + offset).Address;
+        }
         int[] lengths = Enumerable.Range(0, S).Select(batch.Length).ToArray();
         var seqOfRow = new int[T];
         for (int s = 0; s < S; s++) Array.Fill(seqOfRow, s, batch.Offsets[s], lengths[s]);
@@ -93,10 +121,46 @@ sealed class CudaBipoRank : IDisposable
         Device.Launch("embedding_gather", new Dim3((uint)T), Threads(H), Weights.Embedding, tokenRows, x, H);
         for (int l = 0; l <= layer; l++)
         {
-            BlockForward(l, x, next);
+            BlockForward(l, x, next, Shared());
             Device.CopyOnDevice(x, next, 4L * T * H);
         }
         NotePeak();
+    }
+
+    /// <summary>Byte offsets of the parts of one kept block's slice of "kept", each 256-byte aligned, and the slice's size.</summary>
+    static (long Qkv, long Q, long Kv, long H, long GateUp, long Bytes) KeptSlices(RankShape s, int hidden, long rows)
+    {
+        static long Align(long n) => (n + 255) & ~255L;
+        long qkv = 0, h = qkv + Align(4 * rows * s.QkvDim), gateUp = h + Align(4 * rows * hidden);
+        long q = gateUp + Align(8 * rows * s.Intermediate), kv = q + Align(2 * rows * s.QDim);
+        return (qkv, q, kv, h, gateUp, kv + Align(4 * rows * s.KvDim));
+    }
+
+    (long Qkv, long Q, long Kv, long H, long GateUp, long Bytes) KeptSlices(long rows) => KeptSlices(Shape, H, rows);
+
+    /// <summary>
+    /// Device bytes one kept block's activations take on a rank of shape <paramref name="s"/> for <paramref name="rows"/>
+    /// rows (its slice of the heads and the MLP under tensor parallelism, the whole (rows, H) h): what the keep budget is
+    /// counted in. f32 QKV, h and gate|up, bf16 q, keys and values.
+    /// </summary>
+    public static long KeptBlockBytes(RankShape s, int hidden, long rows) => KeptSlices(s, hidden, rows).Bytes;
+
+    /// <summary>The buffers the blocks that keep nothing share: a block's backward finds there what its last forward left.</summary>
+    Activations Shared()
+    {
+        Batch b = _batch!;
+        RankShape s = Shape;
+        return new(Workspace.Get("qkv", 4L * T * s.QkvDim), Workspace.Get("q", 2L * T * s.QDim), b.KvBase,
+            Workspace.Get("h", 4L * T * H), Workspace.Get("gate_up", 8L * T * s.Intermediate));
+    }
+
+    /// <summary>Upper block L+1+k's activations: its own slice of "kept" for the lowest <see cref="KeptBlocks"/>, else the shared buffers.</summary>
+    Activations Of(int k)
+    {
+        if (k >= KeptBlocks) return Shared();
+        var p = KeptSlices(T);
+        DevicePtr slice = Workspace.Get("kept", KeptBlocks * p.Bytes) + k * p.Bytes;
+        return new(slice + p.Qkv, slice + p.Q, _batch!.KvBase + 8L * (1 + k) * _batch.Host.Count, slice + p.H, slice + p.GateUp);
     }
 
     /// <summary>
@@ -109,7 +173,7 @@ sealed class CudaBipoRank : IDisposable
         DevicePtr v = Workspace.Get("vector", 4L * H);
         Device.Upload(v, vector);
         Device.Launch("steer_rows", new Dim3((uint)T), Threads(H), Workspace.Get("prefix", 4L * T * H), v, multiplier, Input(0), H);
-        for (int k = 1; k < Blocks + 1; k++) BlockForward(_layer + k, Input(k - 1), Input(k));
+        for (int k = 1; k < Blocks + 1; k++) BlockForward(_layer + k, Input(k - 1), Input(k), Of(k - 1));
         var result = LmHeadForward(Input(Blocks));
         NotePeak();
         return result;
@@ -129,8 +193,14 @@ sealed class CudaBipoRank : IDisposable
             LmHeadBackward(Input(Blocks), dRow, logSumExp, dCur);
             for (int k = Blocks - 1; k >= 0; k--)
             {
-                BlockForward(_layer + 1 + k, Input(k), DevicePtr.Null);
-                BlockBackward(_layer + 1 + k, Input(k), dCur, dNext);
+                // Kept: the lowest blocks' own slices, and the top block's shared buffers, which nothing since its forward wrote.
+                Activations a = Of(k);
+                if (k >= KeptBlocks && !(_keep && k == Blocks - 1))
+                {
+                    BlockForward(_layer + 1 + k, Input(k), DevicePtr.Null, a);
+                    RecomputedBlocks++;
+                }
+                BlockBackward(_layer + 1 + k, Input(k), dCur, dNext, a);
                 (dCur, dNext) = (dNext, dCur);
             }
             Device.Launch("sum_rows", new Dim3((uint)((H + 31) / 32)), new Dim3(32), dCur, T, H, multiplier, grad);
@@ -151,10 +221,10 @@ sealed class CudaBipoRank : IDisposable
     void AllReduceTensor(DevicePtr buffer, long count) => _tensor?.AllReduceSum(_tensorRank, buffer, buffer, count);
 
     /// <summary>
-    /// output = block l(x) when output is not null; either way the activations the backward reads stay in the
-    /// workspace: the raw QKV projection, rotated q, keys and values, the post-attention residual h, gate|up.
+    /// output = block l(x) when output is not null; either way the activations the backward reads stay in
+    /// <paramref name="a"/>: the raw QKV projection, rotated q, keys and values, the post-attention residual h, gate|up.
     /// </summary>
-    void BlockForward(int l, DevicePtr x, DevicePtr output)
+    void BlockForward(int l, DevicePtr x, DevicePtr output, Activations a)
     {
         Batch b = _batch!;
         RankShape s = Shape;
@@ -162,20 +232,17 @@ sealed class CudaBipoRank : IDisposable
         CudaDevice d = Device;
         int T = b.Rows, I = s.Intermediate, hd = s.HeadDim;
         DevicePtr xn = Workspace.Get("xn", 2L * T * Math.Max(H, I));     // (T, H) bf16 normed input; (T, I) bf16 activation
-        DevicePtr qkv = Workspace.Get("qkv", 4L * T * s.QkvDim);         // (T, qd + 2·kvd) f32 raw projection
-        DevicePtr q = Workspace.Get("q", 2L * T * s.QDim);               // (T, qd) bf16 rotated
         DevicePtr att = Workspace.Get("att", 2L * T * s.QDim);           // (T, qd) bf16
         DevicePtr delta = Workspace.Get("delta", 4L * T * H);            // (T, H) f32 sublayer output
-        DevicePtr h = Workspace.Get("h", 4L * T * H);                    // (T, H) f32 after the attention residual
-        DevicePtr gateUp = Workspace.Get("gate_up", 4L * T * 2 * I);     // (T, 2·I) f32
+        DevicePtr qkv = a.Qkv, q = a.Q, h = a.H, gateUp = a.GateUp;
 
         // h = x + attention(attention_norm(x))
         d.Launch("rmsnorm", new Dim3((uint)T), Threads(H), x, w.InputNorm, DevicePtr.Null, xn, H, Eps);
         Linear.Forward(d, xn, w.Qkv, qkv, T, s.QkvDim, H);
         d.Launch("qk_norm_rope", new Dim3((uint)T), new Dim3((uint)(32 * Math.Min(s.Heads + s.KvHeads, 32))),
-            qkv, Weights.InvFreq, b.PosOfRow, b.SeqOfRow, w.QNorm, w.KNorm, Eps, q, b.KvBase, b.KvLayout, 0, s.Heads, s.KvHeads, hd);
+            qkv, Weights.InvFreq, b.PosOfRow, b.SeqOfRow, w.QNorm, w.KNorm, Eps, q, a.KvBase, b.KvLayout, 0, s.Heads, s.KvHeads, hd);
         d.Launch($"attention_prefill_hd{hd}", new Dim3((uint)((b.MaxLength + 63) / 64), (uint)s.Heads, (uint)b.Host.Count), new Dim3(128),
-            q, att, b.RowStart, b.Lengths, b.StartPos, b.KvBase, b.KvLayout, 0, s.Heads, s.KvHeads, 1f / MathF.Sqrt(hd));
+            q, att, b.RowStart, b.Lengths, b.StartPos, a.KvBase, b.KvLayout, 0, s.Heads, s.KvHeads, 1f / MathF.Sqrt(hd));
         Linear.Forward(d, att, w.O, delta, T, H, s.QDim);
         AllReduceTensor(delta, (long)T * H);
         d.CopyOnDevice(h, x, 4L * T * H);
@@ -196,8 +263,8 @@ sealed class CudaBipoRank : IDisposable
         Device.Launch("residual_add_steer", new Dim3((uint)T), Threads(H), x, delta, H,
             DevicePtr.Null, DevicePtr.Null, DevicePtr.Null, DevicePtr.Null, DevicePtr.Null, DevicePtr.Null, DevicePtr.Null, 0, DevicePtr.Null);
 
-    /// <summary>dx = ∂(dOut · block l(x))/∂x from the activations the last <see cref="BlockForward"/> of x left. (T, H) each.</summary>
-    void BlockBackward(int l, DevicePtr x, DevicePtr dOut, DevicePtr dx)
+    /// <summary>dx = ∂(dOut · block l(x))/∂x from the activations <paramref name="a"/> a <see cref="BlockForward"/> of x left. (T, H) each.</summary>
+    void BlockBackward(int l, DevicePtr x, DevicePtr dOut, DevicePtr dx, Activations a)
     {
         Batch b = _batch!;
         RankShape s = Shape;
@@ -210,8 +277,7 @@ sealed class CudaBipoRank : IDisposable
         DevicePtr dH = Workspace.Get("d_h", 4L * T * H);                            // (T, H) gradient at h
         DevicePtr dAtt = Workspace.Get("d_att", 4L * T * s.QDim);                   // (T, qd)
         DevicePtr stats = Workspace.Get("attn_stats", 8L * T * s.Heads);            // (T, nh, 2) lse, D
-        DevicePtr qkv = Workspace.Get("qkv", 4L * T * s.QkvDim), q = Workspace.Get("q", 2L * T * s.QDim);
-        DevicePtr h = Workspace.Get("h", 4L * T * H), gateUp = Workspace.Get("gate_up", 4L * T * 2 * I);
+        DevicePtr qkv = a.Qkv, q = a.Q, h = a.H, gateUp = a.GateUp;
 
         // MLP: out = h + down(silu(gate)·up), gate|up = W·ffn_norm(h).
         d.Launch("rows_to_bf16", new Dim3((uint)T), Threads(H), dOut, dBf, H);
@@ -227,9 +293,9 @@ sealed class CudaBipoRank : IDisposable
         BackwardProduct(dBf, w.O, dAtt, T, outDim: H, inDim: s.QDim);
         float scale = 1f / MathF.Sqrt(hd);
         d.Launch("attention_backward_query", new Dim3((uint)T, (uint)s.Heads), new Dim3(32),
-            q, dAtt, b.SeqOfRow, b.PosOfRow, b.KvBase, b.KvCap, s.Heads, s.KvHeads, hd, scale, stats, dWide);
+            q, dAtt, b.SeqOfRow, b.PosOfRow, a.KvBase, b.KvCap, s.Heads, s.KvHeads, hd, scale, stats, dWide);
         d.Launch("attention_backward_key", new Dim3((uint)T, (uint)s.KvHeads), new Dim3(32),
-            q, dAtt, b.SeqOfRow, b.PosOfRow, b.RowStart, b.Lengths, b.KvBase, b.KvCap, s.Heads, s.KvHeads, hd, scale, stats, dWide);
+            q, dAtt, b.SeqOfRow, b.PosOfRow, b.RowStart, b.Lengths, a.KvBase, b.KvCap, s.Heads, s.KvHeads, hd, scale, stats, dWide);
         d.Launch("qk_norm_rope_backward", new Dim3((uint)T), new Dim3((uint)(32 * Math.Min(s.Heads + s.KvHeads, 32))),
             dWide, qkv, Weights.InvFreq, b.PosOfRow, w.QNorm, w.KNorm, Eps, dBf, s.Heads, s.KvHeads, hd);
         BackwardProduct(dBf, w.Qkv, dXn, T, outDim: s.QkvDim, inDim: H);

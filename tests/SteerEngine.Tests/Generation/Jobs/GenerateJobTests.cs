@@ -109,19 +109,18 @@ public class GenerateJobTests
         string full = Path.Combine(dir, "full.jsonl"), killed = Path.Combine(dir, "killed.jsonl");
 
         // The uninterrupted run computes every prompt row by row; the killed and resumed one shares the samples' prefixes.
-        Assert.That(SteerProcess.Start([.. args, "--out", full, "--no-prefix-sharing"]).WaitForExit(300_000), Is.True);
-        using (Process p = SteerProcess.Start([.. args, "--out", killed]))
+        using (SteerChild p = SteerProcess.Start([.. args, "--out", full, "--no-prefix-sharing"])) Assert.That(p.WaitForExit(300_000), Is.True);
+        using (SteerChild p = SteerProcess.Start([.. args, "--out", killed]))
         {
             var clock = Stopwatch.StartNew();
             while (!p.HasExited && (!File.Exists(killed) || new FileInfo(killed).Length == 0) && clock.Elapsed < TimeSpan.FromMinutes(3))
                 Thread.Sleep(20);
             Assert.That(p.HasExited, Is.False, "the job finished before it could be killed");
-            p.Kill(entireProcessTree: true); // SIGKILL: no flush, no cleanup
-            p.WaitForExit();
+            p.Kill(); // SIGKILL: no flush, no cleanup
         }
         int before = File.ReadAllLines(killed).Length;
         Assert.That(before, Is.LessThan(108), "killed mid-job");
-        using (Process p = SteerProcess.Start([.. args, "--out", killed, "--resume"])) { p.WaitForExit(300_000); Assert.That(p.ExitCode, Is.EqualTo(0)); }
+        using (SteerChild p = SteerProcess.Start([.. args, "--out", killed, "--resume"])) { Assert.That(p.WaitForExit(300_000), Is.True, "the resumed job still runs"); Assert.That(p.ExitCode, Is.EqualTo(0)); }
         Assert.That(Records(killed), Is.EqualTo(Records(full)));
         Assert.That(Records(full), Has.Count.EqualTo(6 * 2 * 3 * 3));
     }
