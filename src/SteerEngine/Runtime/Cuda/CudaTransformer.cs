@@ -330,12 +330,12 @@ public sealed partial class CudaTransformer : IForwardModel
         Array[] drawArrays = DrawArrays(p);
         DevicePtr[] inputs = ws.Upload(p.Graphed, [p.Tokens, p.SequenceOfRow, p.PositionOfRow, p.RowStart, p.NewTokens, p.StartPosition,
             KvPageTable(p, rank), KvLayout(p),
-            p.SteerStart, p.SteerVector, p.SteerMultiplier, p.SteerOp, p.SteerBounds, p.SteerSlice, p.Vectors, p.AttentionVectors,
+            p.SteerStart, p.SteerVector, p.SteerMultiplier, p.SteerOp, p.SteerBounds, p.Vectors, p.SteerSlice, p.AttentionVectors,
             p.LogitRows, .. drawArrays, .. ReductionArrays(p)]);
         DevicePtr tokens = inputs[0], seqOfRow = inputs[1], posOfRow = inputs[2], rowStart = inputs[3], newTokens = inputs[4],
             startPos = inputs[5], kvPages = inputs[6], kvLayout = inputs[7], steerStart = inputs[8], steerVec = inputs[9],
-            steerMult = inputs[10], steerOp = inputs[11], steerBounds = inputs[12], vectors = inputs[14], logitRows = inputs[16];
-        var steer = new SteerTables(steerStart, steerVec, steerMult, steerOp, steerBounds, inputs[13], inputs[15]);
+            steerMult = inputs[10], steerOp = inputs[11], steerBounds = inputs[12], vectors = inputs[13], logitRows = inputs[16];
+        var steer = new SteerTables(steerStart, steerVec, steerMult, steerOp, steerBounds, inputs[14], inputs[15]);
         var draw = DrawInputs.At(inputs.AsSpan(17, drawArrays.Length));
         var capture = new RankCapture(d, ws, p, rank, H, inputs.AsSpan(17 + drawArrays.Length));
 
