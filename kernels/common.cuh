@@ -123,3 +123,54 @@ __device__ __forceinline__ const bf16_t* kv_key(KvPages& c, int pos)
 }
 
 __device__ __forceinline__ const bf16_t* kv_value(KvPages& c, int pos) { return kv_key(c, pos) + c.P * c.kvd; }
+
+// The values of steer_op, in SteeringOp's order.
+#define STEER_OP_ADD 0
+#define STEER_OP_ADD_NORMALIZED 1
+
+// One steering entry on the row xr (hidden wide: a residual row, or the part of an attention row a term
+// acts on), by the whole block (every thread with the same arguments). The operations are the CPU
+// path's (src/SteerEngine/Runtime/Cpu/SteeringOps.cs), with the sums in f32 block reductions.
+// add: xr += m·v. add_normalized: the add, then xr scaled back to its norm before.
+// ablate, cap, set: p = xr·v/|v| clamped to [lo, hi], xr += ((clamp(p) − p)/|v|)·v.
+// Each thread updates only its own elements, so only the reductions synchronize.
+template <typename Scratch>
+__device__ __forceinline__ void steer_entry(float* xr, const float* v, int hidden, int op, float mult, float lo, float hi,
+                                            Scratch& scratch)
+{
+    if (op == STEER_OP_ADD)
+    {
+        for (int i = threadIdx.x; i < hidden; i += blockDim.x) xr[i] = v[i] * mult + xr[i];
+    }
+    else if (op == STEER_OP_ADD_NORMALIZED)
+    {
+        float before = 0.f, after = 0.f;
+        for (int i = threadIdx.x; i < hidden; i += blockDim.x)
+        {
+            float y = v[i] * mult + xr[i];
+            before += xr[i] * xr[i];
+            after += y * y;
+            xr[i] = y;
+        }
+        before = block_sum(before, scratch);
+        after = block_sum(after, scratch);
+        if (after > 0.f)
+        {
+            float scale = sqrtf(before / after);
+            for (int i = threadIdx.x; i < hidden; i += blockDim.x) xr[i] = xr[i] * scale;
+        }
+    }
+    else
+    {
+        float vv = 0.f, xv = 0.f;
+        for (int i = threadIdx.x; i < hidden; i += blockDim.x)
+        {
+            vv += v[i] * v[i];
+            xv += xr[i] * v[i];
+        }
+        vv = block_sum(vv, scratch);
+        xv = block_sum(xv, scratch);
+        float norm = sqrtf(vv), p = xv / norm, step = (fminf(fmaxf(p, lo), hi) - p) / norm;
+        for (int i = threadIdx.x; i < hidden; i += blockDim.x) xr[i] = v[i] * step + xr[i];
+    }
+}

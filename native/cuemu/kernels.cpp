@@ -5,6 +5,7 @@
 
 #include "attention_decode.cu"
 #include "attention_prefill.cu"
+#include "attention_steer.cu"
 #include "capture.cu"
 #include "attention_backward.cu"
 #include "gather.cu"
@@ -37,7 +38,7 @@ static const KernelEntry table[] = {
     KERNEL(mma_probe),            KERNEL(shared_neighbour_sum),   KERNEL(shared_write_past_end),
     KERNEL(shared_read_unwritten), KERNEL(top_logprobs_rows),
     KERNEL(join_vocab_slices),    KERNEL(repetition_penalty_rows), KERNEL(project_rows),
-    KERNEL(sum_rows_by_mask),
+    KERNEL(sum_rows_by_mask),     KERNEL(attention_heads_to_rows), KERNEL(attention_steer),
     // The training backward (BiPO).
     KERNEL(rmsnorm_backward),     KERNEL(swiglu_backward),        KERNEL(qk_norm_rope_backward),
     KERNEL(attention_backward_query), KERNEL(attention_backward_key), KERNEL(log_softmax_partial),

@@ -29,7 +29,6 @@ public static class EngineRequests
             PromptLogprobs = promptLogprobs,
         };
         try { model.Engine.Validate(request); }
-        catch (SteeringNotSupportedException e) { throw ApiException.BadRequest(e.Message, e.Field); }
         catch (ArgumentException e) { throw ApiException.BadRequest(e.Message, e.Message.Contains("steering") ? "steering" : null); }
         return request;
     }

@@ -55,12 +55,7 @@ public sealed partial class ContinuousBatch(IForwardModel model, TextTokenizer? 
             if (t < 0 || t >= model.Config.VocabSize) throw new ArgumentException($"prompt token {t} is outside the vocabulary 0..{model.Config.VocabSize - 1}");
         r.Sampling.Validate();
         if (r.TopLogprobs is < 0 or > TokenLogprob.MaxTop) throw new ArgumentException($"top log-probs {r.TopLogprobs} must be in 0..{TokenLogprob.MaxTop}");
-        if (r.Steering is { Count: > 0 } adds)
-        {
-            new SequenceSteering(adds, r.PromptTokens.Length).Validate(model.Config);
-            for (int i = 0; i < adds.Count; i++)
-                if (model.RefuseSteering(adds[i]) is { } refusal) throw new SteeringNotSupportedException(i, refusal.Field, refusal.Message);
-        }
+        if (r.Steering is { Count: > 0 } adds) new SequenceSteering(adds, r.PromptTokens.Length).Validate(model.Config);
         foreach (ProjectionMonitor m in r.Monitors ?? [])
         {
             if (m.Layer < 0 || m.Layer >= model.Config.NumLayers) throw new ArgumentException($"monitor '{m.Name}': layer {m.Layer} is out of range 0..{model.Config.NumLayers - 1}");

@@ -37,12 +37,6 @@ public interface IForwardModel : IDisposable
     /// <returns>per sequence, its drawn token, or null where it had no draw</returns>
     DrawnToken?[] ForwardSample(IReadOnlyList<ForwardSequence> batch, float[][] logits, IReadOnlyList<TokenDraw?> draws, IHiddenStateSink? sink = null)
         => TokenDraw.ForwardThenSampleOnHost(this, batch, logits, draws, sink);
-
-    /// <summary>
-    /// Why this backend cannot apply a steering term (the term's field and a reason), or null when it
-    /// can. The CPU transformer applies every term; a backend that cannot refuses here, before a batch runs.
-    /// </summary>
-    (string Field, string Message)? RefuseSteering(Steering.SteeringAdd term) => null;
 }
 
 /// <summary>The logits layout of a forward batch: which rows each sequence gets back.</summary>

@@ -134,4 +134,40 @@ public class DecodeGraphTests
         for (int step = 0; step < 2; step++) pair.Step(Tokens(3), steering, null, $"after the join, step {step}");
         Assert.That(pair.Graphed.GraphCounts.Captures, Is.EqualTo(captures + 2 * tp), "capacity 90 needs more key splits: captured once");
     }
+
+    [TestCase(1)]
+    [TestCase(2)]
+    public void Graph_replay_equals_direct_launch_with_attention_output_terms(int tp)
+    {
+        using var pair = new Pair(tp);
+        ModelConfig c = pair.Graphed.Config;
+        int V = c.VocabSize;
+        var rng = new Random(40 + tp);
+        float[] z = Compare.RandomVector(rng, c.QDim, 0.5f), head = Compare.RandomVector(rng, c.HeadDim, 0.5f);
+        // A whole-row add and add_normalized (which TP 2 gathers for), and a set on the last head.
+        SequenceSteering Steer(float multiplier, int promptLength) => new(
+        [
+            new SteeringAdd(1, z, multiplier) { Hook = SteeringHook.AttnZ },
+            new SteeringAdd(2, z, multiplier) { Hook = SteeringHook.AttnZ, Op = SteeringOp.AddNormalized },
+            new SteeringAdd(2, head, 0f) { Hook = SteeringHook.AttnZ, Head = c.NumHeads - 1, Op = SteeringOp.Set, Value = multiplier },
+        ], promptLength);
+        int[][] Tokens(int rows) => Enumerable.Range(0, rows).Select(_ => new[] { rng.Next(V) }).ToArray();
+
+        int[] lengths = [11, 6, 17];
+        foreach (int cap in new[] { 30, 20, 40 }) pair.Add(cap);
+        SequenceSteering?[] steering = [Steer(3f, 11), null, Steer(-2f, 17)];
+        pair.Step(lengths.Select(n => Compare.RandomTokens(rng, n, V)).ToArray(), steering, null, "prefill");
+
+        // New multipliers replay the graph; a step without attn_z terms is another graph, and the
+        // steered graph replays when they come back.
+        for (int step = 0; step < 3; step++)
+        {
+            steering = [Steer(3f + step, 11), null, Steer(-2f - step, 17)];
+            pair.Step(Tokens(3), steering, null, $"decode step {step}");
+        }
+        Assert.That(pair.Graphed.GraphCounts, Is.EqualTo((tp, 2 * tp)), "graphs captured, replays");
+        pair.Step(Tokens(3), [null, null, null], null, "unsteered step");
+        pair.Step(Tokens(3), steering, null, "steered again");
+        Assert.That(pair.Graphed.GraphCounts, Is.EqualTo((2 * tp, 3 * tp)), "the unsteered step captured, the steered graph replayed");
+    }
 }

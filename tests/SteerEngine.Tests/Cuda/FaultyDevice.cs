@@ -3,8 +3,8 @@ using SteerEngine.Runtime.Cuda;
 namespace SteerEngine.Tests.Cuda;
 
 /// <summary>
-/// An emulated device that counts its host-to-device copies and, when asked, fails the n-th launch
-/// of one kernel (a rank that breaks mid-forward).
+/// An emulated device that counts its host-to-device copies and its launches of each kernel and, when
+/// asked, fails the n-th launch of one kernel (a rank that breaks mid-forward).
 /// </summary>
 unsafe class FaultyDevice(int ordinal) : EmulatedCudaDevice(ordinal)
 {
@@ -18,7 +18,19 @@ unsafe class FaultyDevice(int ordinal) : EmulatedCudaDevice(ordinal)
 
     public int DeviceCopies { get; private set; }
 
-    public void ResetCounts() => SyncUploads = AsyncUploads = DeviceCopies = 0;
+    /// <summary>Kernel name → launches since the last <see cref="ResetCounts"/>.</summary>
+    public Dictionary<string, int> Launches { get; } = [];
+
+    public void ResetCounts()
+    {
+        SyncUploads = AsyncUploads = DeviceCopies = 0;
+        lock (Launches) Launches.Clear();
+    }
+
+    public int LaunchesOf(string kernel)
+    {
+        lock (Launches) return Launches.GetValueOrDefault(kernel);
+    }
 
     protected override void CopyOnDeviceNow(DevicePtr destination, DevicePtr source, long bytes)
     {
@@ -41,6 +53,7 @@ unsafe class FaultyDevice(int ordinal) : EmulatedCudaDevice(ordinal)
     protected override void LaunchRaw(string kernel, Dim3 grid, Dim3 block, void** args)
     {
         lock (LaunchThreads) LaunchThreads.Add(Thread.CurrentThread);
+        lock (Launches) Launches[kernel] = Launches.GetValueOrDefault(kernel) + 1;
         if (kernel == FailKernel && ++_launches == FailAtLaunch) throw new CudaException($"{Name}: injected failure of {kernel}");
         base.LaunchRaw(kernel, grid, block, args);
     }

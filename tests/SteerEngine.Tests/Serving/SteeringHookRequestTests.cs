@@ -8,7 +8,7 @@ namespace SteerEngine.Tests.Serving;
 /// <summary>
 /// The <c>hook</c> and <c>head</c> fields of a served request's steering: TransformerLens names and
 /// short names steer as the library does, concurrent requests at different hooks stay apart, bad
-/// values are 400 naming the field, and a backend that cannot apply a term answers 400 up front.
+/// values are 400 naming the field.
 /// </summary>
 [TestFixture]
 public class SteeringHookRequestTests : DemoServerFixture

@@ -22,8 +22,10 @@ public sealed partial class CudaTransformer
     /// Fixes the step's launch configuration. A graphed step must launch the same kernels with the
     /// same grids whatever its contents: the decode attention gets splits for the batch's largest
     /// reserved KV capacity (splits past a row's length contribute nothing: the result is bit for bit that
-    /// of splits by length), and the steering add gets its entry ranges at every layer (an empty
-    /// range adds nothing). Graphed: one new token per sequence, no hidden-state sink (it downloads
+    /// of splits by length), and both residual adds get their entry ranges at every layer (an empty
+    /// range adds nothing). The attn_z launches stay at the layers where terms apply, so an
+    /// unsteered step records none, and a step whose attn_z terms start or stop applying records
+    /// another graph. Graphed: one new token per sequence, no hidden-state sink (it downloads
     /// between layers), one lm_head chunk, and not under STEER_CUDA_SYNC (no sync inside a capture).
     /// </summary>
     void PrepareLaunches(Plan p, IHiddenStateSink? sink)
@@ -33,7 +35,7 @@ public sealed partial class CudaTransformer
             && !_ranks.Any(r => r.Device.SyncAfterEachLaunch);
         int keys = p.Graphed ? p.Kv.Max(k => Math.Max(k.Reserved, k.Capacity)) : p.MaxVisible;
         p.DecodeSplits = (keys + DecodeChunk - 1) / DecodeChunk;
-        if (p.Graphed) Array.Fill(p.LayerSteered, true);
+        if (p.Graphed) Array.Fill(p.LayerSteered, true, 0, 2 * Config.NumLayers);
     }
 
     /// <summary>

@@ -11,10 +11,11 @@ public enum CudaPlatform { Driver, Emulated }
 /// <summary>
 /// The Llama / Qwen3 decoder on CUDA devices, with the contract of <see cref="Transformer"/>:
 /// bf16 weights and activations into every GEMM (f32 accumulation), f32 residual stream, per-row
-/// steering at each block's output, hidden-state capture in HF numbering. Tensor parallel over N
-/// devices, one long-lived host thread per device: column-parallel QKV and gate/up, row-parallel O
-/// and down with an all-reduce, vocab-parallel lm_head with an all-gather; the residual stream is
-/// replicated, so steering and capture are the same on every rank. A rank that fails aborts the
+/// steering at both residual adds and at the attention output, hidden-state capture in HF numbering.
+/// Tensor parallel over N devices, one long-lived host thread per device: column-parallel QKV and
+/// gate/up, row-parallel O and down with an all-reduce, vocab-parallel lm_head with an all-gather; the
+/// residual stream is replicated, so its steering and capture are the same on every rank (the attention
+/// output is split by heads: CudaTransformer.AttentionSteering.cs). A rank that fails aborts the
 /// collectives, so the others stop too and the first error is thrown.
 /// KV caches live on the devices, one per <see cref="KvCache"/> object (which keeps only the length), in
 /// pages from a pool (CudaTransformer.KvCache.cs); decode steps run as device graphs (CudaTransformer.Graphs.cs).
@@ -98,13 +99,16 @@ public sealed partial class CudaTransformer : IForwardModel
         public required int Rows, Sequences, MaxNew, MaxVisible;
         public required int[] Tokens, SequenceOfRow, PositionOfRow, RowStart, NewTokens, StartPosition, LogitRows;
         public required SequenceKv[] Kv;
-        public required int[] SteerStart;   // (2, L, T+1) row ranges into the entries SteerVector .. SteerBounds, per hook (resid_post, resid_mid) and layer
-        public required int[] SteerVector;  // (E) index into Vectors
+        public required int[] SteerStart;   // (3, L, T+1) row ranges into the entries SteerVector .. SteerSlice, per hook (SteerHooks) and layer
+        public required int[] SteerVector;  // (E) index into Vectors (resid_post, resid_mid) or AttentionVectors (attn_z)
         public required float[] SteerMultiplier; // (E)
         public required int[] SteerOp;      // (E) SteeringOp
         public required float[] SteerBounds; // (E, 2) the projection ops' clamp [lo, hi]
-        public required bool[] LayerSteered; // (2, L): per hook (resid_post, resid_mid) and layer
+        public required int[] SteerSlice;   // (E, 2) the columns [offset, offset + count) of the hook's row the entry acts on
+        public required bool[] LayerSteered; // (3, L): per hook (SteerHooks) and layer
+        public required bool[] AttentionGathered; // (L): attn_z terms there need whole rows, which tensor parallelism splits by heads
         public required float[] Vectors;    // (nv, H)
+        public required float[] AttentionVectors; // (nva, nh·hd); a one-head vector fills the first hd of its row
         public required int[] LogitSequence, LogitRowInSequence; // (R): where each logit row goes in Output
         public required TokenDraw[] Draws;  // (D): the sequences sampled on the device, whose logit rows are [0, D)
         public required int[] DrawSequence; // (D): the sequence of each draw
@@ -248,20 +252,24 @@ public sealed partial class CudaTransformer : IForwardModel
             }
         }
 
-        // Steering as per-hook, per-layer row ranges of (vector, multiplier, op, bounds) entries, each
-        // distinct vector uploaded once: table 0 is applied at the block output (resid_post), table 1 at
-        // the attention residual add (resid_mid).
-        var vectorIndex = new Dictionary<float[], int>(ReferenceEqualityComparer.Instance);
-        var steerStart = new int[2 * L * (T + 1)];
+        // Steering as per-hook, per-layer row ranges of (vector, multiplier, op, bounds, slice) entries,
+        // each distinct vector uploaded once into its hook's block (the residual hooks' are H wide,
+        // attn_z's nh·hd). Only the rows and layers where a term applies get entries.
+        var residualIndex = new Dictionary<float[], int>(ReferenceEqualityComparer.Instance);
+        var attentionIndex = new Dictionary<float[], int>(ReferenceEqualityComparer.Instance);
+        var steerStart = new int[SteerHooks.Length * L * (T + 1)];
         var steerVector = new List<int>();
         var steerMultiplier = new List<float>();
         var steerOp = new List<int>();
         var steerBounds = new List<float>();
-        var layerSteered = new bool[2 * L];
-        for (int table = 0; table < 2; table++)
+        var steerSlice = new List<int>();
+        var layerSteered = new bool[SteerHooks.Length * L];
+        var attentionGathered = new bool[L];
+        for (int table = 0; table < SteerHooks.Length; table++)
         for (int l = 0; l < L; l++)
         {
-            SteeringHook hook = table == 0 ? SteeringHook.ResidPost : SteeringHook.ResidMid;
+            SteeringHook hook = SteerHooks[table];
+            Dictionary<float[], int> vectorIndex = hook == SteeringHook.AttnZ ? attentionIndex : residualIndex;
             int at = table * L + l;
             for (int r = 0; r < T; r++)
             {
@@ -270,7 +278,6 @@ public sealed partial class CudaTransformer : IForwardModel
                     foreach (SteeringAdd a in steering.Adds)
                         if (a.Layer == l && a.Hook == hook && a.AppliesAt(positionOfRow[r], steering.PromptLength))
                         {
-                            if (RefuseSteering(a) is { } refusal) throw new NotSupportedException($"steering {refusal.Field}: {refusal.Message}");
                             if (!vectorIndex.TryGetValue(a.Vector, out int v)) vectorIndex[a.Vector] = v = vectorIndex.Count;
                             steerVector.Add(v);
                             steerMultiplier.Add(a.Multiplier);
@@ -278,13 +285,19 @@ public sealed partial class CudaTransformer : IForwardModel
                             (float lo, float hi) = a.ProjectionBounds;
                             steerBounds.Add(lo);
                             steerBounds.Add(hi);
+                            (int offset, int count) = a.Slice;
+                            steerSlice.Add(offset);
+                            steerSlice.Add(count);
                             layerSteered[at] = true;
+                            if (hook == SteeringHook.AttnZ && NeedsWholeRows(a)) attentionGathered[l] = true;
                         }
                 steerStart[at * (T + 1) + r + 1] = steerVector.Count;
             }
         }
-        var vectors = new float[Math.Max(1, vectorIndex.Count) * H];
-        foreach ((float[] vec, int i) in vectorIndex) vec.CopyTo(vectors, i * H);
+        var vectors = new float[Math.Max(1, residualIndex.Count) * H];
+        foreach ((float[] vec, int i) in residualIndex) vec.CopyTo(vectors, i * H);
+        var attentionVectors = new float[Math.Max(1, attentionIndex.Count) * c.QDim];
+        foreach ((float[] vec, int i) in attentionIndex) vec.CopyTo(attentionVectors, i * c.QDim);
 
         return new Plan
         {
@@ -294,7 +307,8 @@ public sealed partial class CudaTransformer : IForwardModel
             SteerStart = steerStart, SteerVector = steerVector.Count > 0 ? steerVector.ToArray() : [0],
             SteerMultiplier = steerMultiplier.Count > 0 ? steerMultiplier.ToArray() : [0f],
             SteerOp = steerOp.Count > 0 ? steerOp.ToArray() : [0], SteerBounds = steerBounds.Count > 0 ? steerBounds.ToArray() : [0f, 0f],
-            LayerSteered = layerSteered, Vectors = vectors,
+            SteerSlice = steerSlice.Count > 0 ? steerSlice.ToArray() : [0, 0],
+            LayerSteered = layerSteered, AttentionGathered = attentionGathered, Vectors = vectors, AttentionVectors = attentionVectors,
             LogitSequence = logitSequence.ToArray(), LogitRowInSequence = logitRowInSequence.ToArray(), Output = output,
             DrawSequence = drawSequence.ToArray(), Draws = drawSequence.Select(s => draws![s]!).ToArray(),
         };
@@ -316,12 +330,14 @@ public sealed partial class CudaTransformer : IForwardModel
         Array[] drawArrays = DrawArrays(p);
         DevicePtr[] inputs = ws.Upload(p.Graphed, [p.Tokens, p.SequenceOfRow, p.PositionOfRow, p.RowStart, p.NewTokens, p.StartPosition,
             KvPageTable(p, rank), KvLayout(p),
-            p.SteerStart, p.SteerVector, p.SteerMultiplier, p.SteerOp, p.SteerBounds, p.Vectors, p.LogitRows, .. drawArrays, .. ReductionArrays(p)]);
+            p.SteerStart, p.SteerVector, p.SteerMultiplier, p.SteerOp, p.SteerBounds, p.Vectors, p.SteerSlice, p.AttentionVectors,
+            p.LogitRows, .. drawArrays, .. ReductionArrays(p)]);
         DevicePtr tokens = inputs[0], seqOfRow = inputs[1], posOfRow = inputs[2], rowStart = inputs[3], newTokens = inputs[4],
             startPos = inputs[5], kvPages = inputs[6], kvLayout = inputs[7], steerStart = inputs[8], steerVec = inputs[9],
-            steerMult = inputs[10], steerOp = inputs[11], steerBounds = inputs[12], vectors = inputs[13], logitRows = inputs[14];
-        var draw = DrawInputs.At(inputs.AsSpan(15, drawArrays.Length));
-        var capture = new RankCapture(d, ws, p, rank, H, inputs.AsSpan(15 + drawArrays.Length));
+            steerMult = inputs[10], steerOp = inputs[11], steerBounds = inputs[12], vectors = inputs[13], logitRows = inputs[16];
+        var steer = new SteerTables(steerStart, steerVec, steerMult, steerOp, steerBounds, inputs[14], inputs[15]);
+        var draw = DrawInputs.At(inputs.AsSpan(17, drawArrays.Length));
+        var capture = new RankCapture(d, ws, p, rank, H, inputs.AsSpan(17 + drawArrays.Length));
 
         DevicePtr x = ws.Get("x", (long)T * H * 4);                 // (T, H) f32 residual stream
         DevicePtr xn = ws.Get("xn", (long)T * H * 2);               // (T, H) bf16 normed sublayer input
@@ -350,6 +366,7 @@ public sealed partial class CudaTransformer : IForwardModel
             d.Launch("qk_norm_rope", new Dim3((uint)T), new Dim3((uint)(32 * Math.Min(s.Heads + s.KvHeads, 32))),
                 qkv, w.InvFreq, posOfRow, seqOfRow, lw.QNorm, lw.KNorm, eps, q, kvPages, kvLayout, l, s.Heads, s.KvHeads, hd);
             Attend(rk, p, l, q, att, seqOfRow, posOfRow, rowStart, newTokens, startPos, kvPages, kvLayout);
+            if (p.LayerSteered[2 * L + l]) SteerAttention(rank, p, l, att, steer);
             Linear.Forward(d, att, lw.O, delta, T, H, s.QDim);
             AllReduce(delta, (long)T * H);
             DevicePtr midSteer = p.LayerSteered[L + l] ? steerStart + (long)(L + l) * (T + 1) * 4 : DevicePtr.Null;

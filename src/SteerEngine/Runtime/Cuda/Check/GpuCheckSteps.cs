@@ -192,8 +192,16 @@ sealed unsafe partial class GpuCheckSteps(GpuCheckOptions o, TextWriter log)
         ModelConfig c = cpu.Config;
         var rng = new Random(7);
         int[] prompt = Enumerable.Range(0, 24).Select(_ => rng.Next(c.VocabSize)).ToArray();
-        float[] vector = Enumerable.Range(0, c.HiddenSize).Select(_ => (float)(rng.NextDouble() * 2 - 1) * 0.5f).ToArray();
-        var steering = new SequenceSteering([new SteeringAdd(c.NumLayers / 2, vector, 4f)], prompt.Length);
+        float[] Vector(int n) => Enumerable.Range(0, n).Select(_ => (float)(rng.NextDouble() * 2 - 1) * 0.5f).ToArray();
+        // A plain add at the block output, and at the attention output (attn_z) a whole-row
+        // add_normalized (under TP the ranks gather their heads for it) and a set on the last head
+        // (which the last rank holds).
+        var steering = new SequenceSteering(
+        [
+            new SteeringAdd(c.NumLayers / 2, Vector(c.HiddenSize), 4f),
+            new SteeringAdd(0, Vector(c.QDim), 4f) { Hook = SteeringHook.AttnZ, Op = SteeringOp.AddNormalized },
+            new SteeringAdd(0, Vector(c.HeadDim), 0f) { Hook = SteeringHook.AttnZ, Head = c.NumHeads - 1, Op = SteeringOp.Set, Value = 2f },
+        ], prompt.Length);
         var cpuSink = new HiddenStateRecorder(c.NumLayers + 1, c.HiddenSize);
         var gpuSink = new HiddenStateRecorder(c.NumLayers + 1, c.HiddenSize);
         KvCache cpuCache = cpu.NewCache(), gpuCache = gpu.NewCache();
@@ -211,7 +219,7 @@ sealed unsafe partial class GpuCheckSteps(GpuCheckOptions o, TextWriter log)
         step.Details["steered_prefill_logits_error"] = logits;
         step.Details["captured_states_error"] = states;
         step.Details["decode_logits_error"] = decode;
-        step.Lines.Add($"{c.NumLayers} layers, hidden {c.HiddenSize}, steered: prefill logits {logits:E1}, captured states {states:E1}, decode logits {decode:E1} (bound {Bf16Tolerance})");
+        step.Lines.Add($"{c.NumLayers} layers, hidden {c.HiddenSize}, steered (resid_post, attn_z): prefill logits {logits:E1}, captured states {states:E1}, decode logits {decode:E1} (bound {Bf16Tolerance})");
         if (!(Math.Max(logits, Math.Max(states, decode)) < Bf16Tolerance)) step.Fail($"the CUDA backend differs from the CPU backend by more than {Bf16Tolerance}");
     }
 
