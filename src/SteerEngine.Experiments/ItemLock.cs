@@ -91,7 +91,7 @@ public sealed class ItemLock : IDisposable
             JsonSerializer.Serialize(f, holder);
             f.Flush(flushToDisk: true);
         }
-        catch (IOException) when (File.Exists(path))
+        catch (IOException e) when (AlreadyExists(e, path))
         {
             return null;
         }
@@ -105,11 +105,19 @@ public sealed class ItemLock : IDisposable
             new FileStream(path, FileMode.CreateNew, FileAccess.Write).Dispose();
             return true;
         }
-        catch (IOException) when (File.Exists(path))
+        catch (IOException e) when (AlreadyExists(e, path))
         {
             return false;
         }
     }
+
+    /// <summary>
+    /// Whether an exclusive create failed because the file was there. Asked of the error, not the disk: a taker may
+    /// delete the stale lock between the failed create and a look at the disk, which then finds no file.
+    /// </summary>
+    static bool AlreadyExists(IOException e, string path) =>
+        e.HResult is 17 /* EEXIST */ or unchecked((int)0x80070050) /* ERROR_FILE_EXISTS */ or unchecked((int)0x800700B7) /* ERROR_ALREADY_EXISTS */
+        || File.Exists(path);
 
     void Beat()
     {

@@ -84,11 +84,14 @@ public class ItemLockTests
     [Test]
     public void Of_many_takers_of_a_stale_lock_exactly_one_wins()
     {
+        // A stale age far beyond any stall of a loaded machine, so the winner's own lock cannot look stale (its heartbeat
+        // timer starved) while the other takers try; only the old lock is stale.
+        var timing = new LockTiming(TimeSpan.FromSeconds(1), TimeSpan.FromMinutes(1), TimeSpan.FromMilliseconds(50));
         string path = LockPath();
-        DateTime old = DateTime.UtcNow - TimeSpan.FromSeconds(10);
+        DateTime old = DateTime.UtcNow - TimeSpan.FromMinutes(10);
         File.WriteAllText(path, JsonSerializer.Serialize(new LockHolder("elsewhere", 1, 0, "old", old, old)));
         var winners = new System.Collections.Concurrent.ConcurrentBag<ItemLock>();
-        Parallel.For(0, 8, _ => { if (ItemLock.TryAcquire(path, Fast) is ItemLock l) winners.Add(l); });
+        Parallel.For(0, 8, _ => { if (ItemLock.TryAcquire(path, timing) is ItemLock l) winners.Add(l); });
         Assert.That(winners, Has.Count.EqualTo(1));
         foreach (ItemLock l in winners) l.Dispose();
     }
