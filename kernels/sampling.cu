@@ -7,19 +7,22 @@
 //
 // Filtered draws take one of two paths:
 // - Candidates (the common, peaked case): counting passes (float compares, no exp) find the at most
-//   kCandidates most likely tokens; they are sorted in shared memory and the host's own
-//   ReferenceSampler.DrawFiltered runs over their terms, term for term in the host's sorted order:
-//   Σ, top-p's running Σ e/Σ ≥ p, min-p's e ≥ min_p·e_0, the draw's running sum against u·Σ_kept.
-//   This is taken only when it provably holds the kept set: the top-k set fits, or top-p's running
-//   sum reaches p inside the candidates, or min-p drops a candidate. The only sum not formed as the
-//   host forms it is Σ when the kept-by-top-k set is larger than the candidates: the host adds the
-//   rest in sorted order after the candidates, here their sum (in tree order) is added to the
-//   candidates' — the same terms, a difference of a few ulps of Σ. So this path gives the host's
-//   token exactly when top-k fits, and otherwise as the bisection does: a decision only differs when
-//   a running sum lies within rounding of its threshold.
+//   STEER_SAMPLE_CANDIDATES most likely tokens; they are sorted in shared memory and the host's
+//   ReferenceSampler.DrawFiltered runs over their terms, in its sorted order and with its
+//   expressions: Σ, top-p's running Σ e_j/Σ ≥ p, min-p's e_j ≥ min_p·e_0, the draw's running sum
+//   against u·Σ_kept. It is taken only when the candidates provably hold the kept set (a prefix of
+//   the sorted order): the top-k set fits, or top-p's running sum reaches p inside them, or min-p
+//   drops one of them. Why the token is the bisection's: both find the same cuts of the same sorted
+//   terms and differ only in how sums are rounded. The bisection adds in tree order; this path adds
+//   in the host's order, so where top-k fits it does exactly the host's arithmetic. The one sum it
+//   cannot form as the host does is Σ when the kept-by-top-k set is larger than the candidates: the
+//   host adds the rest in sorted order after the candidates, here the rest's tree-order sum is added
+//   to the candidates' — the same terms, a few ulps of Σ apart. So a token can differ from the
+//   bisection's only when a running sum lies within rounding of its threshold, where the bisection
+//   itself may differ from the host; on the tests' draws all three agree.
 // - Bisection (a flat row, or candidates without enough mass): every cut is a binary search over the
-//   order key, each step one counting or summing pass over the row, sums in tree order — about 130
-//   full-row passes of a double exp per element.
+//   order key, each step one counting or summing pass over the row, sums in tree order: 1 + 64
+//   full-row passes of a double exp per element for the top-p cut and 1 + 64 for the draw.
 // Each full pass over the row is counted (RowPasses) and, when the caller gives a stats buffer,
 // written out, so tests and the README can tell which path ran and what it cost.
 // The draw comes from the sequence's own seeded generator on the host, so a sequence's tokens do
@@ -154,19 +157,18 @@ __device__ unsigned candidate_floor(const float* l, int vocab, Counts& counts, R
     return g;
 }
 
-// The candidates: the row's keys ≥ lo, written to keys[0..n) in token order; returns n (nothing is
-// written when n > STEER_SAMPLE_CANDIDATES). Each thread takes a contiguous chunk: a counting pass,
-// a scan of the chunk counts, a writing pass. With with_rest, also rest = Σ e_i (tree order) over
-// the tokens with floor ≤ key < lo, the kept-by-top-k tokens outside the candidates.
+// The candidates: the row's keys ≥ lo, written to keys[0..n) unordered; returns n (nothing is
+// written when n > STEER_SAMPLE_CANDIDATES). A counting pass, a scan of the threads' counts, a
+// writing pass (each thread its own stride of the row, as every pass here reads it). With
+// with_rest, also rest = Σ e_i (tree order) over the tokens with floor ≤ key < lo: the
+// kept-by-top-k tokens outside the candidates.
 template <typename Keys, typename Slots, typename Scratch>
 __device__ int gather_candidates(const float* l, int vocab, unsigned long long lo, unsigned long long floor, bool with_rest,
                                  float m, float inv_t, Keys& keys, Slots& slots, Scratch& scratchd, double& rest, RowPasses& passes)
 {
-    int tid = threadIdx.x, per = (vocab + blockDim.x - 1) / blockDim.x;
-    int begin = min(tid * per, vocab), end = min(begin + per, vocab);
-    int mine = 0;
+    int tid = threadIdx.x, mine = 0;
     double part = 0.0;
-    for (int i = begin; i < end; i++)
+    for (int i = tid; i < vocab; i += blockDim.x)
     {
         unsigned long long key = order_key(l[i], i);
         if (key >= lo) mine++;
@@ -186,7 +188,7 @@ __device__ int gather_candidates(const float* l, int vocab, unsigned long long l
     __syncthreads();
     int at = slots[tid], n = slots[blockDim.x];
     if (n <= STEER_SAMPLE_CANDIDATES)
-        for (int i = begin; i < end; i++)
+        for (int i = tid; i < vocab; i += blockDim.x)
         {
             unsigned long long key = order_key(l[i], i);
             if (key >= lo) keys[at++] = key;
