@@ -296,7 +296,7 @@ public partial class KernelTests
         _d.Launch("sample_rows", new Dim3((uint)rows), new Dim3(256), Up(logits), V,
             Up(cases.Select(c => c.o.Temperature).ToArray()), Up(cases.Select(c => c.o.TopK).ToArray()),
             Up(cases.Select(c => c.o.TopP).ToArray()), Up(cases.Select(c => c.o.MinP).ToArray()),
-            Up(cases.Select(c => c.u).ToArray()), tokens);
+            Up(cases.Select(c => c.u).ToArray()), tokens, DevicePtr.Null);
         int[] got = Down<int>(tokens, rows);
         for (int r = 0; r < rows; r++)
         {

@@ -54,7 +54,7 @@ public sealed partial class CudaTransformer
             d.Launch("repetition_penalty_rows", grid, block, sampled, vocab, at.Penalty + first * 4L, at.HistoryStart + first * 4L, at.History);
         }
         d.Launch("sample_rows", grid, block, sampled, vocab, at.Temperature + first * 4L, at.TopK + first * 4L, at.TopP + first * 4L,
-            at.MinP + first * 4L, at.Uniform + first * 8L, to.Tokens + first * 4L);
+            at.MinP + first * 4L, at.Uniform + first * 8L, to.Tokens + first * 4L, DevicePtr.Null);
         if (logprobs)
             d.Launch("log_softmax_rows", grid, block, logits, vocab, to.Tokens + first * 4L, to.LogPartition + first * 4L,
                 to.Logprob + first * 4L, DevicePtr.Null);
