@@ -40,10 +40,12 @@ struct RowPasses
     int exp, plain;
 };
 
-// A logit's place in float order as an unsigned (monotone map of float order to unsigned order).
+// A logit's place in float order as an unsigned (monotone map of float order to unsigned order);
+// −0 and +0 tie, as they do in float compares and the host sampler's sort.
 __device__ __forceinline__ unsigned logit_order(float logit)
 {
     unsigned u = __float_as_uint(logit);
+    if (u == 0x80000000u) u = 0u;
     return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
 }
 

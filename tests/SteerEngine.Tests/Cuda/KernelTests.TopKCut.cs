@@ -1,3 +1,4 @@
+using SteerEngine.Generation;
 using SteerEngine.Runtime.Cuda;
 
 namespace SteerEngine.Tests.Cuda;
@@ -8,13 +9,8 @@ namespace SteerEngine.Tests.Cuda;
 /// </summary>
 public partial class KernelTests
 {
-    /// <summary>The kernel's order key: the logit's place in float order, then the id reversed (logit descending, id ascending).</summary>
-    static ulong OrderKey(float logit, int id)
-    {
-        uint u = BitConverter.SingleToUInt32Bits(logit);
-        uint order = (u & 0x80000000u) != 0 ? ~u : u | 0x80000000u;
-        return (ulong)order << 32 | (0xffffffffu - (uint)id);
-    }
+    /// <summary>The kernel's order key from the host sampler's sort key (logit descending, −0 tied with +0), then the id reversed.</summary>
+    static ulong OrderKey(float logit, int id) => (ulong)~SamplerKernels.DescendingKey(logit) << 32 | (0xffffffffu - (uint)id);
 
     /// <summary>The k-th largest key of the row by sorting, 0 when there is no cut (k ≤ 0 or k ≥ V).</summary>
     static ulong SortedCut(float[] row, int k)
@@ -80,5 +76,22 @@ public partial class KernelTests
             Assert.That(radix[r], Is.EqualTo(SortedCut(rows[r], topK[r])), $"row {r}, k {topK[r]}");
             Assert.That(passes[r], Is.EqualTo(16));
         }
+    }
+
+    [Test]
+    public void Minus_and_plus_zero_tie_as_in_the_host_sampler()
+    {
+        // The largest logits are −0 (ids 3, 9) and +0 (ids 5, 12): the host orders them by id alone.
+        float[] row = Random(2000, 3f).Select(x => -4f - Math.Abs(x)).ToArray();
+        row[3] = row[9] = -0f;
+        row[5] = row[12] = 0f;
+        SamplingOptions[] options =
+        [
+            new(Temperature: 0f), new(Temperature: 1f, TopK: 1), new(Temperature: 1f, TopK: 2), new(Temperature: 1f, TopK: 3),
+            new(Temperature: 1f, TopK: 3, TopP: 0.5f),
+        ];
+        var cases = (from o in options from u in new[] { 0.1, 0.4, 0.6, 0.9 } select (o, u)).ToArray();
+        float[][] rows = cases.Select(_ => row).ToArray();
+        AssertHostTokens(rows, cases, DrawOnDevice(rows, cases));
     }
 }
