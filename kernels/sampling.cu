@@ -5,6 +5,8 @@
 // z = (l − max)·(1/T) in float, then exp(z) in double, summed in double — with float sums, a flat
 // distribution's (about 1/V per token) cuts moved by a token.
 //
+// A top-k cut is the k-th largest order key, found by a radix select (top_k_cut: 16 compare-only
+// passes, 4 bits of the key each); both paths below start from it.
 // Filtered draws take one of two paths:
 // - Candidates (the common, peaked case): counting passes (float compares, no exp) find the at most
 //   STEER_SAMPLE_CANDIDATES most likely tokens; they are sorted in shared memory and the host's
@@ -38,10 +40,12 @@ struct RowPasses
     int exp, plain;
 };
 
-// A logit's place in float order as an unsigned (monotone map of float order to unsigned order).
+// A logit's place in float order as an unsigned (monotone map of float order to unsigned order);
+// −0 and +0 tie, as they do in float compares and the host sampler's sort.
 __device__ __forceinline__ unsigned logit_order(float logit)
 {
     unsigned u = __float_as_uint(logit);
+    if (u == 0x80000000u) u = 0u;
     return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
 }
 
@@ -128,6 +132,60 @@ __device__ __forceinline__ void block_sum_counts(int c[15], Counts& counts)
         for (int w = 0; w < warps; w++) v += counts[j][w];
         c[j] = v;
     }
+}
+
+// The top-k cut: the k-th largest order key of the row, 0 (no cut) unless 0 < k < vocab. A radix
+// select, 4 bits of the key a pass from the top: each pass counts, among the keys that carry the
+// digits found so far, those whose next digit is ≥ d for d = 1..15 (no shared atomics: 15 per-thread
+// counts and a block reduction), and takes the largest d where those and the keys already above
+// reach k. 16 compare-only passes; an exact integer selection, so the key is top_k_cut_bisection's.
+template <typename Counts>
+__device__ unsigned long long top_k_cut(const float* l, int vocab, int k, Counts& counts, RowPasses& passes)
+{
+    if (k <= 0 || k >= vocab) return 0ull;
+    unsigned long long cut = 0; // the digits found so far, the rest 0: count(key ≥ cut) ≥ k throughout
+    int above = 0;              // the keys above every key that carries cut's digits
+    for (int shift = 60; shift >= 0; shift -= 4)
+    {
+        unsigned long long found = shift == 60 ? 0ull : ~0ull << (shift + 4);
+        int c[15];
+        for (int j = 0; j < 15; j++) c[j] = 0;
+        for (int i = threadIdx.x; i < vocab; i += blockDim.x)
+        {
+            unsigned long long key = order_key(l[i], i);
+            if ((key & found) != cut) continue;
+            int digit = (int)(key >> shift) & 15;
+            for (int j = 0; j < 15; j++) c[j] += digit > j ? 1 : 0;
+        }
+        passes.plain++;
+        block_sum_counts(c, counts); // c[j]: the keys carrying cut's digits whose next digit is ≥ j + 1
+        int digit = 0, beyond = 0;
+        for (int j = 0; j < 15; j++)
+            if (above + c[j] >= k) digit = j + 1;
+        for (int j = 0; j < 15; j++)
+            if (j == digit) beyond = c[j]; // next digit > digit (none when digit is 15)
+        above += beyond;
+        cut |= (unsigned long long)digit << shift;
+    }
+    return cut;
+}
+
+// top_k_cut's reference: the same key by bisection, one bit a pass (64 passes), the largest c with
+// count(key ≥ c) ≥ k. Kept for the test that compares the two (top_k_cut_rows).
+template <typename Scratch>
+__device__ unsigned long long top_k_cut_bisection(const float* l, int vocab, int k, Scratch& scratch, RowPasses& passes)
+{
+    unsigned long long cut = 0;
+    if (k > 0 && k < vocab)
+        for (int bit = 63; bit >= 0; bit--)
+        {
+            unsigned long long c = cut | (1ull << bit);
+            float count = 0.f;
+            for (int i = threadIdx.x; i < vocab; i += blockDim.x) count += order_key(l[i], i) >= c ? 1.f : 0.f;
+            passes.plain++;
+            if (block_sum(count, scratch) >= (float)k) cut = c;
+        }
+    return cut;
 }
 
 // The candidates' floor: the largest logit order value g with more than STEER_SAMPLE_CANDIDATES
@@ -372,17 +430,7 @@ extern "C" __global__ void sample_rows(const float* __restrict__ logits, int voc
         return;
     }
 
-    // top-k: the k-th largest key.
-    unsigned long long cut = 0;
-    if (k > 0 && k < vocab)
-        for (int bit = 63; bit >= 0; bit--)
-        {
-            unsigned long long c = cut | (1ull << bit);
-            float count = 0.f;
-            for (int i = tid; i < vocab; i += blockDim.x) count += order_key(l[i], i) >= c ? 1.f : 0.f;
-            passes.plain++;
-            if (block_sum(count, scratch) >= (float)k) cut = c;
-        }
+    unsigned long long cut = top_k_cut(l, vocab, k, counts, passes);
 
     // The sorted candidates (see the top of the file): the top-k set when it fits, else the most
     // likely tokens above candidate_floor; the kept-by-top-k tokens outside them count only
@@ -484,5 +532,26 @@ extern "C" __global__ void top_logprobs_rows(const float* __restrict__ logits, i
             logprob[(long long)r * max_count + j] = l[t] - lse[r];
         }
         below = best;
+    }
+}
+
+// Each row's top-k cut (sample_rows' top_k_cut, or with bisect ≠ 0 its reference
+// top_k_cut_bisection) and the compare passes it took, for the test that compares the two.
+// logits (rows, V) f32, top_k (rows), cut (rows) u64 out, passes (rows) out. grid (rows), block
+// (multiple of 32, ≤ 1024).
+extern "C" __global__ void top_k_cut_rows(const float* __restrict__ logits, int vocab, const int* __restrict__ top_k, int bisect,
+                                          unsigned long long* __restrict__ cut, int* __restrict__ passes)
+{
+    __shared__ float scratch[32];
+    __shared__ int counts[15][32];
+    int r = blockIdx.x;
+    const float* l = logits + (long long)r * vocab;
+    RowPasses counted = {0, 0};
+    unsigned long long key = bisect ? top_k_cut_bisection(l, vocab, top_k[r], scratch, counted)
+                                    : top_k_cut(l, vocab, top_k[r], counts, counted);
+    if (threadIdx.x == 0)
+    {
+        cut[r] = key;
+        passes[r] = counted.plain;
     }
 }

@@ -48,7 +48,7 @@ public static class SamplerPassCount
                 int n = cases.Length, byCandidates = Enumerable.Range(0, n).Count(i => stats[3 * i + 2] == 1);
                 double exp = Enumerable.Range(0, n).Average(i => stats[3 * i]), plain = Enumerable.Range(0, n).Average(i => stats[3 * i + 1]);
                 // The bisection: 1 + 64 summing passes for the top-p cut, 1 + 64 for the draw (one more when rounding
-                // puts the target past the end); the max pass and 64 counting passes for a top-k cut.
+                // puts the target past the end); the max pass and 64 counting passes for a top-k cut (16 now: a radix select).
                 int bisectionExp = (o.TopP < 1f ? 65 : 0) + 65, bisectionPlain = 1 + (o.TopK > 0 ? 64 : 0);
                 Console.WriteLine($"{name,-30} {Describe(o),-32} {n,5}  {byCandidates,10}  {exp,10:F1}  {plain,12:F1}  {bisectionExp,12}/{bisectionPlain}");
             }

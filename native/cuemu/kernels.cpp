@@ -36,7 +36,7 @@ static const KernelEntry table[] = {
     KERNEL(attention_prefill_hd64), KERNEL(attention_prefill_hd128), KERNEL(attention_decode_hd32),
     KERNEL(attention_decode_hd64), KERNEL(attention_decode_hd128), KERNEL(attention_decode_combine),
     KERNEL(mma_probe),            KERNEL(shared_neighbour_sum),   KERNEL(shared_write_past_end),
-    KERNEL(shared_read_unwritten), KERNEL(top_logprobs_rows),
+    KERNEL(shared_read_unwritten), KERNEL(top_logprobs_rows), KERNEL(top_k_cut_rows),
     KERNEL(join_vocab_slices),    KERNEL(repetition_penalty_rows), KERNEL(project_rows),
     KERNEL(sum_rows_by_mask),     KERNEL(attention_heads_to_rows), KERNEL(attention_steer),
     // The training backward (BiPO).

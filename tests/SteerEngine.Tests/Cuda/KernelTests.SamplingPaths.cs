@@ -62,21 +62,30 @@ public partial class KernelTests
             Assert.That(got[r].ExpPasses, Is.LessThanOrEqualTo(1), $"row {r}: {cases[r].o}");
         }
         Assert.That(got.Where((_, r) => cases[r].o.TopK == 0).Max(d => d.PlainPasses), Is.LessThanOrEqualTo(11), "max, 8 counting passes, gather");
+        Assert.That(got.Where((_, r) => cases[r].o.TopK > 0).Max(d => d.PlainPasses), Is.LessThanOrEqualTo(27),
+            "max, 16 radix passes for the top-k cut, 8 counting passes, gather");
     }
 
     [Test]
     public void Flat_rows_fall_back_to_the_bisection_and_still_equal_the_host()
     {
-        SamplingOptions[] options = [new(Temperature: 1f, TopP: 0.9f), new(Temperature: 1f, TopP: 0.5f, MinP: 0.9f), new(Temperature: 1f, TopP: 0.99999994f)];
+        SamplingOptions[] options =
+        [
+            new(Temperature: 1f, TopP: 0.9f), new(Temperature: 1f, TopP: 0.5f, MinP: 0.9f), new(Temperature: 1f, TopP: 0.99999994f),
+            new(Temperature: 1f, TopK: 50_000, TopP: 0.9f),
+        ];
         float[] flat = Random(LlamaVocab, 0.5f);
         var cases = options.Select((o, i) => (o, u: 0.2 + 0.3 * i)).ToArray();
         float[][] rows = cases.Select(_ => flat).ToArray();
         DeviceDraw[] got = DrawOnDevice(rows, cases);
         AssertHostTokens(rows, cases, got);
-        foreach (DeviceDraw d in got)
+        for (int r = 0; r < got.Length; r++)
         {
+            DeviceDraw d = got[r];
             Assert.That(d.Candidates, Is.False, "1024 of 128k near-equal tokens cannot hold the kept set");
             Assert.That(d.ExpPasses, Is.InRange(2 * 65 + 1, 2 * 65 + 2), "the bisection: 65 passes for the top-p cut, 65 for the draw, the candidates' sum");
+            Assert.That(d.PlainPasses, Is.EqualTo(1 + (cases[r].o.TopK > 0 ? 16 : 0) + 8 + 1),
+                "max, 16 radix passes for the top-k cut, 8 for the candidates' floor, the gather's writing pass");
         }
     }
 

@@ -42,7 +42,7 @@ sealed unsafe partial class GpuCheckSteps(GpuCheckOptions o, TextWriter log)
     {
         "attention_decode_combine" or "mma_probe" => 32,
         _ when kernel.StartsWith("attention_") => 128,
-        "sample_rows" or "top_logprobs_rows" or "repetition_penalty_rows" or "join_vocab_slices" or "sum_rows_by_mask" => 256,
+        "sample_rows" or "top_k_cut_rows" or "top_logprobs_rows" or "repetition_penalty_rows" or "join_vocab_slices" or "sum_rows_by_mask" => 256,
         _ => 1024, // CudaTransformer.Threads: up to 1024 for the row kernels
     };
 
