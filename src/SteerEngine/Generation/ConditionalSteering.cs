@@ -51,7 +51,7 @@ public static class ConditionalSteering
         for (int first = 0; first < prompts.Count; first += batchSize)
         {
             int n = Math.Min(batchSize, prompts.Count - first);
-            var sink = new MeanSink(layers, n, H);
+            var sink = new MeanSink(layers, n, H, model.Config.NumLayers + 1);
             var caches = Enumerable.Range(first, n).Select(i => model.NewCache(prompts[i].Length)).ToArray();
             for (int start = 0; ; start += ChunkTokens)
             {
@@ -80,8 +80,11 @@ public static class ConditionalSteering
         return means;
     }
 
-    /// <summary>Sums each sequence's rows at the wanted entries.</summary>
-    sealed class MeanSink(IReadOnlyList<int> layers, int sequences, int hidden) : IHiddenStateSink
+    /// <summary>
+    /// Sums each sequence's rows at the wanted entries. It asks only for sums by mask (one mask per sequence of the
+    /// batch), so a device backend sums there and sends (sequences, H) per entry instead of every row's state.
+    /// </summary>
+    sealed class MeanSink(IReadOnlyList<int> layers, int sequences, int hidden, int entries) : IReducedStateSink
     {
         public readonly double[][][] Sums = Enumerable.Range(0, sequences).Select(_ => layers.Select(_ => new double[hidden]).ToArray()).ToArray();
         public int[] SequenceOfBatch = [];
@@ -96,6 +99,28 @@ public static class ConditionalSteering
                     double[] sum = Sums[SequenceOfBatch[layout.SequenceOfRow[r]]][l];
                     ReadOnlySpan<float> h = states.Slice(r * hidden, hidden);
                     for (int i = 0; i < hidden; i++) sum[i] += h[i];
+                }
+            }
+        }
+
+        /// <summary>No projections; mask m holds the rows of the batch's sequence m.</summary>
+        public StateReductions Reductions(BatchLayout layout)
+        {
+            var masks = Enumerable.Range(0, SequenceOfBatch.Length)
+                .Select(m => Enumerable.Range(0, layout.Rows).Where(r => layout.SequenceOfRow[r] == m).ToArray()).ToArray();
+            var none = Enumerable.Range(0, entries).Select(_ => Array.Empty<float[]>()).ToArray();
+            return new StateReductions(layout, none, masks);
+        }
+
+        public void RecordReduced(int entry, ReducedStates reduced, StateReductions plan)
+        {
+            for (int l = 0; l < layers.Count; l++)
+            {
+                if (layers[l] + 1 != entry) continue;
+                for (int m = 0; m < plan.MaskRows.Length; m++)
+                {
+                    double[] sum = Sums[SequenceOfBatch[m]][l];
+                    for (int i = 0; i < hidden; i++) sum[i] += reduced.Sums[m * hidden + i];
                 }
             }
         }

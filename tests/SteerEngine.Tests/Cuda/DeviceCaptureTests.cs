@@ -98,4 +98,42 @@ public class DeviceCaptureTests
             }
         }
     }
+
+    [TestCase(1)]
+    [TestCase(2)]
+    public void Condition_means_are_summed_on_the_device_and_equal_the_full_state_path(int tp)
+    {
+        // CAST's prompt pass (ConditionalSteering.PromptMeans, with an unconditional term): per sequence and layer
+        // the mean block output, summed on the device by mask (one sum_rows_by_mask per entry and pass on rank 0)
+        // instead of downloading every row's state, within float-sum rounding of the full-state path.
+        if (!EmulatedCudaDevice.IsAvailable) Assert.Ignore("native/cuemu is not built (run ./build.sh)");
+        string dir = TestModels.Get("tiny");
+        var devices = Enumerable.Range(0, tp).Select(i => new FaultyDevice(i)).ToArray();
+        using CudaTransformer gpu = CudaTransformer.Load(dir, devices, tp > 1 ? new EmulatedCollectives(tp) : null);
+        using IForwardModel cpu = Backends.Create("cpu", dir);
+        ModelConfig c = gpu.Config;
+        var rng = new Random(21);
+        int[][] prompts = [Compare.RandomTokens(rng, 9, c.VocabSize), Compare.RandomTokens(rng, 4, c.VocabSize), Compare.RandomTokens(rng, 15, c.VocabSize)];
+        var steering = new[] { new SteerEngine.Steering.SteeringAdd(0, Compare.RandomVector(rng, c.HiddenSize, 0.5f), 2f) };
+        int[] layers = [0, c.NumLayers - 1];
+
+        double[][][] Means(IForwardModel model, bool onDevice)
+        {
+            if (model is CudaTransformer t) t.DeviceReductions = onDevice;
+            foreach (FaultyDevice d in devices) d.ResetCounts();
+            return ConditionalSteering.PromptMeans(model, prompts, steering, layers);
+        }
+        double[][][] device = Means(gpu, onDevice: true);
+        int reducedLaunches = devices[0].LaunchesOf("sum_rows_by_mask");
+        double[][][] host = Means(gpu, onDevice: false);
+        Assert.That((reducedLaunches, devices[0].LaunchesOf("sum_rows_by_mask")), Is.EqualTo((c.NumLayers + 1, 0)), "one prompt pass summed on the device; none with full states");
+        double[][][] reference = Means(cpu, onDevice: false);
+        for (int p = 0; p < prompts.Length; p++)
+            for (int l = 0; l < layers.Length; l++)
+            {
+                float[] got = device[p][l].Select(x => (float)x).ToArray();
+                Assert.That(Compare.RelativeMaxError(got, host[p][l].Select(x => (float)x).ToArray()), Is.LessThan(1e-5), $"prompt {p} layer {layers[l]}: device sums vs downloaded states");
+                Assert.That(Compare.RelativeMaxError(got, reference[p][l].Select(x => (float)x).ToArray()), Is.LessThan(2e-2), $"prompt {p} layer {layers[l]}: vs the CPU backend");
+            }
+    }
 }
