@@ -95,7 +95,7 @@ public sealed partial record Experiment
             ConditionComparator comparator;
             try { comparator = SteeringCondition.ParseComparator(comparatorName); }
             catch (ArgumentException e) { throw Error(m.Children["comparator"], $"{k}.comparator", e.Message); }
-            return (new SteeringCondition(layer, row, (float)threshold, comparator) { Name = System.IO.Path.GetFileNameWithoutExtension(path) }, path);
+            return (new SteeringCondition(layer, row, (float)threshold, comparator) { Name = VectorFile.NameOf(path) }, path);
         }
 
         void CheckAgainstModel(YamlMappingNode node, string k, SteeringAdd term, ExperimentModel model)

@@ -39,7 +39,7 @@ public sealed class ConditionOptions
         vector.CheckHidden(config.HiddenSize);
         var condition = new SteeringCondition(layer, vector.ForBlock(layer), threshold, SteeringCondition.ParseComparator(p.GetValue(Comparator)!))
         {
-            Name = Path.GetFileNameWithoutExtension(path),
+            Name = VectorFile.NameOf(path),
         };
         condition.Validate(config.NumLayers, config.HiddenSize);
         return condition;

@@ -22,6 +22,17 @@ public static class VectorFile
 {
     enum Format { Torch, Safetensors, Gguf, Npy }
 
+    /// <summary>
+    /// The name records give a vector read from <paramref name="path"/>: the file name without its extension, and
+    /// for an SAE decoder row the row too (<c>sae#W_dec[1234]</c>, with its <c>*SCALE</c>), so two features differ.
+    /// </summary>
+    public static string NameOf(string path)
+    {
+        if (!SaeFeatureVector.IsSpec(path)) return Path.GetFileNameWithoutExtension(path);
+        int hash = path.IndexOf('#');
+        return Path.GetFileNameWithoutExtension(path[..hash]) + path[hash..];
+    }
+
     public static SteeringVector Read(string path)
     {
         if (SaeFeatureVector.IsSpec(path))

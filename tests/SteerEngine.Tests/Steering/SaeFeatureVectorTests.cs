@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
 using NUnit.Framework;
+using SteerEngine.Generation.Jobs;
 using SteerEngine.Model;
 using SteerEngine.Steering;
 using SteerEngine.Tests.Support;
@@ -80,6 +81,16 @@ public class SaeFeatureVectorTests
         var e = Assert.Catch<Exception>(() => VectorFile.Read(path + suffix))!;
         Assert.That(e, Is.InstanceOf<InvalidDataException>().Or.InstanceOf<ArgumentException>());
         Assert.That(e.Message, Does.Contain(expected).And.Contain(path));
+    }
+
+    [Test]
+    public void Records_name_a_feature_by_its_file_and_row()
+    {
+        var (path, _, _) = WriteSae();
+        Assert.That(VectorFile.NameOf($"{path}#W_dec[3]"), Is.EqualTo($"{Path.GetFileNameWithoutExtension(path)}#W_dec[3]"));
+        Assert.That(VectorFile.NameOf($"{path}#W_dec[3]*2.5"), Is.EqualTo($"{Path.GetFileNameWithoutExtension(path)}#W_dec[3]*2.5"));
+        Assert.That(SweepVector.FromFile($"{path}#W_dec[3]").Name, Is.Not.EqualTo(SweepVector.FromFile($"{path}#W_dec[4]").Name), "two features of one SAE");
+        Assert.That(VectorFile.NameOf(Path.Combine("vectors", "happy.pt")), Is.EqualTo("happy"));
     }
 
     [Test]

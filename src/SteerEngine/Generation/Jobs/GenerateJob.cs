@@ -12,7 +12,7 @@ public sealed record SweepVector(string Name, SteeringVector Vector, int? Epoch 
 {
     public static SweepVector FromFile(string path)
     {
-        string name = Path.GetFileNameWithoutExtension(path);
+        string name = VectorFile.NameOf(path);
         Match m = Regex.Match(name, @"ep(\d+)");
         return new SweepVector(name, VectorFile.Read(path), m.Success ? int.Parse(m.Groups[1].Value) : null);
     }
