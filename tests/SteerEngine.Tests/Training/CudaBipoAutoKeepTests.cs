@@ -26,7 +26,7 @@ public class CudaBipoAutoKeepTests
         var grad = new float[v.Length];
         BipoObjective.Evaluate(cuda.At(layer, keepBytes).Prepare(seqs), v, 1, 0.1, refs, grad);
         long used = cuda.DeviceMemory().Max(m => m.Total - m.Free);
-        return new Run(cuda.KeptBlocks, cuda.RecomputedBlocks, grad, used, cuda.KeepBudget);
+        return new Run(cuda.KeptBlocks, cuda.RecomputedBlocks, grad, used, cuda.LastKeep?.BudgetBytes ?? -1);
     }
 
     [TestCase(1)]

@@ -55,10 +55,11 @@ public sealed class CudaBipoBackend : IBipoBackend
     public int KeptBlocks => _ranks.Max(r => r.KeptBlocks);
 
     /// <summary>
-    /// The keep budget per device the last prepared batch ran with: the budget given, or with
-    /// <see cref="BipoOptions.AutoKeep"/> the smallest room any device had for kept blocks (<see cref="CudaBipoRank.AutoKeep"/>).
+    /// The keep budget per device of the last batch prepared with one (not 0; passes that only evaluate keep nothing) and
+    /// the most lowest upper blocks a device kept for it: the budget given, or with <see cref="BipoOptions.AutoKeep"/> the
+    /// smallest room any device had for kept blocks (<see cref="CudaBipoRank.AutoKeep"/>). Null until such a batch.
     /// </summary>
-    public long KeepBudget { get; private set; }
+    public (long BudgetBytes, int KeptBlocks)? LastKeep { get; private set; }
 
     /// <summary>Device bytes one kept block's activations take on each device for <paramref name="rows"/> rows of a replica's share.</summary>
     public long KeptBlockBytes(long rows) => KeptBlockBytes(Config, TensorParallel, rows);
@@ -174,16 +175,16 @@ public sealed class CudaBipoBackend : IBipoBackend
             int tp = backend.TensorParallel;
             if (keepBytes != BipoOptions.AutoKeep)
             {
-                backend.KeepBudget = keepBytes;
                 backend.Run(rank => backend._ranks[rank].Prepare(shares[rank / tp], layer, keepBytes));
+                if (keepBytes > 0) backend.LastKeep = (keepBytes, backend.KeptBlocks);
                 return prepared;
             }
             // Every rank of a tensor group keeps the same blocks (a recompute all-reduces): the fewest any of its devices has room for.
             var room = new (int KeptBlocks, long BudgetBytes)[backend._ranks.Length];
             backend.Run(rank => room[rank] = backend._ranks[rank].AutoKeep(shares[rank / tp], layer));
             int[] kept = Enumerable.Range(0, dp).Select(j => room.Skip(j * tp).Take(tp).Min(r => r.KeptBlocks)).ToArray();
-            backend.KeepBudget = room.Min(r => r.BudgetBytes);
             backend.Run(rank => backend._ranks[rank].Prepare(shares[rank / tp], layer, keepTop: true, kept[rank / tp]));
+            backend.LastKeep = (room.Min(r => r.BudgetBytes), backend.KeptBlocks);
             return prepared;
         }
     }
