@@ -15,6 +15,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -57,6 +58,19 @@ int ready()
 }
 
 struct Module { Context* context; };
+
+// Each device's size: CUEMU_DEVICE_BYTES (as EmulatedCudaDevice reads it), else 80 GiB, an H100's. Its memory is
+// host memory mapped on demand, so the size is what cuMemGetInfo and cuDeviceTotalMem report, not a limit.
+size_t device_bytes()
+{
+    const char* env = getenv("CUEMU_DEVICE_BYTES");
+    long long n = env ? atoll(env) : 0;
+    return n > 0 ? (size_t)n : (size_t)80 << 30;
+}
+
+// Live cuMemAlloc allocations (address → device, bytes) and each device's total of them, for cuMemGetInfo.
+std::map<unsigned long long, std::pair<int, size_t>> allocations;
+size_t allocated[MaxDevices];
 
 } // namespace
 
@@ -129,7 +143,7 @@ CU_API int cuDeviceGetAttribute(int* value, int attribute, int device)
 CU_API int cuDeviceTotalMem_v2(size_t* bytes, int device)
 {
     if (device < 0 || device >= device_count()) return InvalidDevice;
-    *bytes = (size_t)80 << 30;
+    *bytes = device_bytes();
     return Success;
 }
 
@@ -305,13 +319,35 @@ CU_API int cuMemAlloc_v2(unsigned long long* pointer, size_t bytes)
     void* p = allocate(bytes);
     if (!p) return 2; // CUDA_ERROR_OUT_OF_MEMORY
     *pointer = (unsigned long long)p;
+    std::lock_guard<std::mutex> lock(mu);
+    allocations[*pointer] = {current->device, bytes};
+    allocated[current->device] += bytes;
     return Success;
 }
 
 CU_API int cuMemFree_v2(unsigned long long pointer)
 {
     if (int e = ready()) return e;
-    return release((void*)pointer) ? Success : InvalidValue;
+    if (!release((void*)pointer)) return InvalidValue;
+    std::lock_guard<std::mutex> lock(mu);
+    auto it = allocations.find(pointer);
+    if (it != allocations.end())
+    {
+        allocated[it->second.first] -= it->second.second;
+        allocations.erase(it);
+    }
+    return Success;
+}
+
+// The current context's device: its size, and that minus what cuMemAlloc holds on it.
+CU_API int cuMemGetInfo_v2(size_t* free, size_t* total)
+{
+    if (int e = ready()) return e;
+    std::lock_guard<std::mutex> lock(mu);
+    size_t size = device_bytes(), used = allocated[current->device];
+    *total = size;
+    *free = used < size ? size - used : 0;
+    return Success;
 }
 
 CU_API int cuMemAllocHost_v2(void** pointer, size_t bytes)

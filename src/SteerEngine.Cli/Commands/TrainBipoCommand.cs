@@ -4,6 +4,7 @@ using SteerEngine.Generation.Jobs;
 using SteerEngine.Model;
 using SteerEngine.Runtime.Cpu;
 using SteerEngine.Training;
+using SteerEngine.Training.Cuda;
 
 namespace SteerEngine.Cli.Commands;
 
@@ -36,11 +37,13 @@ public static class TrainBipoCommand
         var kernels = new Option<string>("--kernels") { Description = "the cpu backend's products: auto | native | managed (packed bf16 weight products) | exact (the f32 reference path)", DefaultValueFactory = _ => "auto" };
         var backend = new Option<string>("--backend") { Description = "cpu | cuda | cuda-emu (the CUDA backend on the CPU emulator)", DefaultValueFactory = _ => "cpu" };
         var tp = new Option<int>("--tp") { Description = "tensor-parallel devices per replica (cuda, cuda-emu)", DefaultValueFactory = _ => 1 };
-        var keep = new Option<long>("--keep-mib")
+        var keep = new Option<string>("--keep-mib")
         {
             Description = "memory a step may spend keeping the lowest steered blocks' activations instead of recomputing them in the backward, " +
-                          "in MiB: host memory on the cpu backend, each device's own on cuda and cuda-emu (0: recompute every block)",
-            DefaultValueFactory = _ => defaults.KeepBytes >> 20,
+                          "in MiB: host memory on the cpu backend, each device's own on cuda and cuda-emu (0: recompute every block); " +
+                          "auto: on cuda and cuda-emu, at each batch, each device's free memory less 10 % of the device (at least 1 GiB) " +
+                          "and the step's other buffers, the same blocks on every device of a --tp group; on cpu the default",
+            DefaultValueFactory = _ => (defaults.KeepBytes >> 20).ToString(),
         };
         var dp = new Option<int>("--dp") { Description = "data-parallel replicas, each a share of every batch (cuda, cuda-emu)", DefaultValueFactory = _ => 1 };
 
@@ -53,23 +56,22 @@ public static class TrainBipoCommand
         {
             if (p.GetValue(layer) is null == p.GetValue(layers) is null)
                 throw new ArgumentException("give exactly one of --layer L or --layers LIST");
-            long keepMib = p.GetValue(keep);
-            if (keepMib is < 0 or > long.MaxValue >> 20) throw new ArgumentException($"--keep-mib {keepMib}: must be between 0 and {long.MaxValue >> 20}");
+            long keepBytes = KeepBytes(p.GetValue(keep)!);
             IReadOnlyList<int> blocks = p.GetValue(layers) is string list ? SweepValues.Layers(list) : [p.GetValue(layer)!.Value];
             var options = new BipoOptions
             {
                 Epochs = p.GetValue(epochs), LearningRate = p.GetValue(lr), Beta = p.GetValue(beta), BatchSize = p.GetValue(batchSize),
                 GradientAccumulation = p.GetValue(gradAccum), WarmupSteps = p.GetValue(warmup), WeightDecay = p.GetValue(weightDecay),
                 MaxGradNorm = p.GetValue(maxGradNorm), Seed = p.GetValue(seed), Kernels = CpuKernels.Parse(p.GetValue(kernels)!),
-                KeepBytes = keepMib << 20,
+                KeepBytes = keepBytes,
             };
             options.Validate();
             // The trainer packs what its products need itself; the model's own forward is not used, so it packs nothing.
             using LanguageModel lm = LanguageModel.Load(p.GetValue(model)!, w => Console.Error.WriteLine($"warning: {w}"), CpuKernelChoice.Exact);
             var trainPairs = PreferenceData.Load(p.GetValue(data)!, lm, p.GetValue(system));
             var testPairs = p.GetValue(test) is string testPath ? PreferenceData.Load(testPath, lm, p.GetValue(system)) : trainPairs;
-            using var trainer = new BipoTrainer(BipoBackends.Create(p.GetValue(backend)!, lm.Transformer, p.GetValue(model)!,
-                options.Kernels, p.GetValue(tp), p.GetValue(dp)), options);
+            IBipoBackend runsOn = BipoBackends.Create(p.GetValue(backend)!, lm.Transformer, p.GetValue(model)!, options.Kernels, p.GetValue(tp), p.GetValue(dp));
+            using var trainer = new BipoTrainer(runsOn, options);
             string outDir = p.GetValue(output)!;
             int totalSteps = trainer.StepsPerEpoch(trainPairs.Count) * options.Epochs;
             var messages = new List<string>();
@@ -94,9 +96,30 @@ public static class TrainBipoCommand
                     foreach (var task in tasks.Values) task.Value = task.MaxValue;
                 });
             foreach (string message in messages) Console.WriteLine(message);
+            Console.WriteLine(KeepLine(runsOn, options.KeepBytes));
             Console.WriteLine($"wrote vectors and {BipoTrainer.MetricsFileName} to {outDir}");
             return 0;
         }));
         return command;
+    }
+
+    /// <summary>--keep-mib: a whole number of MiB, 0 or more, or auto (<see cref="BipoOptions.AutoKeep"/>).</summary>
+    static long KeepBytes(string value)
+    {
+        if (value == "auto") return BipoOptions.AutoKeep;
+        if (!long.TryParse(value, out long mib) || mib is < 0 or > long.MaxValue >> 20)
+            throw new ArgumentException($"--keep-mib {value}: must be auto or a whole number of MiB between 0 and {long.MaxValue >> 20}");
+        return mib << 20;
+    }
+
+    /// <summary>The keep budget the run had and, on CUDA, the blocks its last training batch kept.</summary>
+    static string KeepLine(IBipoBackend backend, long keepBytes)
+    {
+        string how = keepBytes == BipoOptions.AutoKeep ? "auto" : "--keep-mib";
+        if (keepBytes == 0) return $"keep budget ({how}): 0, every steered block recomputed in the backward";
+        if (backend is not CudaBipoBackend { LastKeep: var (budget, blocks) })
+            return $"keep budget ({how}): {(keepBytes == BipoOptions.AutoKeep ? BipoOptions.DefaultKeepBytes : keepBytes) >> 20} MiB of host memory";
+        return $"keep budget ({how}): {budget >> 20} MiB per device at the last training batch, which kept the activations of the lowest " +
+               $"{blocks} steered blocks and the top one instead of recomputing them";
     }
 }

@@ -32,7 +32,16 @@ public sealed record BipoOptions
     /// Memory a step may spend keeping activations (and, packed, the LM head's softmax) instead of recomputing them: host
     /// memory on the CPU (<see cref="SteeredLogProb"/>), each device's own on CUDA (Training.Cuda.CudaBipoBackend.At).
     /// </summary>
-    public long KeepBytes { get; init; } = 1L << 30;
+    public long KeepBytes { get; init; } = DefaultKeepBytes;
+
+    /// <summary>The keep budget unless told otherwise: 1 GiB.</summary>
+    public const long DefaultKeepBytes = 1L << 30;
+
+    /// <summary>
+    /// <see cref="KeepBytes"/> sized from the memory there is: on CUDA, at each batch, each device's free memory less a
+    /// margin and the pass's other buffers (Training.Cuda.CudaBipoRank.AutoKeep); on the CPU, the default 1 GiB.
+    /// </summary>
+    public const long AutoKeep = -1;
 
     public void Validate()
     {
@@ -43,7 +52,8 @@ public sealed record BipoOptions
         if (!(LearningRate > 0) || !double.IsFinite(LearningRate)) throw new ArgumentException($"learning rate must be positive (got {LearningRate})");
         if (!(Beta > 0) || !double.IsFinite(Beta)) throw new ArgumentException($"beta must be positive (got {Beta})");
         if (WeightDecay < 0 || MaxGradNorm < 0) throw new ArgumentException("weight decay and max grad norm must be non-negative");
-        if (KeepBytes < 0) throw new ArgumentException($"the memory kept for the backward must be non-negative (got {KeepBytes})");
+        if (KeepBytes < 0 && KeepBytes != AutoKeep)
+            throw new ArgumentException($"the memory kept for the backward must be non-negative or AutoKeep (got {KeepBytes})");
     }
 }
 

@@ -53,7 +53,12 @@ public sealed class CpuBipoBackend(Transformer model, CpuKernelChoice kernels) :
     public string Kernels => _products.Name;
     public ModelConfig Config => model.Config;
 
-    public ISteeredModel At(int layer, long keepBytes = 0) => new SteeredLogProb(model, layer, _products, keepBytes);
+    /// <summary>
+    /// <see cref="BipoOptions.AutoKeep"/> keeps within the default budget, <see cref="BipoOptions.DefaultKeepBytes"/>: host
+    /// memory is shared with the weights' page cache and everything else, so a fraction of what is free would be a guess.
+    /// </summary>
+    public ISteeredModel At(int layer, long keepBytes = 0) =>
+        new SteeredLogProb(model, layer, _products, keepBytes == BipoOptions.AutoKeep ? BipoOptions.DefaultKeepBytes : keepBytes);
 
     public void Dispose() => _products.Dispose();
 }

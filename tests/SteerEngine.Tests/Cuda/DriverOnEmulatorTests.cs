@@ -34,6 +34,23 @@ public class DriverOnEmulatorTests
     }
 
     [Test]
+    public void Memory_info_reports_the_device_size_less_its_own_allocations()
+    {
+        using var d0 = new DriverCudaDevice(0);
+        using var d1 = new DriverCudaDevice(1);
+        var (free0, total0) = d0.MemoryInfo();
+        var (free1, total1) = d1.MemoryInfo();
+        Assert.That(total0, Is.EqualTo(EmulatedCudaDevice.DefaultTotalBytes));
+        Assert.That(total1, Is.EqualTo(total0));
+        Assert.That(free0, Is.LessThanOrEqualTo(total0 - (32L << 20)), "the cuBLAS workspace is allocated at open");
+        DevicePtr p = d0.Alloc(3L << 20);
+        Assert.That(d0.MemoryInfo(), Is.EqualTo((free0 - (3L << 20), total0)));
+        Assert.That(d1.MemoryInfo(), Is.EqualTo((free1, total1)), "another device's allocation is not this one's");
+        d0.Free(p);
+        Assert.That(d0.MemoryInfo(), Is.EqualTo((free0, total0)));
+    }
+
+    [Test]
     public void Nccl_all_reduce_runs_on_the_devices_streams_in_their_primary_contexts()
     {
         using var d0 = new DriverCudaDevice(0);

@@ -36,6 +36,9 @@ public class GpuCheckTests
         Assert.That(bipo["tiny_keep"]!["differing_elements"]!.GetValue<int>(), Is.Zero);
         Assert.That(bipo["bipo_step"]!["kept_blocks"]!.GetValue<int>(), Is.Positive);
         Assert.That(bipo["bipo_step"]!["recomputed_blocks"]!.GetValue<long>(), Is.Zero, "the default budget keeps all of tiny's upper blocks above layer 1");
+        // The emulator's driver reports an 80 GiB device (cuMemGetInfo), so auto has room for all of tiny's lower upper blocks.
+        Assert.That(bipo["bipo_step"]!["auto_kept_blocks"]!.GetValue<int>(), Is.EqualTo(SteerEngine.Model.ModelShapes.Get("tiny").NumLayers - 3));
+        Assert.That(bipo["bipo_step"]!["auto_keep_gib"]!.GetValue<double>(), Is.GreaterThan(60));
         JsonNode decode = steps.Single(s => s!["name"]!.GetValue<string>().StartsWith("decode graphs"))!["details"]!;
         Assert.That(decode["graphs_pages_256"]!["differing_logits"]!.GetValue<long>(), Is.Zero);
         Assert.That(decode["graphs_pages_256"]!["replays"]!.GetValue<int>(), Is.Positive, "graphs captured on the emulated driver are replayed");

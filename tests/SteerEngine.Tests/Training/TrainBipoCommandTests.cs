@@ -66,15 +66,33 @@ public class TrainBipoCommandTests
         Assert.That(Directory.Exists(Path.Combine(dir, "out")), Is.False);
     }
 
-    [Test]
-    public void Train_bipo_with_a_negative_keep_budget_fails_with_one_line_naming_it()
+    [TestCase("-1")]
+    [TestCase("lots")]
+    [TestCase("1.5")]
+    public void Train_bipo_with_a_bad_keep_budget_fails_with_one_line_naming_it(string value)
     {
         string dir = TestModels.TempDir("cli-bipo");
         var (code, _, err) = Steer("train-bipo", "--model", TestModels.Get("tiny"), "--data", Csv(dir, "train.csv", 2), "--layer", "1",
-            "--out", Path.Combine(dir, "out"), "--backend", "cuda-emu", "--keep-mib", "-1");
+            "--out", Path.Combine(dir, "out"), "--backend", "cuda-emu", "--keep-mib", value);
         Assert.That(code, Is.EqualTo(1));
-        Assert.That(err.Trim(), Is.EqualTo($"error: --keep-mib -1: must be between 0 and {long.MaxValue >> 20}"));
+        Assert.That(err.Trim(), Is.EqualTo($"error: --keep-mib {value}: must be auto or a whole number of MiB between 0 and {long.MaxValue >> 20}"));
         Assert.That(Directory.Exists(Path.Combine(dir, "out")), Is.False);
+    }
+
+    [TestCase("cpu", "keep budget (auto): 1024 MiB of host memory")]
+    [TestCase("cuda-emu", "keep budget (auto): ")]
+    public void Train_bipo_keep_auto_says_once_what_budget_and_blocks_it_chose(string backend, string line)
+    {
+        if (backend == "cuda-emu" && !SteerEngine.Runtime.Cuda.EmulatedCudaDevice.IsAvailable) Assert.Ignore("native/cuemu is not built (run ./build.sh)");
+        string dir = TestModels.TempDir("cli-bipo");
+        var (code, output, err) = Steer("train-bipo", "--model", TestModels.Get("tiny"), "--data", Csv(dir, "train.csv", 2), "--layer", "1",
+            "--epochs", "1", "--batch-size", "2", "--out", Path.Combine(dir, "out"), "--backend", backend, "--keep-mib", "auto");
+        Assert.That(code, Is.EqualTo(0), err);
+        string[] said = output.Split('\n').Where(l => l.StartsWith("keep budget")).ToArray();
+        Assert.That(said, Has.Length.EqualTo(1));
+        Assert.That(said[0], Does.StartWith(line));
+        // tiny at layer 1 steers two blocks; an 80 GiB emulated device has room to keep the lower one beside the top one.
+        if (backend == "cuda-emu") Assert.That(said[0], Does.Match(@"MiB per device at the last training batch, which kept the activations of the lowest 1 steered blocks and the top one"));
     }
 
     [TestCase("cpu", "2", "1", "error: the cpu backend runs on one process's threads (use --tp 1 --dp 1)")]

@@ -43,6 +43,8 @@ public abstract unsafe class CudaDevice : IDisposable
     public bool SyncAfterEachLaunch { get; set; } = Environment.GetEnvironmentVariable("STEER_CUDA_SYNC") == "1";
 
     public abstract DevicePtr Alloc(long bytes);
+    /// <summary>The device's free and total memory in bytes, as cuMemGetInfo reports them (every process's allocations count).</summary>
+    public abstract (long Free, long Total) MemoryInfo();
     public abstract void Free(DevicePtr p);
     /// <summary>Synchronous: returns once the stream's earlier work and the copy are done.</summary>
     public abstract void CopyToDevice(DevicePtr destination, void* source, long bytes);

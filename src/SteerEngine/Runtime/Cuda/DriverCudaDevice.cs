@@ -104,6 +104,14 @@ public sealed unsafe class DriverCudaDevice : CudaDevice
         return new DevicePtr(p);
     }
 
+    public override (long Free, long Total) MemoryInfo()
+    {
+        Current();
+        nuint free, total;
+        CudaDriverApi.Check(CudaDriverApi.cuMemGetInfo(&free, &total), $"{Name}: cuMemGetInfo");
+        return ((long)free, (long)total);
+    }
+
     public override void Free(DevicePtr p)
     {
         if (!_live.Remove(p.Address)) return;

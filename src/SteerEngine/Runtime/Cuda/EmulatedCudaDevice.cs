@@ -6,10 +6,25 @@ namespace SteerEngine.Runtime.Cuda;
 /// A device emulated by native/cuemu: the same kernels/*.cu, compiled for the CPU. Launches and
 /// copies run at once on the calling thread; allocations are bounds-checked (a kernel access past
 /// an allocation's end fails its launch). Not sealed: tests derive devices that fail on purpose.
+/// Its memory is host memory mapped on demand, so the device's size is a number it reports, not a limit:
+/// <see cref="TotalBytes"/> minus what it has allocated is its free memory.
 /// </summary>
 public unsafe class EmulatedCudaDevice(int ordinal) : CudaDevice
 {
-    readonly HashSet<ulong> _live = []; // freed on Dispose, as destroying a CUDA context frees its memory
+    readonly Dictionary<ulong, long> _live = []; // address → bytes; freed on Dispose, as destroying a CUDA context frees its memory
+    long _allocated;
+
+    /// <summary>
+    /// The size an emulated device reports unless told otherwise: CUEMU_DEVICE_BYTES (also what the emulator's
+    /// driver answers cuMemGetInfo with), else 80 GiB, an H100's.
+    /// </summary>
+    public static long DefaultTotalBytes =>
+        long.TryParse(Environment.GetEnvironmentVariable("CUEMU_DEVICE_BYTES"), out long bytes) && bytes > 0 ? bytes : 80L << 30;
+
+    /// <summary>The memory this device reports as its total (<see cref="MemoryInfo"/>).</summary>
+    public long TotalBytes { get; set; } = DefaultTotalBytes;
+
+    public override (long Free, long Total) MemoryInfo() => (Math.Max(0, TotalBytes - _allocated), TotalBytes);
 
     public override string Name => $"cuda-emu:{ordinal}";
 
@@ -28,13 +43,16 @@ public unsafe class EmulatedCudaDevice(int ordinal) : CudaDevice
     {
         void* p = CuemuApi.cuemu_malloc((nuint)bytes);
         if (p == null) throw new OutOfMemoryException($"{Name}: cannot allocate {bytes} bytes");
-        _live.Add((ulong)p);
+        _live.Add((ulong)p, bytes);
+        _allocated += bytes;
         return new DevicePtr((ulong)p);
     }
 
     public override void Free(DevicePtr p)
     {
-        if (_live.Remove(p.Address)) CuemuApi.cuemu_free((void*)p.Address);
+        if (!_live.Remove(p.Address, out long bytes)) return;
+        _allocated -= bytes;
+        CuemuApi.cuemu_free((void*)p.Address);
     }
     public override void CopyToDevice(DevicePtr destination, void* source, long bytes) => Buffer.MemoryCopy(source, (void*)destination.Address, bytes, bytes);
     public override void CopyToDeviceAsync(DevicePtr destination, void* source, long bytes) => CopyToDevice(destination, source, bytes);
@@ -62,8 +80,9 @@ public unsafe class EmulatedCudaDevice(int ordinal) : CudaDevice
 
     public override void Dispose()
     {
-        foreach (ulong p in _live) CuemuApi.cuemu_free((void*)p);
+        foreach (ulong p in _live.Keys) CuemuApi.cuemu_free((void*)p);
         _live.Clear();
+        _allocated = 0;
         GC.SuppressFinalize(this);
     }
 }

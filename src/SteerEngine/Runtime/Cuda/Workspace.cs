@@ -16,15 +16,48 @@ sealed unsafe class Workspace(CudaDevice device) : IDisposable
     /// <summary>Device bytes the buffers hold now.</summary>
     public long DeviceBytes => _buffers.Values.Sum(b => b.Bytes);
 
-    public DevicePtr Get(string name, long bytes)
+    /// <summary>
+    /// The buffer <paramref name="name"/> of at least <paramref name="bytes"/>; one that must grow is freed, then allocated
+    /// half as large again (so batches that grow a little do not reallocate every time), or at exactly
+    /// <paramref name="bytes"/> with <paramref name="exact"/> (a buffer sized to a memory budget).
+    /// </summary>
+    public DevicePtr Get(string name, long bytes, bool exact = false)
     {
         bytes = Math.Max(bytes, 16);
         if (_buffers.TryGetValue(name, out var b) && b.Bytes >= bytes) return b.Pointer;
         if (!b.Pointer.IsNull) device.Free(b.Pointer);
-        long size = Math.Max(bytes, b.Bytes * 3 / 2);
+        long size = SizeAfter(name, bytes, exact);
         DevicePtr p = device.Alloc(size);
         _buffers[name] = (p, size);
         return p;
+    }
+
+    /// <summary>The bytes buffer <paramref name="name"/> holds after <see cref="Get"/> of <paramref name="bytes"/>.</summary>
+    long SizeAfter(string name, long bytes, bool exact)
+    {
+        bytes = Math.Max(bytes, 16);
+        long held = _buffers.TryGetValue(name, out var b) ? b.Bytes : 0;
+        return held >= bytes ? held : exact ? bytes : Math.Max(bytes, held * 3 / 2);
+    }
+
+    /// <summary>
+    /// The device bytes the buffers would hold after a <see cref="Get"/> of each of <paramref name="buffers"/> (the
+    /// largest request per name), with every other buffer still held: what a pass that asks for these will hold.
+    /// </summary>
+    public long BytesAfter(IEnumerable<(string Name, long Bytes, bool Exact)> buffers)
+    {
+        var wanted = new Dictionary<string, long>();
+        foreach (var (name, bytes, exact) in buffers)
+            wanted[name] = Math.Max(wanted.GetValueOrDefault(name), SizeAfter(name, bytes, exact));
+        return wanted.Values.Sum() + _buffers.Where(b => !wanted.ContainsKey(b.Key)).Sum(b => b.Value.Bytes);
+    }
+
+    /// <summary>The device bytes <see cref="Upload"/> (not in fixed slots) takes for these arrays.</summary>
+    public static long UploadBytes(params ReadOnlySpan<Array> arrays)
+    {
+        long total = 0;
+        foreach (Array a in arrays) total += (Buffer.ByteLength(a) + 15) & ~15L;
+        return Math.Max(total, 16);
     }
 
     /// <summary>A page-locked host buffer (contents not kept on growth).</summary>

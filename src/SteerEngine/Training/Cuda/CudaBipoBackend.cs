@@ -42,6 +42,9 @@ public sealed class CudaBipoBackend : IBipoBackend
     public (long Workspace, long Weights) PeakDeviceBytes() =>
         (_ranks.Max(r => r.PeakWorkspaceBytes), WeightBytes(Config, _ranks[0].Shape));
 
+    /// <summary>Each device's free and total memory now, in bytes (cuMemGetInfo), in rank order.</summary>
+    public (long Free, long Total)[] DeviceMemory() => _ranks.Select(r => r.Device.MemoryInfo()).ToArray();
+
     /// <summary>Block forwards the backward ran to recompute activations it had not kept, summed over the devices, since the load.</summary>
     public long RecomputedBlocks => _ranks.Sum(r => r.RecomputedBlocks);
 
@@ -50,6 +53,13 @@ public sealed class CudaBipoBackend : IBipoBackend
 
     /// <summary>The most upper blocks any device keeps the activations of for the last prepared batch (the lowest ones).</summary>
     public int KeptBlocks => _ranks.Max(r => r.KeptBlocks);
+
+    /// <summary>
+    /// The keep budget per device of the last batch prepared with one (not 0; passes that only evaluate keep nothing) and
+    /// the most lowest upper blocks a device kept for it: the budget given, or with <see cref="BipoOptions.AutoKeep"/> the
+    /// smallest room any device had for kept blocks (<see cref="CudaBipoRank.AutoKeep"/>). Null until such a batch.
+    /// </summary>
+    public (long BudgetBytes, int KeptBlocks)? LastKeep { get; private set; }
 
     /// <summary>Device bytes one kept block's activations take on each device for <paramref name="rows"/> rows of a replica's share.</summary>
     public long KeptBlockBytes(long rows) => KeptBlockBytes(Config, TensorParallel, rows);
@@ -64,7 +74,8 @@ public sealed class CudaBipoBackend : IBipoBackend
         set { foreach (CudaBipoRank r in _ranks) r.LogitChunkBytes = value; }
     }
 
-    public static CudaBipoBackend Load(string modelDir, CudaPlatform platform, int tensorParallel = 1, int dataParallel = 1)
+    /// <param name="emulatedDeviceBytes">the size emulated devices report (default <see cref="EmulatedCudaDevice.DefaultTotalBytes"/>)</param>
+    public static CudaBipoBackend Load(string modelDir, CudaPlatform platform, int tensorParallel = 1, int dataParallel = 1, long? emulatedDeviceBytes = null)
     {
         if (tensorParallel < 1 || dataParallel < 1)
             throw new ArgumentException($"tensor parallelism ({tensorParallel}) and data parallelism ({dataParallel}) must be at least 1");
@@ -76,7 +87,9 @@ public sealed class CudaBipoBackend : IBipoBackend
         var shapes = Enumerable.Range(0, tensorParallel).Select(r => RankShape.For(c, r, tensorParallel)).ToArray();
         int n = tensorParallel * dataParallel;
         CudaDevice[] devices = Enumerable.Range(0, n)
-            .Select(i => platform == CudaPlatform.Emulated ? (CudaDevice)new EmulatedCudaDevice(i) : new DriverCudaDevice(i)).ToArray();
+            .Select(i => platform == CudaPlatform.Emulated
+                ? new EmulatedCudaDevice(i) { TotalBytes = emulatedDeviceBytes ?? EmulatedCudaDevice.DefaultTotalBytes }
+                : (CudaDevice)new DriverCudaDevice(i)).ToArray();
         CudaCollectives? Group(IEnumerable<int> members)
         {
             int[] m = members.ToArray();
@@ -113,13 +126,16 @@ public sealed class CudaBipoBackend : IBipoBackend
     /// slice of the heads and the MLP, so a block costs about 1/TP of the TP 1 figure beside the replicated (T, H)
     /// residual h; <see cref="KeptBlockBytes(long)"/>). The lowest upper blocks that fit are kept, and with any budget
     /// above 0 the top block is not recomputed either (its activations are still in the shared buffers). 0 recomputes
-    /// every upper block. The gradient is the same bits either way.
+    /// every upper block. <see cref="BipoOptions.AutoKeep"/>: at each batch, each device's free memory less a margin and
+    /// the pass's other buffers (<see cref="CudaBipoRank.AutoKeep"/>), the same number of blocks for every rank of a
+    /// tensor group (the fewest any of its devices has room for). The gradient is the same bits either way.
     /// </param>
     public ISteeredModel At(int layer, long keepBytes = 0)
     {
         if (layer < 0 || layer >= Config.NumLayers)
             throw new ArgumentException($"layer {layer} is out of range: the model has blocks 0..{Config.NumLayers - 1}");
-        if (keepBytes < 0) throw new ArgumentException($"the memory kept for the backward must be non-negative (got {keepBytes})");
+        if (keepBytes < 0 && keepBytes != BipoOptions.AutoKeep)
+            throw new ArgumentException($"the memory kept for the backward must be non-negative or BipoOptions.AutoKeep (got {keepBytes})");
         return new SteeredModel(this, layer, keepBytes);
     }
 
@@ -156,7 +172,19 @@ public sealed class CudaBipoBackend : IBipoBackend
             var prepared = new PreparedBatch(backend, batch, shares, bounds);
             backend._batch = prepared;
             backend._pass = null;
-            backend.Run(rank => backend._ranks[rank].Prepare(shares[rank / backend.TensorParallel], layer, keepBytes));
+            int tp = backend.TensorParallel;
+            if (keepBytes != BipoOptions.AutoKeep)
+            {
+                backend.Run(rank => backend._ranks[rank].Prepare(shares[rank / tp], layer, keepBytes));
+                if (keepBytes > 0) backend.LastKeep = (keepBytes, backend.KeptBlocks);
+                return prepared;
+            }
+            // Every rank of a tensor group keeps the same blocks (a recompute all-reduces): the fewest any of its devices has room for.
+            var room = new (int KeptBlocks, long BudgetBytes)[backend._ranks.Length];
+            backend.Run(rank => room[rank] = backend._ranks[rank].AutoKeep(shares[rank / tp], layer));
+            int[] kept = Enumerable.Range(0, dp).Select(j => room.Skip(j * tp).Take(tp).Min(r => r.KeptBlocks)).ToArray();
+            backend.Run(rank => backend._ranks[rank].Prepare(shares[rank / tp], layer, keepTop: true, kept[rank / tp]));
+            backend.LastKeep = (room.Min(r => r.BudgetBytes), backend.KeptBlocks);
             return prepared;
         }
     }

@@ -80,20 +80,27 @@ sealed class CudaBipoRank : IDisposable
     /// <see cref="KeptBlockBytes(RankShape, int, long)"/> fit <paramref name="keepBytes"/> on this device (the top block's stay in the
     /// shared buffers at no cost when keepBytes is not 0); 0 recomputes every upper block in the backward.
     /// </summary>
-    public void Prepare(SequenceBatch? batch, int layer, long keepBytes = 0)
+    public void Prepare(SequenceBatch? batch, int layer, long keepBytes = 0) =>
+        Prepare(batch, layer, keepBytes > 0, batch is null ? 0 : (int)Math.Min(keepBytes / KeptSlices(batch.Rows).Bytes, int.MaxValue));
+
+    /// <summary>
+    /// As <see cref="Prepare(SequenceBatch?, int, long)"/>, keeping the lowest <paramref name="keptBlocks"/> upper blocks (at most
+    /// all but the top one) and, with <paramref name="keepTop"/>, leaving the top block's activations in place.
+    /// </summary>
+    public void Prepare(SequenceBatch? batch, int layer, bool keepTop, int keptBlocks)
     {
         _batch = null;
         _layer = layer;
-        _keep = keepBytes > 0;
+        _keep = keepTop;
         KeptBlocks = 0;
         if (batch is null) return;
         int T = batch.Rows, S = batch.Count;
         // Each sequence's keys and values in one (2, n, kvd) bf16 region of "kv" (rope.cu's cache layout at layer 0),
         // and of each kept block's slice of "kept": S addresses for "kv", then S for each kept block.
         long blockBytes = KeptSlices(T).Bytes;
-        KeptBlocks = (int)Math.Clamp(keepBytes / blockBytes, 0, Math.Max(0, Blocks - 1));
+        KeptBlocks = Math.Clamp(keptBlocks, 0, Math.Max(0, Blocks - 1));
         DevicePtr kv = Workspace.Get("kv", 2L * T * Shape.KvDim * 2);
-        DevicePtr kept = KeptBlocks > 0 ? Workspace.Get("kept", KeptBlocks * blockBytes) : DevicePtr.Null;
+        DevicePtr kept = KeptBlocks > 0 ? Workspace.Get("kept", KeptBlocks * blockBytes, exact: true) : DevicePtr.Null;
         var kvBase = new ulong[S * (1 + KeptBlocks)];
         for (int s = 0; s < S; s++)
         {
@@ -101,15 +108,10 @@ sealed class CudaBipoRank : IDisposable
             kvBase[s] = (kv + offset).Address;
             for (int k = 0; k < KeptBlocks; k++) kvBase[(1 + k) * S + s] = (kept + k * blockBytes + KeptSlices(T).Kv + offset).Address;
         }
-        int[] lengths = Enumerable.Range(0, S).Select(batch.Length).ToArray();
-        var seqOfRow = new int[T];
-        for (int s = 0; s < S; s++) Array.Fill(seqOfRow, s, batch.Offsets[s], lengths[s]);
         DevicePtr tokenRows = Workspace.Get("tokens", 4L * T);
-        // The forward kernels read the cache through a page table: here each sequence is one page as long as itself.
-        int[] kvLayout = Enumerable.Range(0, S).SelectMany(s => new[] { s, lengths[s] }).ToArray();
-        DevicePtr[] p = Workspace.Upload(false, seqOfRow, batch.PositionOfRow, batch.Offsets[..S], lengths, new int[S], kvBase, lengths,
-            batch.ResponseRows, batch.Targets, kvLayout);
+        DevicePtr[] p = Workspace.Upload(false, StepInputs(batch, kvBase));
         Device.Upload<int>(tokenRows, batch.Sequences.SelectMany(q => q.Tokens).ToArray());
+        int[] lengths = Enumerable.Range(0, S).Select(batch.Length).ToArray();
         _batch = new Batch
         {
             Host = batch, Rows = T, Responses = batch.ResponseRows.Length, MaxLength = lengths.Max(),
@@ -125,6 +127,90 @@ sealed class CudaBipoRank : IDisposable
             Device.CopyOnDevice(x, next, 4L * T * H);
         }
         NotePeak();
+    }
+
+    /// <summary>
+    /// The batch's inputs in one upload: each row's sequence and position, each sequence's first row, length, start
+    /// position, key/value addresses (<paramref name="kvBase"/>) and capacity, the response rows and their targets, and the
+    /// page table the forward kernels read the cache through (here each sequence is one page as long as itself).
+    /// </summary>
+    static Array[] StepInputs(SequenceBatch batch, ulong[] kvBase)
+    {
+        int T = batch.Rows, S = batch.Count;
+        int[] lengths = Enumerable.Range(0, S).Select(batch.Length).ToArray();
+        var seqOfRow = new int[T];
+        for (int s = 0; s < S; s++) Array.Fill(seqOfRow, s, batch.Offsets[s], lengths[s]);
+        int[] kvLayout = Enumerable.Range(0, S).SelectMany(s => new[] { s, lengths[s] }).ToArray();
+        return [seqOfRow, batch.PositionOfRow, batch.Offsets[..S], lengths, new int[S], kvBase, lengths, batch.ResponseRows, batch.Targets, kvLayout];
+    }
+
+    /// <summary>
+    /// The headroom the automatic keep budget leaves on a device of <paramref name="totalBytes"/>: 10 % of it, at least
+    /// 1 GiB — for what the budget cannot see: cuBLAS's and NCCL's own allocations made after the query, the CUDA
+    /// allocator's granularity, other processes on the device.
+    /// </summary>
+    public static long AutoKeepMargin(long totalBytes) => Math.Max(totalBytes / 10, 1L << 30);
+
+    /// <summary>
+    /// The automatic keep budget for <paramref name="batch"/> steered at <paramref name="layer"/>: this device's free
+    /// memory and the buffers it holds now (a pass reuses or regrows them), less <see cref="AutoKeepMargin"/> and every
+    /// other buffer a pass of this batch will hold (<see cref="PassBuffers"/>), and the most lowest upper blocks whose
+    /// kept activations fit in it. A rank without a share of the batch sets no limit.
+    /// </summary>
+    public (int KeptBlocks, long BudgetBytes) AutoKeep(SequenceBatch? batch, int layer)
+    {
+        if (batch is null) return (int.MaxValue, long.MaxValue);
+        var (free, total) = Device.MemoryInfo();
+        long available = free + Workspace.DeviceBytes - AutoKeepMargin(total);
+        long budget = available - Workspace.BytesAfter(PassBuffers(batch, layer, 0));
+        int k = Math.Max(0, _c.NumLayers - 2 - layer);
+        while (k > 0 && Workspace.BytesAfter(PassBuffers(batch, layer, k)) > available) k--;
+        return (k, Math.Max(0, budget));
+    }
+
+    /// <summary>
+    /// Every device buffer (name, bytes, grown exactly) a pass of <paramref name="batch"/> at <paramref name="layer"/>
+    /// keeping <paramref name="keptBlocks"/> blocks asks for, in <see cref="Prepare(SequenceBatch?, int, bool, int)"/>,
+    /// <see cref="Forward"/> and <see cref="Backward"/>: what the automatic budget is computed from.
+    /// </summary>
+    IEnumerable<(string Name, long Bytes, bool Exact)> PassBuffers(SequenceBatch batch, int layer, int keptBlocks)
+    {
+        RankShape s = Shape;
+        long T = batch.Rows, R = batch.ResponseRows.Length, I = s.Intermediate, VL = s.VocabSlice, H = _c.HiddenSize;
+        long chunk = Math.Clamp(LogitChunkBytes / (4L * VL), 1, Math.Max(1, R));
+        int blocks = _c.NumLayers - 1 - layer;
+        if (keptBlocks > 0) yield return ("kept", keptBlocks * KeptSlices(T).Bytes, true);
+        yield return ("kv", 2 * T * s.KvDim * 2, false);
+        yield return ("tokens", 4 * T, false);
+        yield return ("step_inputs", Workspace.UploadBytes(StepInputs(batch, new ulong[batch.Count * (1 + keptBlocks)])), false);
+        yield return ("qkv", 4 * T * s.QkvDim, false);
+        yield return ("q", 2 * T * s.QDim, false);
+        yield return ("h", 4 * T * H, false);
+        yield return ("gate_up", 8 * T * I, false);
+        yield return ("xn", 2 * T * Math.Max(H, I), false);
+        yield return ("att", 2 * T * s.QDim, false);
+        yield return ("delta", 4 * T * H, false);
+        yield return ("prefix", 4 * T * H, false);
+        for (int k = 0; k <= blocks; k++) yield return ($"input{k}", 4 * T * H, false);
+        yield return ("vector", 4 * H, false);
+        yield return ("response_rows", 4 * R * H, false);
+        yield return ("normed", 2 * R * H, false);
+        yield return ("logits", 4 * chunk * VL, false);
+        yield return ("lse_stats", 12 * R, false);
+        if (_tensor is not null) yield return ("lse_stats_all", 12 * R * s.Ranks, false);
+        yield return ("grad", 4 * H, false);
+        yield return ("d_cur", 4 * T * H, false);
+        yield return ("d_next", 4 * T * H, false);
+        yield return ("d_logits", 2 * chunk * VL, false);
+        yield return ("d_normed", 4 * R * H, false);
+        yield return ("lse", 4 * R, false);
+        yield return ("d_row", 4 * R, false);
+        yield return ("d_bf16", 2 * T * Math.Max(Math.Max(H, 2 * I), s.QkvDim), false);
+        yield return ("d_wide", 4 * T * Math.Max(I, s.QkvDim), false);
+        yield return ("d_xn", 4 * T * H, false);
+        yield return ("d_h", 4 * T * H, false);
+        yield return ("d_att", 4 * T * s.QDim, false);
+        yield return ("attn_stats", 8 * T * s.Heads, false);
     }
 
     /// <summary>Byte offsets of the parts of one kept block's slice of "kept", each 256-byte aligned, and the slice's size.</summary>
@@ -159,7 +245,7 @@ sealed class CudaBipoRank : IDisposable
     {
         if (k >= KeptBlocks) return Shared();
         var p = KeptSlices(T);
-        DevicePtr slice = Workspace.Get("kept", KeptBlocks * p.Bytes) + k * p.Bytes;
+        DevicePtr slice = Workspace.Get("kept", KeptBlocks * p.Bytes, exact: true) + k * p.Bytes;
         return new(slice + p.Qkv, slice + p.Q, _batch!.KvBase + 8L * (1 + k) * _batch.Host.Count, slice + p.H, slice + p.GateUp);
     }
 

@@ -12,7 +12,7 @@ namespace SteerEngine.Runtime.Cuda.Check;
 /// One BiPO step on the device: first its gradient on <c>tiny</c> against the CPU's exact gradient (the bf16
 /// tolerance) and, with the trainer's default keep budget, against itself recomputing every block (the same bits),
 /// then timed steps on the 8B-shape random model (4 pairs of 256 + 256 tokens, steering layer 15) with the default
-/// budget and with none, their peak device memory and share of the bf16 peak. Emulated, the timed steps run on <c>tiny</c>.
+/// budget, with none and with the automatic one (the budget and blocks it chose), their peak device memory and share of the bf16 peak. Emulated, the timed steps run on <c>tiny</c>.
 /// </summary>
 sealed partial class GpuCheckSteps
 {
@@ -67,8 +67,12 @@ sealed partial class GpuCheckSteps
         int keptBlocks = backend.KeptBlocks;
         var (workspace, weights) = backend.PeakDeviceBytes();
         var (secondsRecomputing, gradRecomputing) = Gradient(backend, layer, batch, vector, 0);
+        var (secondsAuto, gradAuto) = Gradient(backend, layer, batch, vector, BipoOptions.AutoKeep);
+        int autoBlocks = backend.KeptBlocks;
+        long autoBudget = backend.LastKeep?.BudgetBytes ?? 0;
         if (grad.Any(g => !float.IsFinite(g)) || grad.All(g => g == 0)) step.Fail("the 8B-shape step's gradient is zero or not finite");
         if (!grad.AsSpan().SequenceEqual(gradRecomputing)) step.Fail("the 8B-shape step's gradient differs between keeping activations and recomputing every block");
+        if (!grad.AsSpan().SequenceEqual(gradAuto)) step.Fail("the 8B-shape step's gradient differs between the default and the automatic keep budget");
 
         long T = batch.Sum(s => s.Tokens.Length), R = batch.Sum(s => s.ResponseLength);
         long blockFlops = 2L * T * ((long)c.HiddenSize * (c.QDim + 2 * c.KvDim) + (long)c.QDim * c.HiddenSize + 3L * c.HiddenSize * c.IntermediateSize);
@@ -84,13 +88,15 @@ sealed partial class GpuCheckSteps
             ["model"] = name, ["layer"] = layer, ["pairs"] = 4, ["rows"] = T, ["response_rows"] = R, ["seconds"] = Math.Round(seconds, 4),
             ["keep_gib"] = KeepBytes / (double)(1L << 30), ["kept_blocks"] = keptBlocks, ["recomputed_blocks"] = recomputed,
             ["seconds_recomputing_every_block"] = Math.Round(secondsRecomputing, 4),
+            ["auto_keep_gib"] = Math.Round(autoBudget / (double)(1L << 30), 2), ["auto_kept_blocks"] = autoBlocks, ["seconds_auto_keep"] = Math.Round(secondsAuto, 4),
             ["weights_gib"] = Math.Round(weights / (double)(1L << 30), 2), ["peak_workspace_gib"] = Math.Round(workspace / (double)(1L << 30), 2),
             ["matmul_tflop"] = Math.Round(flops / 1e12, 2), ["fraction_of_peak"] = Math.Round(flops / seconds / peak, 3),
             ["fraction_of_peak_recomputing_every_block"] = Math.Round(flopsRecomputing / secondsRecomputing / peak, 3),
         };
         step.Lines.Add($"{name}, layer {layer}, 4 pairs, {T} rows: one step (prepare, forward, backward) in {seconds:F3} s, " +
                        $"{flops / seconds / peak:P1} of the bf16 peak, keeping {keptBlocks} of {upper} upper blocks' activations and the top one's " +
-                       $"({recomputed} recomputed); recomputing every block {secondsRecomputing:F3} s, the same gradient bits; device memory: " +
+                       $"({recomputed} recomputed); recomputing every block {secondsRecomputing:F3} s; --keep-mib auto {autoBudget / (double)(1L << 30):F2} GiB " +
+                       $"per device, keeping {autoBlocks} blocks, {secondsAuto:F3} s; the same gradient bits each way; device memory: " +
                        $"weights {weights / (double)(1L << 30):F2} GiB + peak buffers {workspace / (double)(1L << 30):F2} GiB");
     }
 
