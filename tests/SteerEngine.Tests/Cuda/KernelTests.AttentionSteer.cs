@@ -16,27 +16,10 @@ public partial class KernelTests
     float[] SteerAttentionOnRanks(float[] att, SequenceSteering?[] rows, float[][] vectors, int ranks, bool gathered)
     {
         int T = rows.Length, qd = SteerWidth / ranks;
-        var start = new List<int> { 0 };
-        var vec = new List<int>();
-        var mult = new List<float>();
-        var op = new List<int>();
-        var bounds = new List<float>();
-        var slice = new List<int>();
-        foreach (SequenceSteering? row in rows)
-        {
-            foreach (SteeringAdd a in row?.Adds ?? [])
-            {
-                vec.Add(Array.IndexOf(vectors, a.Vector));
-                mult.Add(a.Multiplier);
-                op.Add((int)a.Op);
-                bounds.AddRange([a.ProjectionBounds.Lo, a.ProjectionBounds.Hi]);
-                slice.AddRange([a.Slice.Offset, a.Slice.Count]);
-            }
-            start.Add(vec.Count);
-        }
+        var e = SteeringEntries(rows, vectors);
         var block = new float[vectors.Length * SteerWidth];
         for (int i = 0; i < vectors.Length; i++) vectors[i].CopyTo(block, i * SteerWidth);
-        DevicePtr[] tables = [Up(start.ToArray()), Up(vec.ToArray()), Up(mult.ToArray()), Up(op.ToArray()), Up(bounds.ToArray()), Up(slice.ToArray()), Up(block)];
+        DevicePtr[] tables = [Up(e.Start), Up(e.Vector), Up(e.Multiplier), Up(e.Op), Up(e.Bounds), Up(e.Slice), Up(block)];
 
         // Each rank's heads of every row, and (gathered) the whole rows the all-reduce would give every rank.
         var slices = new DevicePtr[ranks];

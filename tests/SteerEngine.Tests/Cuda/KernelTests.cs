@@ -196,6 +196,33 @@ public partial class KernelTests
             }
     }
 
+    /// <summary>
+    /// The per-row entry tables the steering kernels read: row r's entries are Start[r] .. Start[r+1]-1, each with its
+    /// vector's index in <paramref name="vectors"/>, multiplier, op, clamp bounds (E, 2) and the columns it acts on (E, 2).
+    /// </summary>
+    static (int[] Start, int[] Vector, float[] Multiplier, int[] Op, float[] Bounds, int[] Slice) SteeringEntries(SequenceSteering?[] rows, float[][] vectors)
+    {
+        var start = new List<int> { 0 };
+        var vec = new List<int>();
+        var mult = new List<float>();
+        var op = new List<int>();
+        var bounds = new List<float>();
+        var slice = new List<int>();
+        foreach (SequenceSteering? row in rows)
+        {
+            foreach (SteeringAdd a in row?.Adds ?? [])
+            {
+                vec.Add(Array.IndexOf(vectors, a.Vector));
+                mult.Add(a.Multiplier);
+                op.Add((int)a.Op);
+                bounds.AddRange([a.ProjectionBounds.Lo, a.ProjectionBounds.Hi]);
+                slice.AddRange([a.Slice.Offset, a.Slice.Count]);
+            }
+            start.Add(vec.Count);
+        }
+        return ([.. start], [.. vec], [.. mult], [.. op], [.. bounds], [.. slice]);
+    }
+
     [Test]
     public void Residual_add_applies_each_steering_operation_as_the_cpu_reference()
     {
@@ -214,25 +241,10 @@ public partial class KernelTests
             Row(new SteeringAdd(0, v0, -2f)),
             null,
         ];
-        var start = new List<int> { 0 };
-        var vec = new List<int>();
-        var mult = new List<float>();
-        var op = new List<int>();
-        var bounds = new List<float>();
-        foreach (SequenceSteering? row in rows)
-        {
-            foreach (SteeringAdd a in row?.Adds ?? [])
-            {
-                vec.Add(a.Vector == v0 ? 0 : 1);
-                mult.Add(a.Multiplier);
-                op.Add((int)a.Op);
-                bounds.AddRange([a.ProjectionBounds.Lo, a.ProjectionBounds.Hi]);
-            }
-            start.Add(vec.Count);
-        }
+        var e = SteeringEntries(rows, [v0, v1]);
         DevicePtr dx = Up(x);
-        _d.Launch("residual_add_steer", new Dim3(T), new Dim3(64), dx, Up(delta), H, Up(start.ToArray()), Up(vec.ToArray()),
-            Up(mult.ToArray()), Up(op.ToArray()), Up(bounds.ToArray()), Up(v0.Concat(v1).ToArray()), DevicePtr.Null, 0, DevicePtr.Null);
+        _d.Launch("residual_add_steer", new Dim3(T), new Dim3(64), dx, Up(delta), H, Up(e.Start), Up(e.Vector),
+            Up(e.Multiplier), Up(e.Op), Up(e.Bounds), Up(v0.Concat(v1).ToArray()), DevicePtr.Null, 0, DevicePtr.Null);
 
         float[] want = (float[])x.Clone();
         ResidualAdd.ForwardSteered(want, delta, H, 0, SteeringHook.ResidPost, rows, Enumerable.Range(0, T).ToArray());

@@ -54,20 +54,36 @@ public class ConditionalSteeringTests
             var requests = questions.Select((q, i) => new GenerationRequest(lm.EncodePrompt(q), 30, new SamplingOptions(1f),
                 term is null ? null : [term], (ulong)i + 1, lm.Tokenizer.EosTokenIds)).ToList();
             var results = new Generator(lm.Model, lm.Tokenizer, new SchedulerOptions(MaxSequences: 64, MaxTokensPerStep: 4096)).Generate(requests);
-            var measures = results.Select(r => language.Measure(r.Text ?? "")).ToList();
-            int h = measures.Sum(m => m.Counts["happy"]), s = measures.Sum(m => m.Counts["sad"]);
-            return ((double)h / Math.Max(1, h + s), results.Count(r => r.Conditions is [{ Met: true }]) / (double)results.Count);
+            return (HappyShare(language, results.Select(r => r.Text ?? "")), results.Count(r => r.Conditions is [{ Met: true }]) / (double)results.Count);
         }
         var (animalsBase, _) = Measure(a, null);
         var (placesBase, _) = Measure(b, null);
         var (animalsSteered, animalsMet) = Measure(a, happy);
         var (placesSteered, placesMet) = Measure(b, happy);
-        string report = $"happy share, unsteered → conditionally steered: animals {animalsBase:0.00} → {animalsSteered:0.00} (condition met {animalsMet:0.00}), " +
-                        $"places {placesBase:0.00} → {placesSteered:0.00} (condition met {placesMet:0.00})";
+        AssertSteersAnimalsOnly("unsteered → conditionally steered", (animalsBase, animalsSteered, animalsMet), (placesBase, placesSteered, placesMet));
+    }
+
+    /// <summary>Happy words among the happy and sad words of <paramref name="texts"/> (0 when they have none).</summary>
+    public static double HappyShare(DemoLanguage language, IEnumerable<string> texts)
+    {
+        var measures = texts.Select(language.Measure).ToList();
+        int h = measures.Sum(m => m.Counts["happy"]), s = measures.Sum(m => m.Counts["sad"]);
+        return (double)h / Math.Max(1, h + s);
+    }
+
+    /// <summary>
+    /// The mood term conditioned on the animal topic: met on most animal questions and few place ones, raising the
+    /// animal questions' happy share and leaving the place questions' where it was.
+    /// </summary>
+    /// <param name="change">what the Base → Steered shares compare, for the report</param>
+    public static void AssertSteersAnimalsOnly(string change, (double Base, double Steered, double Met) animals, (double Base, double Steered, double Met) places)
+    {
+        string report = $"happy share, {change}: animals {animals.Base:0.00} → {animals.Steered:0.00} (condition met {animals.Met:0.00}), " +
+                        $"places {places.Base:0.00} → {places.Steered:0.00} (condition met {places.Met:0.00})";
         TestContext.Out.WriteLine(report);
-        Assert.That(animalsMet, Is.GreaterThanOrEqualTo(0.8), report);
-        Assert.That(placesMet, Is.LessThanOrEqualTo(0.2), report);
-        Assert.That(animalsSteered - animalsBase, Is.GreaterThan(0.25), report);
-        Assert.That(Math.Abs(placesSteered - placesBase), Is.LessThan(0.15), report);
+        Assert.That(animals.Met, Is.GreaterThanOrEqualTo(0.8), report);
+        Assert.That(places.Met, Is.LessThanOrEqualTo(0.2), report);
+        Assert.That(animals.Steered - animals.Base, Is.GreaterThan(0.25), report);
+        Assert.That(Math.Abs(places.Steered - places.Base), Is.LessThan(0.15), report);
     }
 }

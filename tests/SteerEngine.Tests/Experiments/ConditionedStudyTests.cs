@@ -86,21 +86,14 @@ public class ConditionedStudyTests
         (double Happy, double Met) Measure(string topic, double multiplier)
         {
             var rows = records.Where(r => r.GetProperty("prompt_id").GetString()!.StartsWith(topic) && r.GetProperty("multiplier").GetDouble() == multiplier).ToList();
-            var measures = rows.Select(r => language.Measure(r.GetProperty("response").GetString()!)).ToList();
-            int h = measures.Sum(m => m.Counts["happy"]), sad = measures.Sum(m => m.Counts["sad"]);
-            return ((double)h / Math.Max(1, h + sad), rows.Count(r => met[r.GetProperty("prompt_id").GetString()!]) / (double)rows.Count);
+            return (ConditionalSteeringTests.HappyShare(language, rows.Select(r => r.GetProperty("response").GetString()!)),
+                rows.Count(r => met[r.GetProperty("prompt_id").GetString()!]) / (double)rows.Count);
         }
         var (animalsBase, animalsMet) = Measure("animal", 0);
         var (animalsSteered, _) = Measure("animal", 4);
         var (placesBase, placesMet) = Measure("place", 0);
         var (placesSteered, _) = Measure("place", 4);
-        string report = $"happy share at multiplier 0 → 4: animals {animalsBase:0.00} → {animalsSteered:0.00} (condition met {animalsMet:0.00}), " +
-                        $"places {placesBase:0.00} → {placesSteered:0.00} (condition met {placesMet:0.00})";
-        TestContext.Out.WriteLine(report);
-        Assert.That(animalsMet, Is.GreaterThanOrEqualTo(0.8), report);
-        Assert.That(placesMet, Is.LessThanOrEqualTo(0.2), report);
-        Assert.That(animalsSteered - animalsBase, Is.GreaterThan(0.25), report);
-        Assert.That(Math.Abs(placesSteered - placesBase), Is.LessThan(0.15), report);
+        ConditionalSteeringTests.AssertSteersAnimalsOnly("at multiplier 0 → 4", (animalsBase, animalsSteered, animalsMet), (placesBase, placesSteered, placesMet));
     }
 
     /// <summary>What a run of <paramref name="file"/> into <paramref name="root"/> says when it refuses the folder (the generate stage, which has no vectors yet to wait for).</summary>
